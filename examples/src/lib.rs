@@ -1,0 +1,4 @@
+//! Runnable programs for the worker family: the demo agent (`agent`) and
+//! the benchmark scenarios (`bench`). See the README for the commands.
+
+#![forbid(unsafe_code)]

@@ -1,0 +1,188 @@
+//! Ready-made workers on top of [`Tomb`]: one backed by a thread, one with
+//! no thread at all.
+
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+
+use crate::worker::{DoneCallback, Signal, Worker};
+use crate::{Error, Panicked, Tomb};
+
+/// A worker whose body runs on a thread of its own; made by [`spawn`].
+///
+/// `kill` kills the tomb the body was given; the body is expected to watch
+/// [`Tomb::dying`] and return. `wait` returns the body's result, and also
+/// joins the thread, so after `wait` returns the thread is gone.
+pub struct ThreadWorker {
+    tomb: Tomb,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Runs `body` on a new thread as a worker.
+///
+/// The body gets the worker's [`Tomb`]: it should return when
+/// [`Tomb::dying`] fires, usually with `Ok(())`, which keeps the kill's
+/// reason. Its result becomes the worker's result, subject to the tomb's
+/// "first real error wins" rule. A panic in the body becomes the worker's
+/// error ([`Panicked`], with the panic message); it never escapes.
+///
+/// If the system refuses a new thread, the worker is returned already dead,
+/// with that refusal as its error, so no error is lost and callers need no
+/// second error path.
+///
+/// ```
+/// use crossbeam_channel::{select, tick};
+/// use std::time::Duration;
+/// use worker_core::{spawn, stop};
+///
+/// let w = spawn("ticker", |tomb| {
+///     let ticks = tick(Duration::from_millis(1));
+///     loop {
+///         select! {
+///             recv(tomb.dying()) -> _ => return Ok(()),
+///             recv(ticks) -> _ => { /* do a bit of work */ }
+///         }
+///     }
+/// });
+/// assert!(stop(&w).is_ok());
+/// ```
+pub fn spawn<F>(name: impl Into<String>, body: F) -> ThreadWorker
+where
+    F: FnOnce(&Tomb) -> Result<(), Error> + Send + 'static,
+{
+    let tomb = Tomb::new();
+    let name = name.into();
+    let body_tomb = tomb.clone();
+    let spawned = std::thread::Builder::new()
+        .name(name.replace('\0', " "))
+        .spawn(move || {
+            let what = || format!("body of worker {name:?}");
+            let result =
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&body_tomb))) {
+                    Ok(result) => result,
+                    Err(payload) => Err(Error::new(Panicked::from_payload(what(), &*payload))),
+                };
+            body_tomb.done(result);
+        });
+    let thread = match spawned {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            tomb.done(Err(Error::new(e).context("cannot start worker thread")));
+            None
+        }
+    };
+    ThreadWorker {
+        tomb,
+        thread: Mutex::new(thread),
+    }
+}
+
+impl ThreadWorker {
+    /// The worker's tomb, e.g. to kill it with a reason.
+    pub fn tomb(&self) -> &Tomb {
+        &self.tomb
+    }
+}
+
+impl Worker for ThreadWorker {
+    fn kill(&self) {
+        self.tomb.kill(None);
+    }
+
+    fn wait(&self) -> Result<(), Error> {
+        let result = self.tomb.wait();
+        // Reap the thread. It has nothing left to do but return, so this is
+        // quick; holding the lock makes every concurrent waiter return only
+        // after the thread is gone.
+        let mut thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(handle) = thread.take() {
+            if handle.thread().id() == std::thread::current().id() {
+                // The body waited on its own worker; it cannot join itself.
+                *thread = Some(handle);
+            } else {
+                // The body's panic was caught inside the thread, so the join
+                // cannot fail.
+                let _ = handle.join();
+            }
+        }
+        result
+    }
+
+    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
+        Worker::on_done(&self.tomb, callback)
+    }
+
+    fn dead_signal(&self) -> Option<Signal> {
+        Some(self.tomb.dead())
+    }
+}
+
+impl std::fmt::Debug for ThreadWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadWorker")
+            .field("tomb", &self.tomb)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A worker with no thread: it is alive until killed or finished, and
+/// killing it finishes it at once.
+///
+/// Use it for a resource that stays valid until someone stops it (a handle,
+/// a registration, a lease), or as the cheapest possible worker in tests and
+/// benchmarks: a `Passive` costs one small allocation and no thread, so a
+/// supervisor can hold 100,000 of them.
+///
+/// ```
+/// use worker_core::{Error, Passive, Worker};
+///
+/// let w = Passive::new();
+/// w.kill();
+/// assert!(w.wait().is_ok());
+///
+/// let failed = Passive::new();
+/// failed.finish(Err(Error::msg("lease lost")));
+/// assert_eq!(failed.wait().unwrap_err().to_string(), "lease lost");
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Passive {
+    tomb: Tomb,
+}
+
+impl Passive {
+    /// A new, alive passive worker.
+    pub fn new() -> Self {
+        Passive { tomb: Tomb::new() }
+    }
+
+    /// Finishes the worker with `result` (as [`Tomb::done`]).
+    pub fn finish(&self, result: Result<(), Error>) {
+        self.tomb.done(result);
+    }
+
+    /// The worker's tomb, e.g. for [`Tomb::dying`] or [`Tomb::state`].
+    pub fn tomb(&self) -> &Tomb {
+        &self.tomb
+    }
+}
+
+impl Worker for Passive {
+    fn kill(&self) {
+        self.tomb.kill(None);
+        self.tomb.done(Ok(()));
+    }
+
+    fn wait(&self) -> Result<(), Error> {
+        self.tomb.wait()
+    }
+
+    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
+        Worker::on_done(&self.tomb, callback)
+    }
+
+    fn dead_signal(&self) -> Option<Signal> {
+        Some(self.tomb.dead())
+    }
+}

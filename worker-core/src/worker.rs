@@ -1,0 +1,197 @@
+//! The `Worker` contract and the helpers every user of it needs.
+
+use std::any::Any;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use crossbeam_channel::Receiver;
+
+use crate::Error;
+use crate::report::Reporter;
+
+/// A receiver that never yields a value and *disconnects* when the event it
+/// stands for has happened (a worker started dying, or finished).
+///
+/// Use it in `crossbeam_channel::select!` with `recv(signal) -> _ => ...`:
+/// the arm fires once the signal has disconnected. `signal.recv()` blocks
+/// until then.
+pub type Signal = Receiver<Infallible>;
+
+/// The result a finished worker hands to the callbacks registered with
+/// [`Worker::on_done`] or [`watch`].
+pub type Outcome = Result<(), Error>;
+
+/// A completion callback: called exactly once, with how the worker ended.
+///
+/// It runs on whichever thread finished the worker (or on the registering
+/// thread when the worker had already finished), so it must be quick and
+/// must not block: send a message, bump a counter, drop a sender.
+pub type DoneCallback = Box<dyn FnOnce(&Outcome) + Send + 'static>;
+
+/// Anything with a bounded lifetime: it can be asked to stop, and waited for.
+///
+/// Most often a worker is a task running on threads of its own, but it can
+/// as well be a resource that stays valid until killed (see
+/// [`Passive`](crate::Passive)). Every method may be called from any thread,
+/// any number of times.
+///
+/// The two required methods are the whole contract:
+/// - [`kill`](Worker::kill) asks the worker to stop and returns at once; it
+///   is idempotent.
+/// - [`wait`](Worker::wait) blocks until the worker has stopped and returns
+///   how it ended; every call, from every thread, returns the same result.
+///
+/// The provided methods are optional capabilities. A worker built on
+/// [`Tomb`](crate::Tomb) has all of them, which is what lets supervisors
+/// manage 100,000 such workers without parking a thread for each one.
+///
+/// `Worker` has `Any` as a supertrait, so an `Arc<dyn Worker>` can be turned
+/// back into its concrete type with [`downcast_worker`].
+pub trait Worker: Any + Send + Sync {
+    /// Asks the worker to stop. Returns at once; idempotent.
+    fn kill(&self);
+
+    /// Blocks until the worker has stopped and returns how it ended. Every
+    /// call returns the same result.
+    fn wait(&self) -> Result<(), Error>;
+
+    /// Registers `callback` to be called once when the worker has finished,
+    /// with the same result [`wait`](Worker::wait) returns. If the worker has
+    /// already finished, the callback runs before this returns.
+    ///
+    /// Workers that cannot notify return the callback back in `Err`; the
+    /// [`watch`] helper then falls back to one thread that calls `wait`.
+    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
+        Err(callback)
+    }
+
+    /// A [`Signal`] that disconnects when the worker has finished, if the
+    /// worker keeps one (Go's optional `Dead()` method). [`dead`] uses it in
+    /// preference to anything else.
+    fn dead_signal(&self) -> Option<Signal> {
+        None
+    }
+
+    /// This worker as a [`Reporter`], if it is one. Supervisors include the
+    /// reports of the workers that are in their own reports.
+    fn reporter(&self) -> Option<&dyn Reporter> {
+        None
+    }
+}
+
+impl<W: Worker + ?Sized> Worker for Arc<W> {
+    fn kill(&self) {
+        (**self).kill()
+    }
+    fn wait(&self) -> Result<(), Error> {
+        (**self).wait()
+    }
+    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
+        (**self).on_done(callback)
+    }
+    fn dead_signal(&self) -> Option<Signal> {
+        (**self).dead_signal()
+    }
+    fn reporter(&self) -> Option<&dyn Reporter> {
+        (**self).reporter()
+    }
+}
+
+impl<W: Worker + ?Sized> Worker for Box<W> {
+    fn kill(&self) {
+        (**self).kill()
+    }
+    fn wait(&self) -> Result<(), Error> {
+        (**self).wait()
+    }
+    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
+        (**self).on_done(callback)
+    }
+    fn dead_signal(&self) -> Option<Signal> {
+        (**self).dead_signal()
+    }
+    fn reporter(&self) -> Option<&dyn Reporter> {
+        (**self).reporter()
+    }
+}
+
+/// A shared, type-erased worker: what supervisors store and hand out.
+pub type SharedWorker = Arc<dyn Worker>;
+
+/// Kills `worker`, then waits for it and returns its result (exactly one
+/// kill, strictly before the wait).
+pub fn stop<W: Worker + ?Sized>(worker: &W) -> Result<(), Error> {
+    worker.kill();
+    worker.wait()
+}
+
+/// Calls `callback` once when `worker` has finished, with its result.
+///
+/// When the worker supports [`Worker::on_done`] this costs one boxed
+/// closure and no thread. Otherwise one thread is started that calls
+/// [`Worker::wait`] and then the callback; that thread ends when the worker
+/// does, so it is accounted for by whoever waits for the worker.
+pub fn watch<W>(worker: &Arc<W>, callback: impl FnOnce(&Outcome) + Send + 'static)
+where
+    W: Worker + ?Sized,
+{
+    if let Err(callback) = worker.on_done(Box::new(callback)) {
+        let worker = Arc::clone(worker);
+        let spawned = std::thread::Builder::new()
+            .name("worker-watch".into())
+            .spawn(move || {
+                let outcome = worker.wait();
+                callback(&outcome);
+            });
+        if let Err(e) = spawned {
+            // No thread could be had: the worker cannot be watched, and a
+            // watcher that silently never fires would hang its owner. Say so
+            // loudly; this only happens when the process is out of threads.
+            tracing::error!(error = %e, "cannot start a thread to watch a worker");
+        }
+    }
+}
+
+/// A [`Signal`] that disconnects when `worker` has finished.
+///
+/// Uses the worker's own [`Worker::dead_signal`] when it has one, else a
+/// completion callback, and only for workers that support neither one
+/// watcher thread (the cost Go pays on every call). Usable in `select!`:
+///
+/// ```
+/// use crossbeam_channel::select;
+/// use std::sync::Arc;
+/// use worker_core::{dead, Passive, Worker};
+///
+/// let w = Arc::new(Passive::new());
+/// let signal = dead(&w);
+/// w.kill();
+/// select! {
+///     recv(signal) -> _ => println!("worker finished"),
+/// }
+/// ```
+pub fn dead<W>(worker: &Arc<W>) -> Signal
+where
+    W: Worker + ?Sized,
+{
+    if let Some(signal) = worker.dead_signal() {
+        return signal;
+    }
+    let (tx, rx) = crossbeam_channel::bounded::<Infallible>(0);
+    watch(worker, move |_| drop(tx));
+    rx
+}
+
+/// Turns a shared worker back into its concrete type, if it is a `T`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use worker_core::{downcast_worker, Passive, SharedWorker};
+///
+/// let w: SharedWorker = Arc::new(Passive::new());
+/// assert!(downcast_worker::<Passive>(&w).is_some());
+/// ```
+pub fn downcast_worker<T: Worker>(worker: &SharedWorker) -> Option<Arc<T>> {
+    let any: Arc<dyn Any + Send + Sync> = worker.clone();
+    any.downcast::<T>().ok()
+}
