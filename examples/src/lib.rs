@@ -2,3 +2,5 @@
 //! the benchmark scenarios (`bench`). See the README for the commands.
 
 #![forbid(unsafe_code)]
+
+pub mod bench;
