@@ -92,6 +92,7 @@ pub mod pool;
 mod report;
 mod spawn;
 mod sync;
+pub mod threads;
 mod tomb;
 mod worker;
 

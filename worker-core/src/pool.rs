@@ -95,19 +95,17 @@ impl ThreadPool {
         let idle = Arc::clone(&self.idle);
         let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
         let name = format!("{}-{}", self.name, threads.len());
-        let handle = std::thread::Builder::new()
-            .name(name)
-            .spawn(move || {
-                run_job(first);
-                loop {
-                    idle.fetch_add(1, Ordering::AcqRel);
-                    match receiver.recv() {
-                        Ok(job) => run_job(job),
-                        Err(_) => return,
-                    }
+        let handle = crate::threads::spawn_named(name, move || {
+            run_job(first);
+            loop {
+                idle.fetch_add(1, Ordering::AcqRel);
+                match receiver.recv() {
+                    Ok(job) => run_job(job),
+                    Err(_) => return,
                 }
-            })
-            .map_err(|e| Error::new(e).context("cannot start a pool thread"))?;
+            }
+        })
+        .map_err(|e| Error::new(e).context("cannot start a pool thread"))?;
         threads.push(handle);
         Ok(())
     }

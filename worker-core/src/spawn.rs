@@ -52,17 +52,15 @@ where
     let tomb = Tomb::new();
     let name = name.into();
     let body_tomb = tomb.clone();
-    let spawned = std::thread::Builder::new()
-        .name(name.replace('\0', " "))
-        .spawn(move || {
-            let what = || format!("body of worker {name:?}");
-            let result =
-                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&body_tomb))) {
-                    Ok(result) => result,
-                    Err(payload) => Err(Error::new(Panicked::from_payload(what(), &*payload))),
-                };
-            body_tomb.done(result);
-        });
+    let spawned = crate::threads::spawn_named(name.clone(), move || {
+        let what = || format!("body of worker {name:?}");
+        let result =
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&body_tomb))) {
+                Ok(result) => result,
+                Err(payload) => Err(Error::new(Panicked::from_payload(what(), &*payload))),
+            };
+        body_tomb.done(result);
+    });
     let thread = match spawned {
         Ok(handle) => Some(handle),
         Err(e) => {

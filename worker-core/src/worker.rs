@@ -137,12 +137,10 @@ where
 {
     if let Err(callback) = worker.on_done(Box::new(callback)) {
         let worker = Arc::clone(worker);
-        let spawned = std::thread::Builder::new()
-            .name("worker-watch".into())
-            .spawn(move || {
-                let outcome = worker.wait();
-                callback(&outcome);
-            });
+        let spawned = crate::threads::spawn_named("worker-watch".into(), move || {
+            let outcome = worker.wait();
+            callback(&outcome);
+        });
         if let Err(e) = spawned {
             // No thread could be had: the worker cannot be watched, and a
             // watcher that silently never fires would hang its owner. Say so

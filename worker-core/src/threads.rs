@@ -1,0 +1,156 @@
+//! Every thread the library starts, accounted for.
+//!
+//! The library promises that each thread it starts is joined, or at least
+//! accounted for, when its owner stops. To make that checkable, every such
+//! thread is started through [`spawn_named`], which records its name in a
+//! process-wide registry for exactly as long as the thread's closure runs
+//! (a panic included). [`live_threads`] lists the names recorded now.
+//!
+//! Tests run in parallel in one process, so counting the process's threads
+//! says little about one test. Names do: give the supervisor under test a
+//! unique name, stop it, and check that no library thread whose name starts
+//! with it is left (`worker-testing` has a helper for that).
+//!
+//! The registry costs one short lock when a thread starts and one when it
+//! ends, next to the 40-110 us a thread start takes anyway.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+static REGISTRY: LazyLock<Mutex<HashMap<u64, String>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+/// Notified whenever a thread leaves the registry.
+static REMOVED: Condvar = Condvar::new();
+static NEXT_KEY: AtomicU64 = AtomicU64::new(0);
+
+fn registry() -> MutexGuard<'static, HashMap<u64, String>> {
+    // Only inserts and removes run under this lock, so a poisoned lock
+    // still holds a valid map.
+    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Removes its thread's entry when dropped, so the entry goes away when the
+/// closure returns or unwinds.
+struct Registered(u64);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        registry().remove(&self.0);
+        REMOVED.notify_all();
+    }
+}
+
+/// Starts a thread named `name` running `f`, and records it in the registry
+/// until `f` returns or panics.
+///
+/// The name is what [`live_threads`] shows; the OS sees it truncated to 15
+/// bytes. Fails only when the system refuses a new thread.
+///
+/// ```
+/// use worker_core::threads::{live_threads, spawn_named};
+///
+/// let (tx, rx) = crossbeam_channel::bounded::<()>(0);
+/// let handle = spawn_named("docs-example-thread".into(), move || { let _ = rx.recv(); }).unwrap();
+/// assert!(live_threads().iter().any(|n| n == "docs-example-thread"));
+/// drop(tx);
+/// handle.join().unwrap();
+/// assert!(!live_threads().iter().any(|n| n == "docs-example-thread"));
+/// ```
+pub fn spawn_named<F, T>(name: String, f: F) -> io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
+    // Register before the thread exists, so that a check made right after
+    // this returns sees it, and a thread that never started is removed.
+    registry().insert(key, name.clone());
+    let guard = Registered(key);
+    std::thread::Builder::new()
+        .name(name.replace('\0', " "))
+        .spawn(move || {
+            let _guard = guard;
+            f()
+        })
+}
+
+/// The names of the library's threads that are running now (in no
+/// particular order).
+pub fn live_threads() -> Vec<String> {
+    registry().values().cloned().collect()
+}
+
+/// How many of the library's threads whose name starts with `prefix` are
+/// running now.
+pub fn live_threads_with_prefix(prefix: &str) -> usize {
+    registry()
+        .values()
+        .filter(|n| n.starts_with(prefix))
+        .count()
+}
+
+/// Waits until no library thread whose name starts with `prefix` is
+/// running, for at most `timeout`; on timeout, returns the names of those
+/// still running.
+///
+/// A worker's thread announces its completion (its `wait` returns, its
+/// completion callbacks run) a moment before it actually returns, so a
+/// check made right after a supervisor stops should wait briefly rather
+/// than look once. The wait is on a condition variable, never a poll.
+pub fn wait_threads_gone(prefix: &str, timeout: Duration) -> Result<(), Vec<String>> {
+    let deadline = Instant::now() + timeout;
+    let mut threads = registry();
+    loop {
+        let left: Vec<String> = threads
+            .values()
+            .filter(|n| n.starts_with(prefix))
+            .cloned()
+            .collect();
+        if left.is_empty() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(left);
+        }
+        threads = REMOVED
+            .wait_timeout(threads, deadline - now)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_thread_is_removed() {
+        let name = "threads-test-panicking".to_owned();
+        let handle = spawn_named(name.clone(), || panic!("boom")).unwrap();
+        assert!(handle.join().is_err());
+        assert_eq!(live_threads_with_prefix(&name), 0);
+    }
+
+    #[test]
+    fn a_running_thread_is_listed_until_it_returns() {
+        let (tx, rx) = crossbeam_channel::bounded::<()>(0);
+        let handle = spawn_named("threads-test-running".into(), move || {
+            let _ = rx.recv();
+        })
+        .unwrap();
+        assert_eq!(live_threads_with_prefix("threads-test-running"), 1);
+        assert_eq!(
+            wait_threads_gone("threads-test-running", Duration::from_millis(1)),
+            Err(vec!["threads-test-running".to_owned()])
+        );
+        drop(tx);
+        wait_threads_gone("threads-test-running", Duration::from_secs(10)).unwrap();
+        handle.join().unwrap();
+        assert_eq!(live_threads_with_prefix("threads-test-running"), 0);
+    }
+}
