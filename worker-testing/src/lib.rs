@@ -4,5 +4,6 @@
 #![forbid(unsafe_code)]
 
 mod clock;
+pub mod dependency;
 
 pub use clock::TestClock;
