@@ -1,0 +1,201 @@
+//! Workers with fixed, simple behaviour, to stand in for real ones in tests.
+//!
+//! None of them has a thread: each is a [`Tomb`] with a rule for `kill`, so
+//! supervisors learn of their completion through a callback, and a test can
+//! make thousands of them.
+
+use worker_core::{DoneCallback, Error, Signal, Tomb, Worker};
+
+/// A worker that runs until killed, and then ends with the error it was
+/// made with (Go's `NewErrorWorker`). Made by [`error_worker`].
+///
+/// Use it to check what a supervisor does with a worker that fails when
+/// stopped, or (with `None`) as the simplest well-behaved worker.
+#[derive(Debug, Clone)]
+pub struct ErrorWorker {
+    tomb: Tomb,
+    err: Option<Error>,
+}
+
+/// A worker that runs until killed and then ends with `err` (`None`: ends
+/// cleanly).
+///
+/// ```
+/// use worker_core::{Error, Worker};
+/// use worker_testing::error_worker;
+///
+/// let w = error_worker(Some(Error::msg("lost the lease")));
+/// w.kill();
+/// assert_eq!(w.wait().unwrap_err().to_string(), "lost the lease");
+/// ```
+pub fn error_worker(err: Option<Error>) -> ErrorWorker {
+    ErrorWorker {
+        tomb: Tomb::new(),
+        err,
+    }
+}
+
+impl ErrorWorker {
+    /// The worker's tomb, to see its state or finish it some other way.
+    pub fn tomb(&self) -> &Tomb {
+        &self.tomb
+    }
+}
+
+impl Worker for ErrorWorker {
+    fn kill(&self) {
+        self.tomb.kill(self.err.clone());
+        self.tomb.done(Ok(()));
+    }
+
+    fn wait(&self) -> Result<(), Error> {
+        self.tomb.wait()
+    }
+
+    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
+        Worker::on_done(&self.tomb, callback)
+    }
+
+    fn dead_signal(&self) -> Option<Signal> {
+        Some(self.tomb.dead())
+    }
+}
+
+/// A worker that is already finished, with `err` (Go's `NewDeadWorker`):
+/// `wait` returns at once, `kill` changes nothing.
+///
+/// ```
+/// use worker_core::{Error, Worker};
+/// use worker_testing::dead_worker;
+///
+/// let w = dead_worker(Some(Error::msg("never came up")));
+/// assert!(w.wait().is_err());
+/// w.kill();
+/// assert_eq!(w.wait().unwrap_err().to_string(), "never came up");
+/// ```
+pub fn dead_worker(err: Option<Error>) -> DeadWorker {
+    let tomb = Tomb::new();
+    tomb.done(err.map_or(Ok(()), Err));
+    DeadWorker { tomb }
+}
+
+/// A worker that has already finished; made by [`dead_worker`].
+#[derive(Debug, Clone)]
+pub struct DeadWorker {
+    tomb: Tomb,
+}
+
+impl Worker for DeadWorker {
+    fn kill(&self) {}
+
+    fn wait(&self) -> Result<(), Error> {
+        self.tomb.wait()
+    }
+
+    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
+        Worker::on_done(&self.tomb, callback)
+    }
+
+    fn dead_signal(&self) -> Option<Signal> {
+        Some(self.tomb.dead())
+    }
+}
+
+/// A worker that ignores `kill` (Go's `ForeverWorker`): it breaks the
+/// contract on purpose, to test how supervisors cope with a worker that
+/// will not stop. Only [`ForeverWorker::really_kill`] ends it.
+///
+/// ```
+/// use worker_core::{Error, Worker};
+/// use worker_testing::ForeverWorker;
+///
+/// let w = ForeverWorker::new(Some(Error::msg("finally")));
+/// w.kill();
+/// assert!(w.tomb().is_alive());
+/// w.really_kill();
+/// assert_eq!(w.wait().unwrap_err().to_string(), "finally");
+/// ```
+#[derive(Debug, Clone)]
+pub struct ForeverWorker {
+    tomb: Tomb,
+    err: Option<Error>,
+}
+
+impl ForeverWorker {
+    /// A new worker that, once really killed, ends with `err`.
+    pub fn new(err: Option<Error>) -> Self {
+        ForeverWorker {
+            tomb: Tomb::new(),
+            err,
+        }
+    }
+
+    /// Ends the worker, with the error it was made with.
+    pub fn really_kill(&self) {
+        self.tomb.kill(self.err.clone());
+        self.tomb.done(Ok(()));
+    }
+
+    /// The worker's tomb: alive until [`really_kill`](Self::really_kill).
+    pub fn tomb(&self) -> &Tomb {
+        &self.tomb
+    }
+}
+
+impl Worker for ForeverWorker {
+    /// Ignored, deliberately.
+    fn kill(&self) {}
+
+    fn wait(&self) -> Result<(), Error> {
+        self.tomb.wait()
+    }
+
+    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
+        Worker::on_done(&self.tomb, callback)
+    }
+
+    fn dead_signal(&self) -> Option<Signal> {
+        Some(self.tomb.dead())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use worker_core::TombState;
+
+    #[test]
+    fn error_worker_runs_until_killed() {
+        let w = error_worker(None);
+        assert_eq!(w.tomb().state(), TombState::Alive);
+        w.kill();
+        assert!(w.wait().is_ok());
+        assert!(w.wait().is_ok());
+    }
+
+    #[test]
+    fn error_worker_keeps_its_error_over_later_kills() {
+        let w = error_worker(Some(Error::msg("a")));
+        w.kill();
+        w.kill();
+        assert_eq!(w.wait().unwrap_err().to_string(), "a");
+    }
+
+    #[test]
+    fn dead_worker_is_dead_from_the_start() {
+        let w = dead_worker(None);
+        assert_eq!(w.tomb.state(), TombState::Dead);
+        assert!(w.wait().is_ok());
+        assert!(w.dead_signal().unwrap().recv().is_err());
+    }
+
+    #[test]
+    fn forever_worker_ignores_kill() {
+        let w = ForeverWorker::new(None);
+        w.kill();
+        assert_eq!(w.tomb().state(), TombState::Alive);
+        assert!(w.tomb().try_result().is_none());
+        w.really_kill();
+        assert!(w.wait().is_ok());
+    }
+}
