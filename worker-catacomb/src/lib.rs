@@ -1,4 +1,155 @@
-//! Placeholder: the `worker-catacomb` crate is being built (see the project's
-//! issues). It compiles so the workspace does, and exports nothing yet.
+//! Bind the lifetimes and the errors of a group of workers to one owner.
+//!
+//! # Why
+//!
+//! A worker often needs helpers: a watcher, a connection pump, a child
+//! runner. Each helper is a worker of its own, and the owner must get three
+//! things right for every one of them: when the owner stops, the helper
+//! must stop too; when a helper fails, the owner must fail with that error
+//! rather than carry on half-broken; and the owner must not report itself
+//! stopped while a helper is still running. Written by hand this is a
+//! thicket of channels and threads in which a forgotten case leaks a thread
+//! or loses an error.
+//!
+//! A [`Catacomb`] does it once. It runs the owner's *work* on a thread of
+//! its own, and every worker [`add`](Catacomb::add)ed to it is *bound* to
+//! it:
+//!
+//! - the catacomb's life is the work's: it dies when the work returns (with
+//!   `Ok` or `Err`), when it is [`kill`](Catacomb::kill)ed, or when a bound
+//!   worker fails;
+//! - when it dies, every bound worker still running is killed;
+//! - it is dead only once the work has returned **and** every bound worker
+//!   has finished, so `wait` never returns while a helper runs;
+//! - its error is the first real error of any of them; a bound worker that
+//!   ends with `Ok` is simply forgotten.
+//!
+//! A catacomb is itself a [`Worker`](worker_core::Worker) (and notifies its
+//! completion without a thread), so catacombs nest, and a runner or an
+//! engine supervises one like any other worker.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use crossbeam_channel::{select, unbounded};
+//! use worker_catacomb::{Catacomb, Plan};
+//! use worker_core::{Error, Passive, Worker};
+//!
+//! let lease = Arc::new(Passive::new()); // a helper with no thread of its own
+//! let (jobs_tx, jobs) = unbounded::<u32>();
+//! let catacomb = Catacomb::invoke(
+//!     Plan::new("crate-docs-owner", move |c: &Catacomb| loop {
+//!         select! {
+//!             // Told to stop: report "dying", which keeps the kill reason.
+//!             recv(c.dying()) -> _ => return Err(c.err_dying()),
+//!             recv(jobs) -> job => if job == Ok(0) {
+//!                 return Err(Error::msg("job 0 is invalid"));
+//!             },
+//!         }
+//!     })
+//!     .with_init([lease.clone() as _]),
+//! )
+//! .unwrap();
+//!
+//! jobs_tx.send(7).unwrap();
+//! jobs_tx.send(0).unwrap(); // the work fails...
+//! let err = catacomb.wait().unwrap_err();
+//! assert_eq!(err.to_string(), "job 0 is invalid"); // ...with its own error,
+//! assert!(lease.tomb().try_result().is_some()); // and the helper was stopped.
+//! ```
+//!
+//! # The dying-error algebra
+//!
+//! The work learns that it must stop from [`Catacomb::dying`], and should
+//! then return [`Catacomb::err_dying`]: the catacomb's own [`Dying`] error,
+//! which the catacomb recognises and never records, so the reason it was
+//! killed with (perhaps none) is kept. The other rules:
+//!
+//! - the first real error wins: a kill with an error replaces a kill
+//!   without one; nothing replaces an error; nothing changes once dead;
+//! - another catacomb's [`Dying`] error is a bug (that catacomb's shutdown
+//!   leaking into this one, juju/juju#16187), and is recorded as a
+//!   [`ForeignDying`] error so that it shows;
+//! - `err_dying` while still alive returns a [`StillAlive`] error, which is
+//!   recorded like any error if used.
+//!
+//! # How it is built, and why
+//!
+//! The project's supervisors (runner, engine) keep their state in one loop
+//! thread that serialises every decision. A catacomb makes few decisions:
+//! its state is a [`Tomb`](worker_core::Tomb) (alive, dying, dead; the
+//! first real error) plus the set of bound workers that have not finished,
+//! behind one mutex. We chose that over a loop thread because the add path
+//! is then a single short critical section (take a slot, clone an `Arc`)
+//! and one completion callback registered on the worker: no channel round
+//! trip, no thread, no allocation beyond the callback. That is what lets a
+//! catacomb bind 100,000 workers in milliseconds, where Go spends three
+//! goroutines per worker.
+//!
+//! The rule that makes the lock safe: **no user code runs under it**. The
+//! lock is held only to take or release a slot and to flip the catacomb
+//! closed; killing the bound workers, calling their `on_done`, and dropping
+//! the last reference to a finished worker all happen after it is released.
+//! A worker that finishes may thus call back into the catacomb from any
+//! thread, even from inside the catacomb's own `kill`.
+//!
+//! Each binding has a serial number, so a worker whose completion is
+//! reported twice cannot release some other worker's binding. A worker that
+//! cannot notify its completion gets one watcher thread, named
+//! `<catacomb name>-watcher` and joined before the catacomb is dead. The
+//! work thread carries the catacomb's name; after the work returns it waits
+//! for the last bound worker, marks the catacomb dead and exits, and
+//! [`Catacomb::wait`] joins it. So once `wait` returns, no thread of the
+//! catacomb is left.
+//!
+//! Panics in user code are contained: a panic in the work becomes the
+//! catacomb's error ([`Panicked`](worker_core::Panicked), with the panic
+//! message), and so does a panic in a bound worker's `kill`, `on_done` or
+//! `wait`.
+//!
+//! # Differences from Go
+//!
+//! - **No "not invoked" or "reused" catacomb.** Go's zero-value
+//!   `Catacomb` must be passed to `Invoke` exactly once; methods called
+//!   before block forever, `Kill` before `Invoke` still runs the work, and a
+//!   reuse is a runtime error. Here [`Catacomb::invoke`] is the only
+//!   constructor and the work receives the catacomb, so none of that can be
+//!   written. `Plan` has no `Site`, and its work cannot be nil.
+//! - **No threads per worker.** Go spends two goroutines per added worker
+//!   (plus the worker's own); here a worker that supports completion
+//!   notification costs one callback and no thread (SPEC 8.14).
+//! - **Adding to a dying catacomb does not block.** Go stops the worker and
+//!   waits for it inside `Add`; here the worker is killed and `add` returns
+//!   [`AddError::Dying`] at once (SPEC 8.15).
+//! - **Adding a catacomb to itself is refused** with [`AddError::ItSelf`]
+//!   instead of deadlocking its shutdown (SPEC 8.15). A *cycle* through
+//!   two catacombs (each added to the other) is not detected and still
+//!   never dies, as in Go.
+//! - **Typed errors.** Validation ([`InvokeError`]), `add`
+//!   ([`AddError`]) and the dying algebra ([`Dying`], [`ForeignDying`],
+//!   [`StillAlive`]) are types to match on, not strings. A foreign dying
+//!   error is recognised through any wrapping, and the [`ForeignDying`] it
+//!   becomes hides it, so it cannot be swallowed further up. There is no
+//!   `tomb.ErrDying` sentinel to pass to `kill`.
+//! - **The catacomb is a `Worker`** (Go's is not; owners wrap it), and a
+//!   [`Reporter`](worker_core::Reporter).
+//! - **`err()` returns `Option<Error>`** rather than a "still alive"
+//!   sentinel; [`Catacomb::state`] says whether it is alive.
+//! - **No `Context(parent)`**: Rust has no context type; [`Catacomb::dying`]
+//!   is the cancellation signal.
+//! - **A refused plan's workers are all killed first, then waited for**,
+//!   rather than stopped one after the other.
+//! - Unchanged: the first real error wins by arrival order, with no ranking
+//!   of errors (Go has a TODO about ranking; no ranking rule is specified,
+//!   so we keep Go's behaviour).
 
 #![forbid(unsafe_code)]
+
+mod add;
+mod bindings;
+mod catacomb;
+mod error;
+mod plan;
+
+pub use catacomb::Catacomb;
+pub use error::{AddError, Dying, ForeignDying, InvokeError, IoError, StillAlive};
+pub use plan::{Plan, Work};
