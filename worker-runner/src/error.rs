@@ -1,0 +1,118 @@
+//! The runner's own typed errors.
+//!
+//! The errors a Go runner shares with the rest of the family (`Dead`,
+//! `Aborted`, `NotFound`, `AlreadyExists`) live in `worker-core`; the ones
+//! below exist only because this runner does something Go's does not.
+//! Every public method returns them wrapped in [`worker_core::Error`], so
+//! callers match with `err.is::<Dying>()` and friends.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use worker_core::Error;
+
+/// The runner is shutting down (it was killed, or a worker failed with a
+/// fatal error) and takes no new workers.
+///
+/// Go's runner accepts a start request in that window and silently never
+/// runs the worker; this one says so. Once the runner has finished, calls
+/// return [`worker_core::Dead`] instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("worker runner is dying")]
+pub struct Dying;
+
+/// A worker id must not be empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("worker id must not be empty")]
+pub struct EmptyId;
+
+/// [`RunnerParams`](crate::RunnerParams) or
+/// [`WorkerOptions`](crate::WorkerOptions) that cannot work, with the
+/// reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid runner parameters: {reason}")]
+pub struct InvalidParams {
+    /// What is wrong, naming the parameter.
+    pub reason: String,
+}
+
+impl InvalidParams {
+    pub(crate) fn new(reason: impl Into<String>) -> Self {
+        InvalidParams {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A worker restarted more often than its [`Intensity`](crate::Intensity)
+/// allows; the runner escalated its last error to a fatal one, as an OTP
+/// supervisor does.
+///
+/// The error that triggered the escalation is the
+/// [source](std::error::Error::source), so `err.is::<YourError>()` still
+/// finds it.
+#[derive(Debug, Clone)]
+pub struct RestartIntensityExceeded {
+    /// The worker that kept failing.
+    pub id: String,
+    /// The most restarts allowed in `period`.
+    pub max_restarts: u32,
+    /// The sliding window the restarts are counted in.
+    pub period: Duration,
+    /// Why the worker ended the last time; `None` if it ended cleanly (a
+    /// permanent worker that kept exiting).
+    pub last_error: Option<Error>,
+}
+
+impl fmt::Display for RestartIntensityExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "worker {:?} restarted more than {} times in {:?}",
+            self.id, self.max_restarts, self.period
+        )
+    }
+}
+
+impl StdError for RestartIntensityExceeded {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.last_error
+            .as_ref()
+            .map(|e| e.as_std() as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intensity_error_keeps_its_cause_matchable() {
+        let cause = Error::new(EmptyId);
+        let err = Error::new(RestartIntensityExceeded {
+            id: "db".into(),
+            max_restarts: 3,
+            period: Duration::from_secs(60),
+            last_error: Some(cause),
+        });
+        assert_eq!(
+            err.to_string(),
+            "worker \"db\" restarted more than 3 times in 60s: worker id must not be empty"
+        );
+        assert!(err.is::<EmptyId>());
+        assert_eq!(
+            err.downcast_ref::<RestartIntensityExceeded>().unwrap().id,
+            "db"
+        );
+    }
+
+    #[test]
+    fn texts() {
+        assert_eq!(Dying.to_string(), "worker runner is dying");
+        assert_eq!(
+            InvalidParams::new("name is empty").to_string(),
+            "invalid runner parameters: name is empty"
+        );
+    }
+}

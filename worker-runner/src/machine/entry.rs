@@ -1,0 +1,164 @@
+//! One supervised id: its state, and what the machine remembers about it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use worker_core::Error;
+
+use super::{Generation, Io, WaiterId};
+use crate::policy::WorkerOptions;
+
+/// Where one id is in its life. The transitions all live in
+/// [`Machine`](super::Machine); this enum is also what the report prints.
+///
+/// ```text
+///            start_worker
+///                 |
+///                 v       start fn returned a worker
+///   +-------> Starting ---------------------------> Running
+///   |             |  start fn failed                 |   |
+///   | delay over  v                                  |   | kill (stop, shutdown)
+///   +-------- Delayed <------------------------------+   v
+///        restartable ending                          Stopping
+///                                                        |
+///   (any ending that is not restarted removes the id) <--+
+/// ```
+pub(crate) enum State<W> {
+    /// The start function is running (off the loop).
+    Starting,
+    /// The current incarnation is running.
+    Running(W),
+    /// The current incarnation was killed and has not finished yet.
+    Stopping {
+        worker: W,
+        /// When it was killed.
+        since: Instant,
+        /// Whether it has outlived the stop timeout (reported once).
+        stuck: bool,
+    },
+    /// Waiting out the delay before the next start.
+    Delayed { until: Instant },
+}
+
+/// Why an incarnation was started (or, while [`State::Delayed`], will be):
+/// the ending of the previous one and the backoff step.
+#[derive(Debug, Clone)]
+pub(crate) struct RestartCause {
+    /// The previous incarnation's error; `None` for a clean exit of a
+    /// permanent worker.
+    pub(crate) error: Option<Error>,
+    /// Which consecutive restart this is (1 for the first).
+    pub(crate) attempt: u32,
+    /// The delay that was waited before it.
+    pub(crate) delay: Duration,
+}
+
+/// What most entries never need, kept out of line so that an idle entry
+/// stays small (100,000 of them must fit in a few tens of MiB).
+pub(crate) struct Extra<T: Io> {
+    /// `worker()` callers waiting for an instance.
+    pub(crate) worker_waiters: Vec<(WaiterId, T::WorkerReply)>,
+    /// `stop_and_remove_worker()` callers waiting for removal.
+    pub(crate) removers: Vec<(WaiterId, T::RemoveReply)>,
+    /// Times of recent restarts, for the intensity limit.
+    pub(crate) recent_restarts: VecDeque<Instant>,
+    /// Why the current (or next) incarnation was started; `None` for the
+    /// first start.
+    pub(crate) cause: Option<RestartCause>,
+}
+
+impl<T: Io> Default for Extra<T> {
+    fn default() -> Self {
+        Extra {
+            worker_waiters: Vec::new(),
+            removers: Vec::new(),
+            recent_restarts: VecDeque::new(),
+            cause: None,
+        }
+    }
+}
+
+/// The machine's record of one id.
+pub(crate) struct Entry<T: Io> {
+    pub(crate) id: Arc<str>,
+    /// The generation of the current (or last) incarnation.
+    pub(crate) generation: Generation,
+    pub(crate) state: State<T::Worker>,
+    /// The start function, while it is not out running.
+    pub(crate) start: Option<T::Start>,
+    /// Per-worker overrides of the runner's defaults.
+    pub(crate) options: Option<Box<WorkerOptions>>,
+    /// When the current (or last) incarnation was started.
+    pub(crate) started_at: Instant,
+    /// Consecutive restarts without a healthy run (for backoff).
+    pub(crate) attempts: u32,
+    /// Never restart again: stopped, being removed, or the runner is dying.
+    pub(crate) stop_requested: bool,
+    pub(crate) extra: Option<Box<Extra<T>>>,
+}
+
+impl<T: Io> Entry<T> {
+    pub(crate) fn extra_mut(&mut self) -> &mut Extra<T> {
+        self.extra.get_or_insert_with(Default::default)
+    }
+
+    pub(crate) fn has_removers(&self) -> bool {
+        self.extra.as_ref().is_some_and(|x| !x.removers.is_empty())
+    }
+
+    pub(crate) fn cause(&self) -> Option<&RestartCause> {
+        self.extra.as_ref().and_then(|x| x.cause.as_ref())
+    }
+}
+
+/// The state names of the report (Go's `KeyState` values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StateName {
+    Starting,
+    Started,
+    Stopping,
+    Stopped,
+}
+
+impl StateName {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            StateName::Starting => "starting",
+            StateName::Started => "started",
+            StateName::Stopping => "stopping",
+            StateName::Stopped => "stopped",
+        }
+    }
+}
+
+impl<W> State<W> {
+    pub(crate) fn name(&self) -> StateName {
+        match self {
+            State::Starting => StateName::Starting,
+            State::Running(_) => StateName::Started,
+            State::Stopping { .. } => StateName::Stopping,
+            State::Delayed { .. } => StateName::Stopped,
+        }
+    }
+
+    pub(crate) fn worker(&self) -> Option<&W> {
+        match self {
+            State::Running(w) | State::Stopping { worker: w, .. } => Some(w),
+            State::Starting | State::Delayed { .. } => None,
+        }
+    }
+}
+
+/// One id as the report shows it: taken on the loop, turned into JSON (and
+/// the worker's own report called) on the caller's thread.
+#[derive(Debug, Clone)]
+pub(crate) struct EntrySnapshot<W> {
+    pub(crate) id: Arc<str>,
+    pub(crate) state: StateName,
+    pub(crate) worker: Option<W>,
+    pub(crate) started_at: Instant,
+    pub(crate) cause: Option<RestartCause>,
+    /// Set when the instance is stuck: when it was killed.
+    pub(crate) stuck_since: Option<Instant>,
+}

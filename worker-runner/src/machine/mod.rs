@@ -1,0 +1,841 @@
+//! The runner's decisions, as a pure state machine.
+//!
+//! [`Machine`] knows which ids exist, where each one is in its life
+//! ([`State`]), when the next restart or stuck check is due, and what the
+//! runner's final error is. It is driven by one method per event (a
+//! request, a start function returning, an instance ending, time passing)
+//! and answers with [`Action`]s for the shell to carry out. It holds no
+//! thread, channel or clock, so tests drive it directly and
+//! deterministically; the only user code it calls is the error policies
+//! (`is_fatal`, `should_restart`, `more_important`) and the jitter source,
+//! each behind a panic guard.
+//!
+//! What the shell moves in and out (the start function, a worker
+//! instance, the reply channels of waiting callers) is opaque to the
+//! machine: the [`Io`] trait names those types, so the tests can use plain
+//! numbers.
+//!
+//! Every incarnation of an id gets a new generation, and every event about
+//! an incarnation carries its slot and generation: an event about an
+//! incarnation that is gone can never be mistaken for the current one.
+
+mod deadlines;
+mod entry;
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use worker_core::{AlreadyExists, Dead, Error, NotFound, Outcome};
+
+pub(crate) use entry::{EntrySnapshot, RestartCause, StateName};
+
+use self::deadlines::{Deadline, Deadlines, Kind};
+use self::entry::{Entry, State};
+use crate::error::{Dying, EmptyId, RestartIntensityExceeded};
+use crate::policy::{
+    ErrorPredicate, ErrorRanking, JitterSource, RestartPolicy, RestartType, WorkerOptions,
+};
+use crate::status::{Stage, WaitingFor};
+
+/// Index of an entry in the machine's slot table.
+pub(crate) type Slot = u32;
+/// Number of one incarnation; never reused within a runner.
+pub(crate) type Generation = u64;
+/// Identifies one waiting `worker()` or `stop_and_remove_worker()` call,
+/// so an aborted caller can withdraw.
+pub(crate) type WaiterId = u64;
+
+/// The things the shell hands the machine and gets back, opaque to it.
+pub(crate) trait Io {
+    /// A start function.
+    type Start;
+    /// A running worker instance.
+    type Worker: Clone;
+    /// Where the answer to a `worker()` call goes.
+    type WorkerReply;
+    /// Where the answer to a `stop_and_remove_worker()` call goes.
+    type RemoveReply;
+}
+
+/// What the shell must do.
+pub(crate) enum Action<T: Io> {
+    /// Run `start` for incarnation `generation` of `id`, off the loop, and
+    /// report back with [`Machine::started`].
+    Start {
+        slot: Slot,
+        generation: Generation,
+        id: Arc<str>,
+        start: T::Start,
+    },
+    /// Kill this instance; its ending comes back through
+    /// [`Machine::exited`].
+    Kill { id: Arc<str>, worker: T::Worker },
+    /// This instance has finished: let go of it (call its `wait`, which
+    /// joins its thread if it has one).
+    Reap { worker: T::Worker },
+    /// Answer a `worker()` call.
+    Reply {
+        to: T::WorkerReply,
+        result: Result<T::Worker, Error>,
+    },
+    /// Answer a `stop_and_remove_worker()` call.
+    Removed {
+        to: T::RemoveReply,
+        result: Result<(), Error>,
+    },
+    /// This instance has not stopped `after` its kill.
+    Stuck { id: Arc<str>, after: Duration },
+    /// The runner has started shutting down.
+    Dying,
+    /// Every worker is gone; the runner's result. Emitted exactly once.
+    Finished { result: Result<(), Error> },
+}
+
+impl<T: Io> std::fmt::Debug for Action<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Start {
+                slot,
+                generation,
+                id,
+                ..
+            } => write!(f, "Start({id:?}, slot {slot}, generation {generation})"),
+            Action::Kill { id, .. } => write!(f, "Kill({id:?})"),
+            Action::Reap { .. } => f.write_str("Reap"),
+            Action::Reply { result, .. } => write!(f, "Reply(ok: {})", result.is_ok()),
+            Action::Removed { result, .. } => write!(f, "Removed({result:?})"),
+            Action::Stuck { id, after } => write!(f, "Stuck({id:?}, {after:?})"),
+            Action::Dying => f.write_str("Dying"),
+            Action::Finished { result } => write!(f, "Finished({result:?})"),
+        }
+    }
+}
+
+/// The machine's share of the runner's parameters.
+pub(crate) struct Config {
+    pub(crate) is_fatal: Option<ErrorPredicate>,
+    pub(crate) should_restart: Option<ErrorPredicate>,
+    pub(crate) more_important: Option<ErrorRanking>,
+    pub(crate) restart_type: RestartType,
+    pub(crate) policy: RestartPolicy,
+    pub(crate) stop_timeout: Option<Duration>,
+    pub(crate) jitter: Box<dyn JitterSource>,
+}
+
+/// The actions of one event, in order.
+pub(crate) type Actions<T> = Vec<Action<T>>;
+
+/// The runner's state machine; see the [module docs](self).
+pub(crate) struct Machine<T: Io> {
+    config: Config,
+    slots: Vec<Option<Entry<T>>>,
+    free: Vec<Slot>,
+    index: HashMap<Arc<str>, Slot>,
+    deadlines: Deadlines,
+    next_generation: Generation,
+    dying: bool,
+    finished: bool,
+    final_error: Option<Error>,
+}
+
+impl<T: Io> Machine<T> {
+    pub(crate) fn new(config: Config) -> Self {
+        Machine {
+            config,
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: HashMap::new(),
+            deadlines: Deadlines::default(),
+            next_generation: 0,
+            dying: false,
+            finished: false,
+            final_error: None,
+        }
+    }
+
+    /// Whether shutdown has begun (killed, or a fatal error).
+    pub(crate) fn is_dying(&self) -> bool {
+        self.dying
+    }
+
+    /// Whether [`Action::Finished`] has been emitted.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// How many ids are known.
+    pub(crate) fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    // ----- requests -------------------------------------------------------
+
+    /// `start_worker`: registers `id` and starts it at once. Fails with
+    /// [`EmptyId`], [`Dying`] or [`AlreadyExists`] (for an id in any state,
+    /// including stopping), dropping `start`.
+    pub(crate) fn start(
+        &mut self,
+        id: String,
+        options: Option<WorkerOptions>,
+        start: T::Start,
+        now: Instant,
+        out: &mut Actions<T>,
+    ) -> Result<(), Error> {
+        if id.is_empty() {
+            return Err(EmptyId.into());
+        }
+        if self.dying {
+            return Err(Dying.into());
+        }
+        if self.index.contains_key(id.as_str()) {
+            return Err(AlreadyExists::new(id).into());
+        }
+        let id: Arc<str> = id.into();
+        let generation = self.new_generation();
+        let entry = Entry {
+            id: id.clone(),
+            generation,
+            state: State::Starting,
+            start: None,
+            options: options.map(Box::new),
+            started_at: now,
+            attempts: 0,
+            stop_requested: false,
+            extra: None,
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(entry);
+                slot
+            }
+            None => {
+                self.slots.push(Some(entry));
+                (self.slots.len() - 1) as Slot
+            }
+        };
+        self.index.insert(id.clone(), slot);
+        tracing::trace!(%id, generation, "starting worker");
+        out.push(Action::Start {
+            slot,
+            generation,
+            id,
+            start,
+        });
+        Ok(())
+    }
+
+    /// `stop_worker`: the id will not be restarted; its instance is killed
+    /// (at once, or as soon as its start function returns), and an id
+    /// waiting out a restart delay is removed at once. Unknown ids are
+    /// ignored.
+    pub(crate) fn stop(&mut self, id: &str, now: Instant, out: &mut Actions<T>) {
+        if let Some(&slot) = self.index.get(id) {
+            self.stop_slot(slot, now, out);
+            self.settle(out);
+        }
+    }
+
+    /// `stop_and_remove_worker`: as [`stop`](Self::stop), and `reply` gets
+    /// the stopped incarnation's result once the id is gone. Fails at once
+    /// with [`Dead`] while dying and [`NotFound`] for an unknown id.
+    pub(crate) fn stop_and_remove(
+        &mut self,
+        id: &str,
+        waiter: WaiterId,
+        reply: T::RemoveReply,
+        now: Instant,
+        out: &mut Actions<T>,
+    ) {
+        if self.dying {
+            out.push(Action::Removed {
+                to: reply,
+                result: Err(Dead.into()),
+            });
+            return;
+        }
+        let Some(&slot) = self.index.get(id) else {
+            out.push(Action::Removed {
+                to: reply,
+                result: Err(NotFound::new(id).into()),
+            });
+            return;
+        };
+        self.entry_mut(slot)
+            .extra_mut()
+            .removers
+            .push((waiter, reply));
+        self.stop_slot(slot, now, out);
+        self.settle(out);
+    }
+
+    /// `worker`: answers at once with the running instance, [`Dead`] while
+    /// dying or [`NotFound`]; otherwise `reply` waits until an instance is
+    /// running (or the id goes away).
+    pub(crate) fn lookup(
+        &mut self,
+        id: &str,
+        waiter: WaiterId,
+        reply: T::WorkerReply,
+        out: &mut Actions<T>,
+    ) {
+        if self.dying {
+            out.push(Action::Reply {
+                to: reply,
+                result: Err(Dead.into()),
+            });
+            return;
+        }
+        let Some(&slot) = self.index.get(id) else {
+            out.push(Action::Reply {
+                to: reply,
+                result: Err(NotFound::new(id).into()),
+            });
+            return;
+        };
+        let entry = self.entry_mut(slot);
+        if let State::Running(w) = &entry.state {
+            let result = Ok(w.clone());
+            out.push(Action::Reply { to: reply, result });
+        } else {
+            entry.extra_mut().worker_waiters.push((waiter, reply));
+        }
+    }
+
+    /// An aborted `worker()` or `stop_and_remove_worker()` caller withdraws
+    /// (the stop itself goes on).
+    pub(crate) fn cancel_wait(&mut self, id: &str, waiter: WaiterId) {
+        let Some(&slot) = self.index.get(id) else {
+            return;
+        };
+        if let Some(extra) = self.entry_mut(slot).extra.as_mut() {
+            extra.worker_waiters.retain(|(w, _)| *w != waiter);
+            extra.removers.retain(|(w, _)| *w != waiter);
+        }
+    }
+
+    /// `kill`: begins shutdown (idempotent).
+    pub(crate) fn kill(&mut self, now: Instant, out: &mut Actions<T>) {
+        if !self.dying {
+            tracing::debug!("runner killed");
+            self.begin_dying(now, out);
+        }
+        self.settle(out);
+    }
+
+    // ----- events ---------------------------------------------------------
+
+    /// A start function returned: `result` is the new instance or why
+    /// there is none; `start` comes back for later restarts.
+    pub(crate) fn started(
+        &mut self,
+        slot: Slot,
+        generation: Generation,
+        result: Result<T::Worker, Error>,
+        start: T::Start,
+        now: Instant,
+        out: &mut Actions<T>,
+    ) {
+        let current = self
+            .entry(slot)
+            .is_some_and(|e| e.generation == generation && matches!(e.state, State::Starting));
+        if !current {
+            // Cannot happen: an entry stays `Starting` until its start
+            // function returns. Never leave an instance running unseen.
+            debug_assert!(false, "start result for an unknown incarnation");
+            if let Ok(worker) = result {
+                out.push(Action::Kill {
+                    id: "(orphan)".into(),
+                    worker,
+                });
+            }
+            return;
+        }
+        let stop_timeout = self.config.stop_timeout;
+        let entry = self.entry_mut(slot);
+        entry.start = Some(start);
+        match result {
+            Ok(worker) => {
+                if entry.stop_requested {
+                    tracing::debug!(id = %entry.id, "killing worker that was stopped while starting");
+                    entry.state = State::Stopping {
+                        worker: worker.clone(),
+                        since: now,
+                        stuck: false,
+                    };
+                    out.push(Action::Kill {
+                        id: entry.id.clone(),
+                        worker,
+                    });
+                    if let Some(after) = stop_timeout {
+                        self.push_deadline(slot, generation, Kind::Stuck, now + after);
+                    }
+                } else {
+                    tracing::trace!(id = %entry.id, generation, "worker started");
+                    if let Some(extra) = entry.extra.as_mut() {
+                        for (_, to) in extra.worker_waiters.drain(..) {
+                            out.push(Action::Reply {
+                                to,
+                                result: Ok(worker.clone()),
+                            });
+                        }
+                    }
+                    entry.state = State::Running(worker);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(id = %entry.id, error = %e, "start function failed");
+                self.ended(slot, Err(e), now, out);
+            }
+        }
+        self.settle(out);
+    }
+
+    /// An instance finished with `outcome`. Events for an incarnation that
+    /// is no longer current are ignored.
+    pub(crate) fn exited(
+        &mut self,
+        slot: Slot,
+        generation: Generation,
+        outcome: Outcome,
+        now: Instant,
+        out: &mut Actions<T>,
+    ) {
+        let Some(entry) = self.entry_mut_opt(slot) else {
+            return;
+        };
+        if entry.generation != generation {
+            return;
+        }
+        let worker = match std::mem::replace(&mut entry.state, State::Starting) {
+            State::Running(w) | State::Stopping { worker: w, .. } => w,
+            other => {
+                // Already ended (a second report of the same ending).
+                entry.state = other;
+                return;
+            }
+        };
+        out.push(Action::Reap { worker });
+        self.ended(slot, outcome, now, out);
+        self.settle(out);
+    }
+
+    /// Time has passed: starts the restarts that are due and flags the
+    /// instances that are stuck.
+    pub(crate) fn tick(&mut self, now: Instant, out: &mut Actions<T>) {
+        while let Some(d) = self.deadlines.pop_due(now) {
+            if !self.deadline_current(&d) {
+                continue;
+            }
+            match d.kind {
+                Kind::Restart => self.restart_now(d.slot, now, out),
+                Kind::Stuck => {
+                    let entry = self.entry_mut(d.slot);
+                    if let State::Stopping { since, stuck, .. } = &mut entry.state {
+                        *stuck = true;
+                        let after = now.saturating_duration_since(*since);
+                        out.push(Action::Stuck {
+                            id: entry.id.clone(),
+                            after,
+                        });
+                    }
+                }
+            }
+        }
+        self.settle(out);
+    }
+
+    /// The earliest deadline still pending, if any.
+    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some(d) = self.deadlines.peek() {
+            if self.deadline_current(d) {
+                return Some(d.at);
+            }
+            self.deadlines.pop();
+        }
+        None
+    }
+
+    // ----- queries --------------------------------------------------------
+
+    /// Every id with what the report shows of it.
+    pub(crate) fn snapshot(&self) -> Vec<EntrySnapshot<T::Worker>> {
+        self.entries()
+            .map(|e| EntrySnapshot {
+                id: e.id.clone(),
+                state: e.state.name(),
+                worker: e.state.worker().cloned(),
+                started_at: e.started_at,
+                cause: e.cause().cloned(),
+                stuck_since: match &e.state {
+                    State::Stopping {
+                        since, stuck: true, ..
+                    } => Some(*since),
+                    _ => None,
+                },
+            })
+            .collect()
+    }
+
+    /// The ids that were asked to stop and have not finished, by id.
+    pub(crate) fn waiting_for(&self, now: Instant) -> Vec<WaitingFor> {
+        let mut list: Vec<WaitingFor> = self
+            .entries()
+            .filter_map(|e| {
+                let (stage, since, stuck) = match &e.state {
+                    State::Stopping { since, stuck, .. } => (Stage::Stopping, *since, *stuck),
+                    State::Starting if e.stop_requested => (Stage::Starting, e.started_at, false),
+                    _ => return None,
+                };
+                Some(WaitingFor {
+                    id: e.id.to_string(),
+                    stage,
+                    elapsed: now.saturating_duration_since(since),
+                    stuck,
+                })
+            })
+            .collect();
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        list
+    }
+
+    /// Every known id, sorted.
+    pub(crate) fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.index.keys().map(|k| k.to_string()).collect();
+        names.sort();
+        names
+    }
+
+    // ----- transitions ----------------------------------------------------
+
+    fn stop_slot(&mut self, slot: Slot, now: Instant, out: &mut Actions<T>) {
+        let stop_timeout = self.config.stop_timeout;
+        let entry = self.entry_mut(slot);
+        entry.stop_requested = true;
+        let generation = entry.generation;
+        match &entry.state {
+            State::Running(w) => {
+                tracing::debug!(id = %entry.id, "killing worker");
+                let worker = w.clone();
+                entry.state = State::Stopping {
+                    worker: worker.clone(),
+                    since: now,
+                    stuck: false,
+                };
+                out.push(Action::Kill {
+                    id: entry.id.clone(),
+                    worker,
+                });
+                if let Some(after) = stop_timeout {
+                    self.push_deadline(slot, generation, Kind::Stuck, now + after);
+                }
+            }
+            State::Delayed { .. } => {
+                tracing::debug!(id = %entry.id, "worker stopped during its restart delay");
+                self.remove(slot, Ok(()), out);
+            }
+            // Killed when its start function returns / already killed.
+            State::Starting | State::Stopping { .. } => {}
+        }
+    }
+
+    /// The current incarnation of `slot` is over (its start function failed
+    /// or its instance finished): remove, restart or escalate.
+    fn ended(&mut self, slot: Slot, outcome: Outcome, now: Instant, out: &mut Actions<T>) {
+        let entry = self.entry(slot).expect("ended: entry exists");
+        let id = entry.id.clone();
+        let stop_requested = entry.stop_requested;
+        let removing = entry.has_removers();
+        let restart_type = entry
+            .options
+            .as_ref()
+            .and_then(|o| o.restart_type_override())
+            .unwrap_or(self.config.restart_type);
+        match outcome {
+            // The caller of stop_and_remove_worker takes the error.
+            Err(e) if removing => self.remove(slot, Err(e), out),
+            Err(e) => {
+                if self.is_fatal(&e) {
+                    tracing::error!(%id, error = %e, "fatal error");
+                    self.record_fatal(e);
+                    self.remove(slot, Ok(()), out);
+                    if !self.dying {
+                        self.begin_dying(now, out);
+                    }
+                } else if stop_requested {
+                    tracing::debug!(%id, error = %e, "stopped worker ended with an error");
+                    self.remove(slot, Ok(()), out);
+                } else if restart_type == RestartType::Temporary || !self.should_restart(&e) {
+                    tracing::warn!(%id, error = %e, "worker failed; not restarting it");
+                    self.remove(slot, Ok(()), out);
+                } else {
+                    tracing::warn!(%id, error = %e, "worker failed; restarting it");
+                    self.schedule_restart(slot, Some(e), now, out);
+                }
+            }
+            Ok(()) => {
+                if stop_requested || restart_type != RestartType::Permanent {
+                    tracing::debug!(%id, "worker finished");
+                    self.remove(slot, Ok(()), out);
+                } else {
+                    tracing::debug!(%id, "permanent worker finished; restarting it");
+                    self.schedule_restart(slot, None, now, out);
+                }
+            }
+        }
+    }
+
+    fn schedule_restart(
+        &mut self,
+        slot: Slot,
+        cause: Option<Error>,
+        now: Instant,
+        out: &mut Actions<T>,
+    ) {
+        let default_policy = self.config.policy;
+        let jitter = &mut self.config.jitter;
+        let entry = self.slots[slot as usize].as_mut().expect("entry exists");
+        let policy = entry
+            .options
+            .as_ref()
+            .and_then(|o| o.restart_policy_override().copied())
+            .unwrap_or(default_policy);
+        if let Some(limit) = policy.intensity_limit() {
+            let recent = &mut entry.extra_mut().recent_restarts;
+            while recent
+                .front()
+                .is_some_and(|&t| now.saturating_duration_since(t) >= limit.period)
+            {
+                recent.pop_front();
+            }
+            if recent.len() >= limit.max_restarts as usize {
+                let err = Error::new(RestartIntensityExceeded {
+                    id: entry.id.to_string(),
+                    max_restarts: limit.max_restarts,
+                    period: limit.period,
+                    last_error: cause,
+                });
+                tracing::error!(id = %entry.id, error = %err, "restart intensity exceeded");
+                self.record_fatal(err);
+                self.remove(slot, Ok(()), out);
+                if !self.dying {
+                    self.begin_dying(now, out);
+                }
+                return;
+            }
+            recent.push_back(now);
+        }
+        let healthy = policy
+            .backoff()
+            .is_some_and(|b| now.saturating_duration_since(entry.started_at) >= b.reset_after);
+        if healthy {
+            entry.attempts = 0;
+        }
+        entry.attempts = entry.attempts.saturating_add(1);
+        let attempt = entry.attempts;
+        let delay = policy.delay_for(attempt, &mut || sample_jitter(jitter.as_mut()));
+        // A delay too long to represent is, in practice, forever.
+        let until = now
+            .checked_add(delay)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
+        tracing::debug!(id = %entry.id, attempt, ?delay, "restart scheduled");
+        entry.state = State::Delayed { until };
+        entry.extra_mut().cause = Some(RestartCause {
+            error: cause,
+            attempt,
+            delay,
+        });
+        let generation = entry.generation;
+        self.push_deadline(slot, generation, Kind::Restart, until);
+    }
+
+    fn restart_now(&mut self, slot: Slot, now: Instant, out: &mut Actions<T>) {
+        let generation = self.new_generation();
+        let entry = self.entry_mut(slot);
+        let start = entry
+            .start
+            .take()
+            .expect("a delayed entry holds its start function");
+        entry.generation = generation;
+        entry.state = State::Starting;
+        entry.started_at = now;
+        tracing::debug!(id = %entry.id, generation, "restarting worker");
+        out.push(Action::Start {
+            slot,
+            generation,
+            id: entry.id.clone(),
+            start,
+        });
+    }
+
+    fn begin_dying(&mut self, now: Instant, out: &mut Actions<T>) {
+        self.dying = true;
+        out.push(Action::Dying);
+        let mut delayed = Vec::new();
+        for slot in 0..self.slots.len() as Slot {
+            let Some(entry) = self.slots[slot as usize].as_mut() else {
+                continue;
+            };
+            entry.stop_requested = true;
+            if let Some(extra) = entry.extra.as_mut() {
+                for (_, to) in extra.worker_waiters.drain(..) {
+                    out.push(Action::Reply {
+                        to,
+                        result: Err(Dead.into()),
+                    });
+                }
+            }
+            match entry.state {
+                State::Running(_) => self.stop_slot(slot, now, out),
+                State::Delayed { .. } => delayed.push(slot),
+                State::Starting | State::Stopping { .. } => {}
+            }
+        }
+        for slot in delayed {
+            self.remove(slot, Ok(()), out);
+        }
+    }
+
+    /// Forgets `slot`'s entry: its waiters learn it is gone, its removers
+    /// get `result`.
+    fn remove(&mut self, slot: Slot, result: Result<(), Error>, out: &mut Actions<T>) {
+        let entry = self.slots[slot as usize]
+            .take()
+            .expect("remove: entry exists");
+        self.free.push(slot);
+        self.index.remove(&entry.id);
+        if let Some(extra) = entry.extra {
+            for (_, to) in extra.worker_waiters {
+                let result = Err(if self.dying {
+                    Dead.into()
+                } else {
+                    NotFound::new(&*entry.id).into()
+                });
+                out.push(Action::Reply { to, result });
+            }
+            for (_, to) in extra.removers {
+                out.push(Action::Removed {
+                    to,
+                    result: result.clone(),
+                });
+            }
+        }
+    }
+
+    /// Emits [`Action::Finished`] once shutdown has nothing left to wait for.
+    fn settle(&mut self, out: &mut Actions<T>) {
+        if self.dying && !self.finished && self.index.is_empty() {
+            self.finished = true;
+            let result = match &self.final_error {
+                Some(e) => Err(e.clone()),
+                None => Ok(()),
+            };
+            out.push(Action::Finished { result });
+        }
+    }
+
+    // ----- policies (user code, behind panic guards) -----------------------
+
+    fn is_fatal(&self, e: &Error) -> bool {
+        match &self.config.is_fatal {
+            // Go's default: every error is fatal.
+            None => true,
+            Some(f) => guarded("is_fatal", true, || f(e)),
+        }
+    }
+
+    fn should_restart(&self, e: &Error) -> bool {
+        match &self.config.should_restart {
+            None => true,
+            Some(f) => guarded("should_restart", false, || f(e)),
+        }
+    }
+
+    /// Keeps the most important fatal error. Without `more_important` the
+    /// first one stays, as Go's documentation (not its code) says.
+    fn record_fatal(&mut self, e: Error) {
+        let keep_new = match (&self.final_error, &self.config.more_important) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(prev), Some(f)) => guarded("more_important", false, || f(&e, prev)),
+        };
+        if keep_new {
+            self.final_error = Some(e);
+        }
+    }
+
+    // ----- helpers --------------------------------------------------------
+
+    fn new_generation(&mut self) -> Generation {
+        self.next_generation += 1;
+        self.next_generation
+    }
+
+    fn push_deadline(&mut self, slot: Slot, generation: Generation, kind: Kind, at: Instant) {
+        self.deadlines.push(Deadline {
+            at,
+            slot,
+            generation,
+            kind,
+        });
+    }
+
+    fn deadline_current(&self, d: &Deadline) -> bool {
+        self.entry(d.slot).is_some_and(|e| {
+            e.generation == d.generation
+                && match (&e.state, d.kind) {
+                    (State::Delayed { until }, Kind::Restart) => *until == d.at,
+                    (State::Stopping { stuck, .. }, Kind::Stuck) => !stuck,
+                    _ => false,
+                }
+        })
+    }
+
+    fn entries(&self) -> impl Iterator<Item = &Entry<T>> {
+        self.slots.iter().flatten()
+    }
+
+    fn entry(&self, slot: Slot) -> Option<&Entry<T>> {
+        self.slots.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    fn entry_mut_opt(&mut self, slot: Slot) -> Option<&mut Entry<T>> {
+        self.slots.get_mut(slot as usize).and_then(Option::as_mut)
+    }
+
+    fn entry_mut(&mut self, slot: Slot) -> &mut Entry<T> {
+        self.entry_mut_opt(slot).expect("entry exists")
+    }
+}
+
+/// Calls a user policy; a panic is logged and replaced by `fallback`.
+fn guarded<R>(what: &str, fallback: R, f: impl FnOnce() -> R) -> R {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let p = worker_core::Panicked::from_payload(what, &*payload);
+            tracing::error!(error = %p, "runner policy panicked");
+            fallback
+        }
+    }
+}
+
+fn sample_jitter(source: &mut dyn JitterSource) -> f64 {
+    guarded("jitter source", 0.5, || source.sample())
+}
+
+impl<T: Io> std::fmt::Debug for Machine<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Machine")
+            .field("entries", &self.index.len())
+            .field("deadlines", &self.deadlines.len())
+            .field("dying", &self.dying)
+            .field("finished", &self.finished)
+            .field("final_error", &self.final_error)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,306 @@
+//! `RunnerParams`: everything a runner can be told when it is made.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use worker_core::{Clock, Error, WallClock};
+
+use crate::error::InvalidParams;
+use crate::machine::Config;
+use crate::policy::{
+    ErrorPredicate, ErrorRanking, JitterSource, RestartPolicy, RestartType, SplitMix64,
+};
+
+/// How many threads run start functions before the runner considers
+/// adding more (see [`RunnerParams::start_threads`]).
+pub const DEFAULT_START_THREADS: usize = 2;
+
+/// The parameters of `Runner::new`, built with
+/// chained setters; everything but the name has a default, and the
+/// defaults are Go's.
+///
+/// | setter | default | Go |
+/// |---|---|---|
+/// | [`is_fatal`](Self::is_fatal) | every error is fatal | same |
+/// | [`should_restart`](Self::should_restart) | always | same |
+/// | [`more_important`](Self::more_important) | the first fatal error wins | the doc says so; the code keeps the last |
+/// | [`restart_delay`](Self::restart_delay) | 3 s (zero means the default) | same |
+/// | [`restart_policy`](Self::restart_policy) | fixed delay, unlimited | same |
+/// | [`restart_type`](Self::restart_type) | [`RestartType::Transient`] | same (no such option) |
+/// | [`clock`](Self::clock) | [`WallClock`] | same |
+/// | [`stop_timeout`](Self::stop_timeout) | none (no stuck detection) | none |
+/// | [`jitter`](Self::jitter) | [`SplitMix64`] seeded from the time | none |
+/// | [`start_threads`](Self::start_threads) | 2 | a goroutine per start |
+///
+/// ```
+/// use std::time::Duration;
+/// use worker_runner::RunnerParams;
+///
+/// let params = RunnerParams::new("api")
+///     .is_fatal(|e| e.to_string().contains("corrupt"))
+///     .restart_delay(Duration::from_millis(500));
+/// assert_eq!(params.name(), "api");
+/// ```
+pub struct RunnerParams {
+    name: String,
+    is_fatal: Option<ErrorPredicate>,
+    should_restart: Option<ErrorPredicate>,
+    more_important: Option<ErrorRanking>,
+    restart_delay: Duration,
+    policy: Option<RestartPolicy>,
+    restart_type: RestartType,
+    clock: Arc<dyn Clock>,
+    stop_timeout: Option<Duration>,
+    jitter: Option<Box<dyn JitterSource>>,
+    start_threads: usize,
+}
+
+impl RunnerParams {
+    /// Parameters with Go's defaults. `name` labels the runner's threads,
+    /// log spans and errors; it must not be empty, and giving each runner a
+    /// distinct one makes its threads easy to find.
+    pub fn new(name: impl Into<String>) -> Self {
+        RunnerParams {
+            name: name.into(),
+            is_fatal: None,
+            should_restart: None,
+            more_important: None,
+            restart_delay: Duration::ZERO,
+            policy: None,
+            restart_type: RestartType::default(),
+            clock: Arc::new(WallClock),
+            stop_timeout: None,
+            jitter: None,
+            start_threads: DEFAULT_START_THREADS,
+        }
+    }
+
+    /// The runner's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Decides whether a worker's error (from its start function or its
+    /// run) stops the whole runner. Default: every error is fatal, as in Go.
+    /// A panic in `f` counts as "fatal".
+    pub fn is_fatal(mut self, f: impl Fn(&Error) -> bool + Send + Sync + 'static) -> Self {
+        self.is_fatal = Some(Arc::new(f));
+        self
+    }
+
+    /// Decides whether a worker that failed with a non-fatal error is
+    /// restarted (`false` removes it). Default: always. A panic in `f`
+    /// counts as "do not restart".
+    pub fn should_restart(mut self, f: impl Fn(&Error) -> bool + Send + Sync + 'static) -> Self {
+        self.should_restart = Some(Arc::new(f));
+        self
+    }
+
+    /// `f(a, b)` says whether fatal error `a` is more important than `b`;
+    /// the runner's `wait` returns the most important fatal error it saw.
+    /// Default: the first fatal error is kept (Go documents this, but its
+    /// code keeps the last one). A panic in `f` keeps the earlier error.
+    pub fn more_important(
+        mut self,
+        f: impl Fn(&Error, &Error) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.more_important = Some(Arc::new(f));
+        self
+    }
+
+    /// The delay before a failed worker is restarted (the base delay of the
+    /// restart policy). Zero means the default, 3 s, as in Go; for an
+    /// immediate restart use `restart_policy(RestartPolicy::fixed(Duration::ZERO))`.
+    pub fn restart_delay(mut self, delay: Duration) -> Self {
+        self.restart_delay = delay;
+        self
+    }
+
+    /// The default restart policy of every worker (backoff, intensity
+    /// limit). A non-zero [`restart_delay`](Self::restart_delay) replaces
+    /// its base delay.
+    pub fn restart_policy(mut self, policy: RestartPolicy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// The default restart type of every worker.
+    pub fn restart_type(mut self, restart_type: RestartType) -> Self {
+        self.restart_type = restart_type;
+        self
+    }
+
+    /// The source of time for every delay and timeout of the runner.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The same, for a clock that is already shared.
+    pub fn shared_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Reports a worker as stuck (in the report, in
+    /// `Runner::waiting_for`, and with a
+    /// tracing warning) when it has not finished `timeout` after it was
+    /// killed. The runner still waits for it: threads cannot be forced.
+    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.stop_timeout = Some(timeout);
+        self
+    }
+
+    /// Where backoff jitter comes from; inject a fixed sequence in tests.
+    pub fn jitter(mut self, source: impl JitterSource + 'static) -> Self {
+        self.jitter = Some(Box::new(source));
+        self
+    }
+
+    /// How many threads run start functions concurrently before the
+    /// runner waits for one to finish (at least 1; default 2). This bounds
+    /// the threads a burst of starts costs. A start function that blocks
+    /// cannot hold the others up for long: when none of them has finished
+    /// for a few milliseconds of real time while others wait, the runner
+    /// adds a thread.
+    pub fn start_threads(mut self, n: usize) -> Self {
+        self.start_threads = n;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), InvalidParams> {
+        if self.name.is_empty() {
+            return Err(InvalidParams::new("name must not be empty"));
+        }
+        if self.start_threads == 0 {
+            return Err(InvalidParams::new("start_threads must be at least 1"));
+        }
+        self.effective_policy().validate()
+    }
+
+    fn effective_policy(&self) -> RestartPolicy {
+        let policy = self.policy.unwrap_or_default();
+        if self.restart_delay.is_zero() {
+            policy
+        } else {
+            policy.with_base_delay(self.restart_delay)
+        }
+    }
+
+    /// Splits the parameters into the machine's and the shell's shares.
+    pub(crate) fn into_parts(self) -> Parts {
+        let policy = self.effective_policy();
+        let jitter = self
+            .jitter
+            .unwrap_or_else(|| Box::new(default_jitter(&self.name)));
+        Parts {
+            name: self.name,
+            clock: self.clock,
+            start_threads: self.start_threads,
+            config: Config {
+                is_fatal: self.is_fatal,
+                should_restart: self.should_restart,
+                more_important: self.more_important,
+                restart_type: self.restart_type,
+                policy,
+                stop_timeout: self.stop_timeout,
+                jitter,
+            },
+        }
+    }
+}
+
+/// The shell's share of the parameters, and the machine's [`Config`].
+pub(crate) struct Parts {
+    pub(crate) name: String,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) start_threads: usize,
+    pub(crate) config: Config,
+}
+
+/// A jitter source seeded from the time and the runner's name, so that
+/// runners started together do not restart in step.
+fn default_jitter(name: &str) -> SplitMix64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let name_hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    SplitMix64::new(nanos ^ name_hash)
+}
+
+impl fmt::Debug for RunnerParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunnerParams")
+            .field("name", &self.name)
+            .field("is_fatal", &self.is_fatal.as_ref().map(|_| "custom"))
+            .field(
+                "should_restart",
+                &self.should_restart.as_ref().map(|_| "custom"),
+            )
+            .field(
+                "more_important",
+                &self.more_important.as_ref().map(|_| "custom"),
+            )
+            .field("restart_delay", &self.restart_delay)
+            .field("policy", &self.policy)
+            .field("restart_type", &self.restart_type)
+            .field("stop_timeout", &self.stop_timeout)
+            .field("start_threads", &self.start_threads)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_restart_delay_means_go_default() {
+        let parts = RunnerParams::new("x").into_parts();
+        assert_eq!(
+            parts.config.policy.base_delay(),
+            worker_core::DEFAULT_RESTART_DELAY
+        );
+        let parts = RunnerParams::new("x")
+            .restart_delay(Duration::from_millis(5))
+            .into_parts();
+        assert_eq!(parts.config.policy.base_delay(), Duration::from_millis(5));
+        let parts = RunnerParams::new("x")
+            .restart_policy(RestartPolicy::fixed(Duration::ZERO))
+            .into_parts();
+        assert_eq!(parts.config.policy.base_delay(), Duration::ZERO);
+    }
+
+    #[test]
+    fn validation() {
+        assert!(
+            RunnerParams::new("")
+                .validate()
+                .unwrap_err()
+                .reason
+                .contains("name")
+        );
+        assert!(
+            RunnerParams::new("x")
+                .start_threads(0)
+                .validate()
+                .unwrap_err()
+                .reason
+                .contains("start_threads")
+        );
+        assert!(
+            RunnerParams::new("x")
+                .restart_policy(RestartPolicy::exponential(
+                    Duration::from_secs(1),
+                    f64::NAN,
+                    Duration::from_secs(2)
+                ))
+                .validate()
+                .is_err()
+        );
+    }
+}
