@@ -1,0 +1,441 @@
+//! SPEC 2.3: add, and how an added worker's life is bound to the catacomb.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use worker_catacomb::{AddError, Catacomb, Dying, Plan};
+use worker_core::threads::live_threads_with_prefix;
+use worker_core::{DoneCallback, Error, Panicked, Passive, Tomb, TombState, Worker, spawn};
+use worker_testing::{ForeverWorker, check_alive, dead_worker, error_worker};
+
+#[test]
+fn added_workers_are_killed_when_the_catacomb_dies() {
+    let scope = Scope::new("added_killed");
+    let c = invoke_until_dying(scope.name("c"), vec![]);
+    let passive = Arc::new(Passive::new());
+    let quiet = Arc::new(error_worker(None));
+    let thread = Arc::new(spawn(scope.name("helper"), |tomb| {
+        let _ = tomb.dying().recv();
+        Ok(())
+    }));
+    c.add(shared(&passive)).unwrap();
+    c.add(shared(&quiet)).unwrap();
+    c.add(shared(&thread)).unwrap();
+    assert_eq!(c.worker_count(), 3);
+    c.kill(None);
+    assert!(wait_for(&c).is_ok());
+    assert!(finished(passive.tomb()));
+    assert!(finished(quiet.tomb()));
+    assert!(finished(thread.tomb()));
+    assert_eq!(c.worker_count(), 0);
+    scope.finish();
+}
+
+#[test]
+fn a_worker_failing_kills_the_catacomb_with_its_error() {
+    let scope = Scope::new("worker_fails");
+    let c = invoke_until_dying(scope.name("c"), vec![]);
+    let failing = Arc::new(Passive::new());
+    let sibling = Arc::new(Passive::new());
+    c.add(shared(&failing)).unwrap();
+    c.add(shared(&sibling)).unwrap();
+    failing.finish(Err(Error::msg("lost the lease")));
+    // The failure killed the catacomb, which killed the sibling.
+    fired(&c.dying());
+    assert!(finished(sibling.tomb()));
+    assert_eq!(wait_for(&c).unwrap_err().to_string(), "lost the lease");
+    scope.finish();
+}
+
+#[test]
+fn errors_of_workers_stopped_by_the_catacomb_are_kept() {
+    // As in Go: a worker that fails while being stopped reports that
+    // failure, which replaces a kill without reason.
+    let scope = Scope::new("dirty_stop");
+    let c = invoke_until_dying(scope.name("c"), vec![]);
+    c.add(Arc::new(error_worker(Some(Error::msg("dirty")))))
+        .unwrap();
+    c.kill(None);
+    assert_eq!(wait_for(&c).unwrap_err().to_string(), "dirty");
+    scope.finish();
+}
+
+#[test]
+fn a_worker_ending_cleanly_is_forgotten() {
+    let scope = Scope::new("clean_end_forgotten");
+    let c = invoke_until_dying(scope.name("c"), vec![]);
+    let w = Arc::new(Passive::new());
+    c.add(shared(&w)).unwrap();
+    assert_eq!(c.worker_count(), 1);
+    assert_eq!(Arc::strong_count(&w), 2, "the catacomb holds the worker");
+    w.kill();
+    // Released at once: the catacomb holds no reference any more...
+    assert_eq!(c.worker_count(), 0);
+    assert_eq!(Arc::strong_count(&w), 1);
+    // ...and carries on.
+    assert_eq!(c.state(), TombState::Alive);
+    check_alive(&c);
+    c.kill(None);
+    assert!(wait_for(&c).is_ok());
+    scope.finish();
+}
+
+#[test]
+fn dead_only_once_the_work_and_every_worker_have_finished() {
+    let scope = Scope::new("dead_when_all_done");
+    let (finish_work, work) = controlled();
+    let c = Catacomb::invoke(Plan::new(scope.name("c"), work)).unwrap();
+    let stubborn = Stubborn::new();
+    c.add(shared(&stubborn)).unwrap();
+    c.kill(None);
+    stubborn.killed.recv_timeout(TIMEOUT).unwrap();
+    // Neither the work nor the worker has finished.
+    check_alive(&c);
+    stubborn.release(Ok(()));
+    assert_eq!(c.worker_count(), 0);
+    // The worker has finished; the work has not.
+    check_alive(&c);
+    finish_work.send(Ok(())).unwrap();
+    assert!(wait_for(&c).is_ok());
+
+    // And the other way round: the work returns first.
+    let (finish_work, work) = controlled();
+    let c = Catacomb::invoke(Plan::new(scope.name("c2"), work)).unwrap();
+    let stubborn = Stubborn::new();
+    c.add(shared(&stubborn)).unwrap();
+    finish_work.send(Ok(())).unwrap();
+    stubborn.killed.recv_timeout(TIMEOUT).unwrap();
+    check_alive(&c);
+    stubborn.release(Ok(()));
+    assert!(wait_for(&c).is_ok());
+    scope.finish();
+}
+
+#[test]
+fn add_to_a_dying_catacomb_kills_the_worker_and_returns_at_once() {
+    // Go stops the worker inside Add and waits for it (SPEC 8.15); a worker
+    // that ignores kill would hang the caller. Here add returns at once.
+    let scope = Scope::new("add_dying");
+    let (finish_work, work) = controlled();
+    let c = Catacomb::invoke(Plan::new(scope.name("c"), work)).unwrap();
+    c.kill(None);
+    let forever = Arc::new(ForeverWorker::new(None));
+    let err = c.add(shared(&forever)).unwrap_err();
+    assert!(matches!(&err, AddError::Dying(d) if d.catacomb() == c.name()));
+    // The error's source is the catacomb's own dying error.
+    let err = Error::new(err);
+    let own = c.err_dying();
+    assert_eq!(err.downcast_ref::<Dying>(), own.downcast_ref::<Dying>());
+    // Nothing was bound, so the catacomb does not wait for it.
+    assert_eq!(c.worker_count(), 0);
+    let killed = Arc::new(error_worker(None));
+    assert!(c.add(shared(&killed)).is_err());
+    assert!(finished(killed.tomb()), "a refused worker is killed");
+    finish_work.send(Ok(())).unwrap();
+    assert!(wait_for(&c).is_ok());
+    assert!(
+        forever.tomb().is_alive(),
+        "it ignores kill; add did not wait"
+    );
+    forever.really_kill();
+    scope.finish();
+}
+
+#[test]
+fn add_to_a_dead_catacomb_kills_the_worker() {
+    let scope = Scope::new("add_dead");
+    let c = Catacomb::invoke(Plan::new(scope.name("c"), |_: &Catacomb| Ok(()))).unwrap();
+    assert!(wait_for(&c).is_ok());
+    let w = Arc::new(Passive::new());
+    assert!(matches!(c.add(shared(&w)), Err(AddError::Dying(_))));
+    assert!(finished(w.tomb()));
+    assert!(wait_for(&c).is_ok(), "a refused add changes nothing");
+    scope.finish();
+}
+
+#[test]
+fn adding_a_catacomb_to_itself_is_refused() {
+    // Go deadlocks the catacomb's shutdown (SPEC 8.15).
+    let scope = Scope::new("add_itself");
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let c = Catacomb::invoke(Plan::new(scope.name("c"), move |c: &Catacomb| {
+        tx.send(c.add(Arc::new(c.clone()))).unwrap();
+        until_dying(c)
+    }))
+    .unwrap();
+    let err = rx.recv_timeout(TIMEOUT).unwrap().unwrap_err();
+    assert!(matches!(&err, AddError::ItSelf { catacomb } if catacomb == c.name()));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot add catacomb {:?} to itself: its shutdown would wait for itself",
+            c.name()
+        )
+    );
+    // Nothing bound, nothing killed: the catacomb lives on, and still dies.
+    assert_eq!(c.worker_count(), 0);
+    check_alive(&c);
+    c.kill(None);
+    assert!(wait_for(&c).is_ok());
+    scope.finish();
+}
+
+#[test]
+fn adding_an_owner_that_wraps_the_catacomb_is_refused() {
+    let scope = Scope::new("add_owner_itself");
+    let c = invoke_until_dying(scope.name("c"), vec![]);
+    for forward_on_done in [true, false] {
+        let owner = Arc::new(Owner {
+            catacomb: c.clone(),
+            forward_on_done,
+        });
+        assert!(
+            matches!(c.add(owner), Err(AddError::ItSelf { .. })),
+            "forward_on_done: {forward_on_done}"
+        );
+    }
+    assert_eq!(c.worker_count(), 0);
+    check_alive(&c);
+    c.kill(None);
+    assert!(wait_for(&c).is_ok());
+    scope.finish();
+}
+
+#[test]
+fn adding_the_same_worker_twice_binds_it_twice() {
+    let scope = Scope::new("add_twice");
+    let c = invoke_until_dying(scope.name("c"), vec![]);
+    let w = Arc::new(Passive::new());
+    c.add(shared(&w)).unwrap();
+    c.add(shared(&w)).unwrap();
+    assert_eq!(c.worker_count(), 2);
+    w.kill();
+    assert_eq!(c.worker_count(), 0, "both bindings are released");
+    check_alive(&c);
+
+    let failing = Arc::new(Passive::new());
+    c.add(shared(&failing)).unwrap();
+    c.add(shared(&failing)).unwrap();
+    failing.finish(Err(Error::msg("once")));
+    assert_eq!(wait_for(&c).unwrap_err().to_string(), "once");
+    scope.finish();
+}
+
+#[test]
+fn a_worker_that_already_failed_kills_the_catacomb_when_added() {
+    let scope = Scope::new("add_failed");
+    let c = invoke_until_dying(scope.name("c"), vec![]);
+    c.add(Arc::new(dead_worker(Some(Error::msg("already broken")))))
+        .unwrap();
+    // The catacomb was killed before add returned.
+    assert_eq!(c.state(), TombState::Dying);
+    assert_eq!(wait_for(&c).unwrap_err().to_string(), "already broken");
+
+    let c = invoke_until_dying(scope.name("c2"), vec![]);
+    c.add(Arc::new(dead_worker(None))).unwrap();
+    assert_eq!(
+        c.worker_count(),
+        0,
+        "an already finished worker is forgotten"
+    );
+    assert_eq!(c.state(), TombState::Alive);
+    c.kill(None);
+    assert!(wait_for(&c).is_ok());
+    scope.finish();
+}
+
+#[test]
+fn added_workers_cost_no_thread() {
+    // Go spends two goroutines per added worker (SPEC 8.14).
+    let scope = Scope::new("no_thread_per_worker");
+    let name = scope.name("c");
+    let c = invoke_until_dying(name.clone(), vec![]);
+    let workers: Vec<Arc<Passive>> = (0..2000).map(|_| Arc::new(Passive::new())).collect();
+    for w in &workers {
+        c.add(shared(w)).unwrap();
+    }
+    let nested = invoke_until_dying(scope.name("nested"), vec![]);
+    c.add(Arc::new(nested.clone())).unwrap();
+    assert_eq!(c.worker_count(), 2001);
+    // The work thread, and the nested catacomb's; nothing per worker.
+    assert_eq!(live_threads_with_prefix(&name), 1);
+    assert_eq!(live_threads_with_prefix(&scope.name("")), 2);
+    c.kill(None);
+    assert!(wait_for(&c).is_ok());
+    assert!(workers.iter().all(|w| finished(w.tomb())));
+    assert!(wait_for(&nested).is_ok());
+    scope.finish();
+}
+
+#[test]
+fn a_foreign_worker_is_watched_by_a_named_thread_joined_before_dead() {
+    let scope = Scope::new("foreign_watched");
+    let name = scope.name("c");
+    let c = invoke_until_dying(name.clone(), vec![]);
+    let foreign = Foreign::new(Ok(()));
+    c.add(shared(&foreign)).unwrap();
+    let watcher = format!("{name}-watcher");
+    assert_eq!(live_threads_with_prefix(&watcher), 1);
+    c.kill(None);
+    assert!(wait_for(&c).is_ok());
+    assert!(finished(&foreign.tomb));
+    // Joined before the catacomb was dead: gone without waiting.
+    assert_eq!(live_threads_with_prefix(&name), 0);
+    scope.finish();
+}
+
+#[test]
+fn a_foreign_worker_failing_kills_the_catacomb() {
+    let scope = Scope::new("foreign_fails");
+    let c = invoke_until_dying(scope.name("c"), vec![]);
+    let foreign = Foreign::new(Ok(()));
+    c.add(shared(&foreign)).unwrap();
+    foreign.tomb.done(Err(Error::msg("foreign failure")));
+    assert_eq!(wait_for(&c).unwrap_err().to_string(), "foreign failure");
+    scope.finish();
+}
+
+#[test]
+fn a_foreign_worker_ending_early_ends_its_watcher_thread_and_binding() {
+    let scope = Scope::new("watchers_reaped");
+    let name = scope.name("c");
+    let c = invoke_until_dying(name.clone(), vec![]);
+    let watcher = format!("{name}-watcher");
+    for _ in 0..5 {
+        let foreign = Foreign::new(Ok(()));
+        c.add(shared(&foreign)).unwrap();
+        Worker::kill(&*foreign);
+        worker_core::threads::wait_threads_gone(&watcher, TIMEOUT).unwrap();
+    }
+    assert_eq!(c.worker_count(), 0);
+    check_alive(&c);
+    c.kill(None);
+    assert!(wait_for(&c).is_ok());
+    scope.finish();
+}
+
+/// A worker whose `kill` panics; `finish` ends it.
+struct PanicOnKill(Tomb);
+
+impl Worker for PanicOnKill {
+    fn kill(&self) {
+        panic!("kill exploded");
+    }
+    fn wait(&self) -> Result<(), Error> {
+        self.0.wait()
+    }
+    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
+        Worker::on_done(&self.0, callback)
+    }
+}
+
+#[test]
+fn a_panicking_kill_becomes_the_catacomb_error() {
+    let scope = Scope::new("kill_panics");
+    let c = invoke_until_dying(scope.name("c"), vec![]);
+    let bad = Arc::new(PanicOnKill(Tomb::new()));
+    let good = Arc::new(Passive::new());
+    c.add(shared(&bad)).unwrap();
+    c.add(shared(&good)).unwrap();
+    c.kill(None);
+    // The panic did not stop the other workers from being killed.
+    assert!(finished(good.tomb()));
+    bad.0.done(Ok(()));
+    let err = wait_for(&c).unwrap_err();
+    let panicked = err.downcast_ref::<Panicked>().unwrap();
+    assert_eq!(panicked.message, "kill exploded");
+    assert!(panicked.what.contains(c.name()));
+    scope.finish();
+}
+
+/// A worker whose `on_done` panics after dropping the callback.
+struct PanicOnDone(Tomb);
+
+impl Worker for PanicOnDone {
+    fn kill(&self) {
+        self.0.done(Ok(()));
+    }
+    fn wait(&self) -> Result<(), Error> {
+        self.0.wait()
+    }
+    fn on_done(&self, _: DoneCallback) -> Result<(), DoneCallback> {
+        panic!("on_done exploded");
+    }
+}
+
+#[test]
+fn a_panicking_on_done_kills_the_catacomb_and_the_worker_is_still_waited_for() {
+    let scope = Scope::new("on_done_panics");
+    let c = invoke_until_dying(scope.name("c"), vec![]);
+    let bad = Arc::new(PanicOnDone(Tomb::new()));
+    c.add(shared(&bad)).unwrap();
+    let err = wait_for(&c).unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<Panicked>().unwrap().message,
+        "on_done exploded"
+    );
+    assert!(finished(&bad.0));
+    scope.finish();
+}
+
+/// A foreign worker whose `wait` panics once it has been killed.
+struct PanicOnWait(Tomb);
+
+impl Worker for PanicOnWait {
+    fn kill(&self) {
+        self.0.done(Ok(()));
+    }
+    fn wait(&self) -> Result<(), Error> {
+        let _ = self.0.wait();
+        panic!("wait exploded");
+    }
+}
+
+#[test]
+fn a_panicking_wait_of_a_foreign_worker_becomes_the_catacomb_error() {
+    let scope = Scope::new("wait_panics");
+    let c = invoke_until_dying(scope.name("c"), vec![]);
+    c.add(Arc::new(PanicOnWait(Tomb::new()))).unwrap();
+    c.kill(None);
+    let err = wait_for(&c).unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<Panicked>().unwrap().message,
+        "wait exploded"
+    );
+    scope.finish();
+}
+
+#[test]
+fn concurrent_adds_racing_a_kill_leave_no_worker_running() {
+    let scope = Scope::new("adds_race_kill");
+    let c = invoke_until_dying(scope.name("c"), vec![]);
+    let adders: Vec<_> = (0..4)
+        .map(|i| {
+            let c = c.clone();
+            worker_core::threads::spawn_named(scope.name(&format!("adder{i}")), move || {
+                let mut workers = Vec::new();
+                let mut refused = 0;
+                for _ in 0..500 {
+                    let w = Arc::new(Passive::new());
+                    if c.add(shared(&w)).is_err() {
+                        refused += 1;
+                    }
+                    workers.push(w);
+                }
+                (workers, refused)
+            })
+            .unwrap()
+        })
+        .collect();
+    c.kill(None);
+    assert!(wait_for(&c).is_ok());
+    for adder in adders {
+        let (workers, _refused) = adder.join().unwrap();
+        // Bound or refused, every worker was killed.
+        assert!(workers.iter().all(|w| finished(w.tomb())));
+    }
+    assert_eq!(c.worker_count(), 0);
+    scope.finish();
+}

@@ -1,0 +1,203 @@
+//! The catacomb as a worker: kill/wait, completion notification, nesting,
+//! reports. (Go's catacomb is not a worker; its owners wrap it.)
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use crossbeam_channel::select;
+use worker_catacomb::{Catacomb, Plan};
+use worker_core::threads::live_threads_with_prefix;
+use worker_core::{Error, Outcome, Passive, SharedWorker, Worker, downcast_worker};
+use worker_testing::{check_alive, clean_kill};
+
+#[test]
+fn kill_is_a_kill_without_reason() {
+    let scope = Scope::new("worker_kill");
+    let c = invoke_until_dying(scope.name("c"), vec![]);
+    check_alive(&c);
+    clean_kill(&c);
+    let c = invoke_until_dying(scope.name("c2"), vec![]);
+    c.kill(Some(Error::msg("real")));
+    Worker::kill(&c);
+    assert_eq!(wait_for(&c).unwrap_err().to_string(), "real");
+    scope.finish();
+}
+
+#[test]
+fn wait_returns_the_same_error_to_every_caller() {
+    let scope = Scope::new("wait_many");
+    let c = invoke_until_dying(scope.name("c"), vec![]);
+    let waiters: Vec<_> = (0..4)
+        .map(|i| {
+            let c = c.clone();
+            worker_core::threads::spawn_named(scope.name(&format!("waiter{i}")), move || c.wait())
+                .unwrap()
+        })
+        .collect();
+    let reason = Error::msg("the reason");
+    c.kill(Some(reason.clone()));
+    for waiter in waiters {
+        assert!(waiter.join().unwrap().unwrap_err().same(&reason));
+    }
+    assert!(wait_for(&c).unwrap_err().same(&reason));
+    scope.finish();
+}
+
+#[test]
+fn completion_is_notified_without_a_thread() {
+    let scope = Scope::new("on_done");
+    let name = scope.name("c");
+    let c = invoke_until_dying(name.clone(), vec![]);
+    let (tx, rx) = crossbeam_channel::bounded::<Outcome>(1);
+    let registered = Worker::on_done(&c, Box::new(move |o: &Outcome| tx.send(o.clone()).unwrap()));
+    assert!(registered.is_ok(), "a catacomb supports on_done");
+    // Only the work thread: no watcher.
+    assert_eq!(live_threads_with_prefix(&name), 1);
+    assert!(rx.try_recv().is_err());
+    c.kill(Some(Error::msg("bye")));
+    assert_eq!(
+        rx.recv_timeout(TIMEOUT).unwrap().unwrap_err().to_string(),
+        "bye"
+    );
+    // A callback registered once dead runs at once.
+    let (tx, rx) = crossbeam_channel::bounded::<Outcome>(1);
+    assert!(wait_for(&c).is_err());
+    let registered = Worker::on_done(&c, Box::new(move |o: &Outcome| tx.send(o.clone()).unwrap()));
+    assert!(registered.is_ok());
+    assert!(rx.try_recv().unwrap().is_err());
+    scope.finish();
+}
+
+#[test]
+fn wait_inside_a_completion_callback_does_not_deadlock() {
+    // The callback runs on the work thread, which cannot join itself.
+    let scope = Scope::new("wait_in_callback");
+    let c = invoke_until_dying(scope.name("c"), vec![]);
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let inner = c.clone();
+    let registered = Worker::on_done(
+        &c,
+        Box::new(move |_: &Outcome| tx.send(inner.wait()).unwrap()),
+    );
+    assert!(registered.is_ok());
+    c.kill(None);
+    assert!(rx.recv_timeout(TIMEOUT).unwrap().is_ok());
+    assert!(wait_for(&c).is_ok());
+    scope.finish();
+}
+
+#[test]
+fn dying_and_dead_are_signals_for_select() {
+    let scope = Scope::new("signals");
+    let (finish_work, work) = controlled();
+    let c = Catacomb::invoke(Plan::new(scope.name("c"), work)).unwrap();
+    let dying = c.dying();
+    let dead = c.dead();
+    let dead_too = worker_core::dead(&Arc::new(c.clone()));
+    select! {
+        recv(dying) -> _ => panic!("dying before the kill"),
+        default => {}
+    }
+    c.kill(None);
+    fired(&dying);
+    select! {
+        recv(dead) -> _ => panic!("dead before the work returned"),
+        default => {}
+    }
+    finish_work.send(Ok(())).unwrap();
+    fired(&dead);
+    fired(&dead_too);
+    assert!(wait_for(&c).is_ok());
+    scope.finish();
+}
+
+#[test]
+fn catacombs_nest() {
+    let scope = Scope::new("nesting");
+    let parent = invoke_until_dying(scope.name("parent"), vec![]);
+    let child = invoke_until_dying(scope.name("child"), vec![]);
+    let grandchild_worker = Arc::new(Passive::new());
+    child.add(shared(&grandchild_worker)).unwrap();
+    parent.add(Arc::new(child.clone())).unwrap();
+    assert_eq!(parent.worker_count(), 1);
+    // The parent's death goes down the tree...
+    parent.kill(None);
+    assert!(wait_for(&parent).is_ok());
+    assert!(wait_for(&child).is_ok());
+    assert!(finished(grandchild_worker.tomb()));
+
+    // ...and a failure deep down comes up.
+    let parent = invoke_until_dying(scope.name("parent2"), vec![]);
+    let child = invoke_until_dying(scope.name("child2"), vec![]);
+    let failing = Arc::new(Passive::new());
+    child.add(shared(&failing)).unwrap();
+    parent.add(Arc::new(child.clone())).unwrap();
+    failing.finish(Err(Error::msg("deep failure")));
+    assert_eq!(wait_for(&child).unwrap_err().to_string(), "deep failure");
+    assert_eq!(wait_for(&parent).unwrap_err().to_string(), "deep failure");
+    scope.finish();
+}
+
+#[test]
+fn a_child_catacomb_ending_cleanly_is_forgotten_by_its_parent() {
+    let scope = Scope::new("child_clean_end");
+    let parent = invoke_until_dying(scope.name("parent"), vec![]);
+    let child = Catacomb::invoke(Plan::new(scope.name("child"), |_: &Catacomb| Ok(()))).unwrap();
+    parent.add(Arc::new(child.clone())).unwrap();
+    assert!(wait_for(&child).is_ok());
+    // The release happens on the child's thread, after it is dead.
+    worker_core::threads::wait_threads_gone(&scope.name("child"), TIMEOUT).unwrap();
+    assert_eq!(parent.worker_count(), 0);
+    check_alive(&parent);
+    parent.kill(None);
+    assert!(wait_for(&parent).is_ok());
+    scope.finish();
+}
+
+#[test]
+fn a_shared_catacomb_can_be_downcast() {
+    let scope = Scope::new("downcast");
+    let c = invoke_until_dying(scope.name("c"), vec![]);
+    let w: SharedWorker = Arc::new(c.clone());
+    let back = downcast_worker::<Catacomb>(&w).unwrap();
+    assert_eq!(back.name(), c.name());
+    clean_kill(&*back);
+    assert!(wait_for(&c).is_ok());
+    scope.finish();
+}
+
+#[test]
+fn report_and_debug_show_state_error_and_workers() {
+    let scope = Scope::new("report");
+    let name = scope.name("c");
+    let (finish_work, work) = controlled();
+    let c = Catacomb::invoke(Plan::new(name.clone(), work)).unwrap();
+    let stubborn = Stubborn::new();
+    c.add(shared(&stubborn)).unwrap();
+    let reporter = Worker::reporter(&c).expect("a catacomb reports");
+    assert_eq!(
+        serde_json::Value::Object(reporter.report()),
+        serde_json::json!({"state": "alive", "workers": 1})
+    );
+    c.kill(Some(Error::msg("boom")));
+    assert_eq!(
+        serde_json::Value::Object(reporter.report()),
+        serde_json::json!({"state": "dying", "error": "boom", "workers": 1})
+    );
+    assert_eq!(
+        format!("{c:?}"),
+        format!(
+            "Catacomb {{ name: {name:?}, state: Dying, err: Some(Error(\"boom\")), workers: 1 }}"
+        )
+    );
+    stubborn.release(Ok(()));
+    finish_work.send(Ok(())).unwrap();
+    assert!(wait_for(&c).is_err());
+    assert_eq!(
+        serde_json::Value::Object(reporter.report()),
+        serde_json::json!({"state": "dead", "error": "boom", "workers": 0})
+    );
+    scope.finish();
+}
