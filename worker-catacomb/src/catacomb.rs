@@ -20,6 +20,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 ///
 /// Made by [`Catacomb::invoke`]; see the [crate docs](crate) for the model.
 /// The handle is cheap to clone; every clone is the same catacomb.
+/// Dropping handles does not stop it (its work holds one): kill it.
 ///
 /// There is no other way to make one, so there is no "not yet invoked"
 /// catacomb to misuse:

@@ -439,3 +439,45 @@ fn concurrent_adds_racing_a_kill_leave_no_worker_running() {
     assert_eq!(c.worker_count(), 0);
     scope.finish();
 }
+
+/// A worker whose `kill` asks to be told when a catacomb finishes.
+struct WatchesOnKill {
+    tomb: Tomb,
+    catacomb: Catacomb,
+    registered: crossbeam_channel::Sender<bool>,
+}
+
+impl Worker for WatchesOnKill {
+    fn kill(&self) {
+        let ok = Worker::on_done(&self.catacomb, Box::new(|_: &worker_core::Outcome| {})).is_ok();
+        let _ = self.registered.send(ok);
+        self.tomb.done(Ok(()));
+    }
+    fn wait(&self) -> Result<(), Error> {
+        self.tomb.wait()
+    }
+    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
+        Worker::on_done(&self.tomb, callback)
+    }
+}
+
+#[test]
+fn code_run_by_an_adds_completion_callback_is_not_taken_for_a_self_add() {
+    // Adding an already failed worker kills the catacomb from inside `add`;
+    // the kills that follow run user code, which may legitimately ask the
+    // catacomb for a completion callback.
+    let scope = Scope::new("not_a_self_add");
+    let c = invoke_until_dying(scope.name("c"), vec![]);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    c.add(Arc::new(WatchesOnKill {
+        tomb: Tomb::new(),
+        catacomb: c.clone(),
+        registered: tx,
+    }))
+    .unwrap();
+    let added = c.add(Arc::new(dead_worker(Some(Error::msg("failed")))));
+    assert!(added.is_ok(), "{added:?}");
+    assert!(rx.recv_timeout(TIMEOUT).unwrap(), "on_done was refused");
+    assert_eq!(wait_for(&c).unwrap_err().to_string(), "failed");
+    scope.finish();
+}

@@ -157,6 +157,36 @@ fn a_refused_plan_stops_every_init_worker() {
 }
 
 #[test]
+fn a_refused_plan_kills_every_init_worker_before_waiting_for_any() {
+    // `first` finishes only once `second` has been killed: stopping them
+    // one after the other (kill, wait, kill, wait) would never get there.
+    let scope = Scope::new("refused_plan_kills_first");
+    let first = Stubborn::new();
+    let second = Stubborn::new();
+    let releaser = {
+        let (first, second) = (first.clone(), second.clone());
+        worker_core::threads::spawn_named(scope.name("releaser"), move || {
+            let in_time = second.killed.recv_timeout(TIMEOUT).is_ok();
+            first.release(Ok(()));
+            second.release(Ok(()));
+            in_time
+        })
+        .unwrap()
+    };
+    let plan = Plan::new("", |_: &Catacomb| Ok(())).with_init([shared(&first), shared(&second)]);
+    assert!(matches!(
+        Catacomb::invoke(plan),
+        Err(InvokeError::EmptyName)
+    ));
+    assert!(
+        releaser.join().unwrap(),
+        "the second worker was not killed while the first ran"
+    );
+    assert!(finished(&first.tomb) && finished(&second.tomb));
+    scope.finish();
+}
+
+#[test]
 fn init_workers_may_be_added_in_any_number() {
     let scope = Scope::new("many_init");
     let workers: Vec<Arc<Passive>> = (0..1000).map(|_| Arc::new(Passive::new())).collect();
