@@ -106,6 +106,7 @@ pub use spawn::{Passive, ThreadWorker, spawn};
 pub use tomb::{Tomb, TombState};
 pub use worker::{
     DoneCallback, Outcome, SharedWorker, Signal, Worker, dead, downcast_worker, stop, watch,
+    watch_named,
 };
 
 /// Re-exported so users can `select!` on [`Signal`]s without naming the

@@ -76,6 +76,10 @@ struct Inner {
     /// Lazily made; dropped when the tomb is dead.
     dead: Option<(Sender<Infallible>, Signal)>,
     callbacks: Vec<DoneCallback>,
+    /// Threads blocked in `wait`; `done` only wakes the condition variable
+    /// when there are some (a wake-up is a syscall, and most tombs die
+    /// with nobody waiting).
+    waiters: usize,
 }
 
 /// A receiver whose channel is already disconnected: handed out for events
@@ -103,6 +107,7 @@ impl Tomb {
                     dying: None,
                     dead: None,
                     callbacks: Vec::new(),
+                    waiters: 0,
                 }),
                 dead: Condvar::new(),
             }),
@@ -131,7 +136,7 @@ impl Tomb {
     /// callbacks on this thread, outside any lock. Calls after the first are
     /// ignored.
     pub fn done(&self, result: Result<(), Error>) {
-        let (outcome, callbacks) = {
+        let (outcome, callbacks, waiters) = {
             let mut inner = self.lock();
             if inner.state == TombState::Dead {
                 return;
@@ -140,9 +145,11 @@ impl Tomb {
             inner.state = TombState::Dead;
             inner.dead = None;
             let outcome = inner.outcome();
-            (outcome, std::mem::take(&mut inner.callbacks))
+            (outcome, std::mem::take(&mut inner.callbacks), inner.waiters)
         };
-        self.shared.dead.notify_all();
+        if waiters > 0 {
+            self.shared.dead.notify_all();
+        }
         for callback in callbacks {
             run_callback(callback, &outcome);
         }
@@ -169,11 +176,15 @@ impl Tomb {
     pub fn wait(&self) -> Result<(), Error> {
         let mut inner = self.lock();
         while inner.state != TombState::Dead {
+            // Counted under the lock before sleeping, so `done` (which reads
+            // the count under the same lock) cannot miss this waiter.
+            inner.waiters += 1;
             inner = self
                 .shared
                 .dead
                 .wait(inner)
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            inner.waiters -= 1;
         }
         inner.outcome()
     }

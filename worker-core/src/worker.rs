@@ -128,24 +128,53 @@ pub fn stop<W: Worker + ?Sized>(worker: &W) -> Result<(), Error> {
 /// Calls `callback` once when `worker` has finished, with its result.
 ///
 /// When the worker supports [`Worker::on_done`] this costs one boxed
-/// closure and no thread. Otherwise one thread is started that calls
-/// [`Worker::wait`] and then the callback; that thread ends when the worker
-/// does, so it is accounted for by whoever waits for the worker.
+/// closure and no thread. Otherwise one thread, named `worker-watch`, is
+/// started that calls [`Worker::wait`] and then the callback; that thread
+/// ends when the worker does. Supervisors use [`watch_named`] so that such
+/// threads carry their name.
 pub fn watch<W>(worker: &Arc<W>, callback: impl FnOnce(&Outcome) + Send + 'static)
 where
     W: Worker + ?Sized,
 {
-    if let Err(callback) = worker.on_done(Box::new(callback)) {
-        let worker = Arc::clone(worker);
-        let spawned = crate::threads::spawn_named("worker-watch".into(), move || {
-            let outcome = worker.wait();
+    watch_named(worker, "worker-watch", callback)
+}
+
+/// [`watch`], naming the fallback thread (if one is needed) `thread_name`,
+/// so that [`threads::wait_threads_gone`](crate::threads::wait_threads_gone)
+/// can account for it under its supervisor's name.
+///
+/// If the system refuses the thread, the worker cannot be watched: it is
+/// killed (it would otherwise run unsupervised), the refusal is logged, and
+/// the callback is called at once with an error saying so, so that nobody
+/// waits forever for a completion that would never be reported.
+pub fn watch_named<W>(
+    worker: &Arc<W>,
+    thread_name: &str,
+    callback: impl FnOnce(&Outcome) + Send + 'static,
+) where
+    W: Worker + ?Sized,
+{
+    let Err(callback) = worker.on_done(Box::new(callback)) else {
+        return;
+    };
+    // Shared between the thread and this function: whichever ends up with
+    // it calls it, so a refused spawn can still report.
+    let slot = Arc::new(std::sync::Mutex::new(Some(callback)));
+    let thread_slot = Arc::clone(&slot);
+    let watched = Arc::clone(worker);
+    let spawned = crate::threads::spawn_named(thread_name.to_owned(), move || {
+        let outcome = watched.wait();
+        let taken = thread_slot.lock().map(|mut c| c.take()).ok().flatten();
+        if let Some(callback) = taken {
             callback(&outcome);
-        });
-        if let Err(e) = spawned {
-            // No thread could be had: the worker cannot be watched, and a
-            // watcher that silently never fires would hang its owner. Say so
-            // loudly; this only happens when the process is out of threads.
-            tracing::error!(error = %e, "cannot start a thread to watch a worker");
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, thread = thread_name, "cannot start a thread to watch a worker; killing it");
+        worker.kill();
+        let taken = slot.lock().map(|mut c| c.take()).ok().flatten();
+        if let Some(callback) = taken {
+            callback(&Err(Error::new(e).context("cannot watch the worker")));
         }
     }
 }

@@ -105,3 +105,16 @@ fn stop_kills_once_then_waits() {
     assert_eq!(w.kills.load(Ordering::SeqCst), 1);
     assert_eq!(w.waits.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn watch_named_names_the_fallback_thread() {
+    let (w, end) = foreign();
+    let (tx, rx) = crossbeam_channel::unbounded::<Outcome>();
+    worker_core::watch_named(&w, "watch-test-named", move |outcome| {
+        tx.send(outcome.clone()).unwrap()
+    });
+    assert_eq!(live_threads_with_prefix("watch-test-named"), 1);
+    drop(end);
+    assert!(rx.recv_timeout(LONG).unwrap().is_err());
+    wait_threads_gone("watch-test-named", LONG).unwrap();
+}
