@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use worker_core::{AlreadyExists, Dead, Error, NotFound, Outcome};
 
-pub(crate) use entry::{EntrySnapshot, RestartCause, StateName};
+pub(crate) use entry::{EntrySnapshot, RestartCause};
 
 use self::deadlines::{Deadline, Deadlines, Kind};
 use self::entry::{Entry, State};
@@ -159,6 +159,7 @@ impl<T: Io> Machine<T> {
     }
 
     /// Whether shutdown has begun (killed, or a fatal error).
+    #[cfg(test)]
     pub(crate) fn is_dying(&self) -> bool {
         self.dying
     }
@@ -169,6 +170,7 @@ impl<T: Io> Machine<T> {
     }
 
     /// How many ids are known.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.index.len()
     }

@@ -1,0 +1,244 @@
+//! Shared helpers: a port of Go's `testWorkerStarter`, and runner set-up
+//! and tear-down that checks nothing is left running.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, select, unbounded};
+use worker_core::{
+    DoneCallback, Error, Report, Reporter, SharedWorker, Signal, ThreadWorker, Worker, spawn,
+};
+use worker_runner::{Runner, RunnerParams};
+use worker_testing::{TestClock, assert_threads_gone};
+
+/// The failure timeout of every wait in these tests.
+pub(crate) const LONG: Duration = Duration::from_secs(10);
+
+/// Makes a runner named `name` (also the prefix of every thread the test
+/// starts), with `params` applied to Go's defaults.
+pub(crate) fn runner(name: &str, params: impl FnOnce(RunnerParams) -> RunnerParams) -> Runner {
+    Runner::new(params(RunnerParams::new(name))).expect("runner starts")
+}
+
+/// A runner on a fake clock, with nothing fatal and a 1 s restart delay.
+pub(crate) fn clocked_runner(
+    name: &str,
+    params: impl FnOnce(RunnerParams) -> RunnerParams,
+) -> (Runner, TestClock) {
+    let clock = TestClock::new();
+    let r = runner(name, |p| {
+        params(
+            p.clock(clock.clone())
+                .is_fatal(none_fatal)
+                .restart_delay(Duration::from_secs(1)),
+        )
+    });
+    (r, clock)
+}
+
+pub(crate) fn none_fatal(_: &Error) -> bool {
+    false
+}
+
+pub(crate) fn all_fatal(_: &Error) -> bool {
+    true
+}
+
+/// Kills the runner, waits for it, and checks that none of the test's
+/// threads (named after the runner) is left. Returns `wait`'s result.
+pub(crate) fn finish(runner: &Runner) -> Result<(), Error> {
+    runner.kill();
+    let result = runner.wait();
+    assert_threads_gone(runner.name());
+    result
+}
+
+/// Waits for the runner to finish on its own and checks that nothing is
+/// left.
+pub(crate) fn wait_gone(runner: &Runner) -> Result<(), Error> {
+    let result = runner.wait();
+    assert_threads_gone(runner.name());
+    result
+}
+
+/// Go's `testWorkerStarter`: a start function whose workers announce on
+/// `started` (true when started, false when they end), end with an error
+/// sent on `die`, and can be set to fail at start, fail when killed,
+/// block before exiting, run a hook, and report.
+pub(crate) struct Starter {
+    prefix: String,
+    count: AtomicI32,
+    calls: AtomicUsize,
+    notify_tx: Sender<bool>,
+    notify_rx: Receiver<bool>,
+    die_tx: Sender<Option<Error>>,
+    die_rx: Receiver<Option<Error>>,
+    /// The start function fails with this.
+    pub(crate) start_err: Option<Error>,
+    /// The worker ends with this when it is asked to stop.
+    pub(crate) stop_err: Option<Error>,
+    /// Killing the worker records this error (Go's `killErr`).
+    pub(crate) kill_err: Option<Error>,
+    /// The worker waits for a value (or a disconnect) here before ending.
+    pub(crate) stop_wait: Option<Receiver<()>>,
+    /// Called on the worker's thread when it starts.
+    pub(crate) hook: Option<Box<dyn Fn() + Send + Sync>>,
+    /// What the worker reports (it is a `Reporter` only if set).
+    pub(crate) report: Option<Report>,
+}
+
+impl Starter {
+    /// A starter whose worker threads are named `"<prefix>-worker"`.
+    pub(crate) fn new(prefix: &str) -> Self {
+        let (notify_tx, notify_rx) = unbounded();
+        let (die_tx, die_rx) = unbounded();
+        Starter {
+            prefix: prefix.to_owned(),
+            count: AtomicI32::new(0),
+            calls: AtomicUsize::new(0),
+            notify_tx,
+            notify_rx,
+            die_tx,
+            die_rx,
+            start_err: None,
+            stop_err: None,
+            kill_err: None,
+            stop_wait: None,
+            hook: None,
+            report: None,
+        }
+    }
+
+    /// The start function to give the runner.
+    pub(crate) fn start_fn(
+        self: &Arc<Self>,
+    ) -> impl FnMut() -> Result<SharedWorker, Error> + Send + 'static + use<> {
+        let starter = Arc::clone(self);
+        move || starter.start()
+    }
+
+    /// How many times the start function was called.
+    pub(crate) fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    fn start(self: &Arc<Self>) -> Result<SharedWorker, Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
+        assert_eq!(n, 1, "more than one live incarnation");
+        if let Some(e) = &self.start_err {
+            self.notify_tx.send(false).unwrap();
+            self.count.fetch_sub(1, Ordering::SeqCst);
+            return Err(e.clone());
+        }
+        let starter = Arc::clone(self);
+        let thread = spawn(format!("{}-worker", self.prefix), move |tomb| {
+            if let Some(hook) = &starter.hook {
+                hook();
+            }
+            let err = select! {
+                recv(tomb.dying()) -> _ => starter.stop_err.clone(),
+                recv(starter.die_rx) -> e => e.unwrap_or(None),
+            };
+            if let Some(wait) = &starter.stop_wait {
+                let _ = wait.recv();
+            }
+            starter.count.fetch_sub(1, Ordering::SeqCst);
+            starter.notify_tx.send(false).unwrap();
+            err.map_or(Ok(()), Err)
+        });
+        self.notify_tx.send(true).unwrap();
+        Ok(Arc::new(TestWorker {
+            starter: Arc::clone(self),
+            thread,
+        }))
+    }
+
+    /// Waits for the next notification and checks it is `started`.
+    #[track_caller]
+    pub(crate) fn assert_started(&self, started: bool) {
+        match self.notify_rx.recv_timeout(LONG) {
+            Ok(got) => assert_eq!(got, started, "start notification"),
+            Err(_) => panic!("timed out waiting for start notification ({started})"),
+        }
+    }
+
+    /// Checks that no notification is pending (use only when the runner
+    /// can no longer start the worker, e.g. after it has forgotten the id).
+    #[track_caller]
+    pub(crate) fn assert_no_notification(&self) {
+        assert!(
+            self.notify_rx.try_recv().is_err(),
+            "unexpected notification"
+        );
+    }
+
+    /// Makes the running worker end with `err`.
+    pub(crate) fn die(&self, err: Option<Error>) {
+        self.die_tx.send(err).unwrap();
+    }
+}
+
+/// Go's `testWorker`: a thread-backed worker that knows its starter.
+pub(crate) struct TestWorker {
+    pub(crate) starter: Arc<Starter>,
+    thread: ThreadWorker,
+}
+
+impl Worker for TestWorker {
+    fn kill(&self) {
+        self.thread.tomb().kill(self.starter.kill_err.clone());
+    }
+    fn wait(&self) -> Result<(), Error> {
+        self.thread.wait()
+    }
+    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
+        self.thread.on_done(callback)
+    }
+    fn dead_signal(&self) -> Option<Signal> {
+        self.thread.dead_signal()
+    }
+    fn reporter(&self) -> Option<&dyn Reporter> {
+        self.starter.report.as_ref().map(|_| self as &dyn Reporter)
+    }
+}
+
+impl Reporter for TestWorker {
+    fn report(&self) -> Report {
+        self.starter.report.clone().unwrap_or_default()
+    }
+}
+
+/// The starter behind a worker the runner handed out.
+pub(crate) fn starter_of(w: &SharedWorker) -> Arc<Starter> {
+    worker_core::downcast_worker::<TestWorker>(w)
+        .expect("a TestWorker")
+        .starter
+        .clone()
+}
+
+/// Checks that `err` is (or wraps) an `E`.
+#[track_caller]
+pub(crate) fn assert_is<E: std::error::Error + 'static>(err: &Error) {
+    assert!(
+        err.is::<E>(),
+        "expected a {} error, got: {err}",
+        std::any::type_name::<E>()
+    );
+}
+
+/// A signal and the sender that fires it (by being dropped).
+pub(crate) fn abort_signal() -> (Sender<std::convert::Infallible>, Signal) {
+    crossbeam_channel::bounded(0)
+}
+
+/// The error of `result`, which must be one (`unwrap_err` needs `Debug`,
+/// which `dyn Worker` is not).
+#[track_caller]
+pub(crate) fn err_of<T>(result: Result<T, Error>) -> Error {
+    match result {
+        Ok(_) => panic!("expected an error, got a value"),
+        Err(e) => e,
+    }
+}
