@@ -1,0 +1,186 @@
+//! `EngineConfig`: the policies and delays of one engine.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use worker_core::{Clock, Error, WallClock};
+
+use crate::ConfigError;
+use crate::backoff::{Jitter, SeededJitter};
+use crate::manifold::FilterFn;
+
+/// Decides whether an error (after the manifold's filter) stops the whole
+/// engine.
+pub type IsFatalFn = Arc<dyn Fn(&Error) -> bool + Send + Sync>;
+
+/// Ranks two fatal errors: given the new one and the worst so far (`None`
+/// for the first), returns the one `wait` should report.
+pub type WorstErrorFn = Arc<dyn Fn(&Error, Option<&Error>) -> Error + Send + Sync>;
+
+/// Told about every successful start (Go's `Metrics.RecordStart`) and,
+/// beyond Go, every stop. Called on the engine's loop thread, after the
+/// engine has decided what follows: keep it quick.
+pub trait Metrics: Send + Sync + 'static {
+    /// The manifold `name` has a new running worker.
+    fn record_start(&self, name: &str);
+
+    /// The manifold `name` stopped: its worker ended, or its start
+    /// function failed, with `error` (after the manifold's filter).
+    fn record_stop(&self, name: &str, error: Option<&Error>) {
+        let _ = (name, error);
+    }
+}
+
+/// Metrics that record nothing (the default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoMetrics;
+
+impl Metrics for NoMetrics {
+    fn record_start(&self, _name: &str) {}
+}
+
+/// How an engine behaves: its name, which errors are fatal, the restart
+/// delays and backoff, the clock, metrics and jitter.
+///
+/// [`EngineConfig::new`] gives safe defaults (the values juju runs in
+/// production), and every field is public:
+///
+/// ```
+/// use std::time::Duration;
+/// use worker_dependency::EngineConfig;
+///
+/// let mut config = EngineConfig::new("agent");
+/// config.error_delay = Duration::from_secs(1);
+/// config.is_fatal = std::sync::Arc::new(|e| e.to_string().contains("corrupt"));
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Clone)]
+pub struct EngineConfig {
+    /// Names the engine's threads (`<name>` for the loop, `<name>-start-N`
+    /// for start functions) and its log lines. Must not be empty.
+    pub name: String,
+    /// Which errors stop the engine. Default: none.
+    pub is_fatal: IsFatalFn,
+    /// Which of two fatal errors `wait` reports. Default: the first.
+    pub worst_error: WorstErrorFn,
+    /// Applied to the engine's final error when it stops (and `None` if
+    /// there was none). Default: none.
+    pub filter: Option<FilterFn>,
+    /// Delay before restarting a manifold that failed. Default: 3 s.
+    pub error_delay: Duration,
+    /// Delay before restarting a manifold whose input started or stopped,
+    /// or that returned [`Bounce`](crate::Bounce). Default: 10 ms.
+    pub bounce_delay: Duration,
+    /// Each consecutive failure multiplies the error delay by this; 0
+    /// disables backoff, otherwise it must be >= 1. Default: 2.
+    pub backoff_factor: f64,
+    /// A worker that ran at least this long before failing starts its
+    /// backoff over. Default: 1 minute.
+    pub backoff_reset_time: Duration,
+    /// The longest delay, jitter included; zero means no cap (delays then
+    /// saturate at one year). Default: 2 minutes.
+    pub max_delay: Duration,
+    /// How long a manifold may take to stop before it is reported stuck
+    /// (in the report, and with a warning log); shutdown still waits for
+    /// it, but stops its inputs. Zero disables the check. Default: 30 s.
+    pub stop_timeout: Duration,
+    /// The source of time. Default: [`WallClock`].
+    pub clock: Arc<dyn Clock>,
+    /// Told about every start. Default: [`NoMetrics`].
+    pub metrics: Arc<dyn Metrics>,
+    /// Spreads delays by +-10%. Default: a [`SeededJitter`] seeded at
+    /// random; use [`NoJitter`](crate::NoJitter) for exact delays.
+    pub jitter: Arc<dyn Jitter>,
+}
+
+impl EngineConfig {
+    /// A configuration with the defaults listed on each field.
+    pub fn new(name: impl Into<String>) -> Self {
+        EngineConfig {
+            name: name.into(),
+            is_fatal: Arc::new(|_| false),
+            worst_error: Arc::new(|new, worst| worst.unwrap_or(new).clone()),
+            filter: None,
+            error_delay: worker_core::DEFAULT_RESTART_DELAY,
+            bounce_delay: Duration::from_millis(10),
+            backoff_factor: 2.0,
+            backoff_reset_time: Duration::from_secs(60),
+            max_delay: Duration::from_secs(120),
+            stop_timeout: Duration::from_secs(30),
+            clock: Arc::new(WallClock),
+            metrics: Arc::new(NoMetrics),
+            jitter: Arc::new(SeededJitter::from_entropy()),
+        }
+    }
+
+    /// Checks the configuration; [`Engine::new`](crate::Engine::new) does
+    /// it too.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.name.is_empty() {
+            return Err(ConfigError::EmptyName);
+        }
+        let f = self.backoff_factor;
+        if f != 0.0 && !(f >= 1.0 && f.is_finite()) {
+            return Err(ConfigError::BackoffFactor(f));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("name", &self.name)
+            .field("filter", &self.filter.is_some())
+            .field("error_delay", &self.error_delay)
+            .field("bounce_delay", &self.bounce_delay)
+            .field("backoff_factor", &self.backoff_factor)
+            .field("backoff_reset_time", &self.backoff_reset_time)
+            .field("max_delay", &self.max_delay)
+            .field("stop_timeout", &self.stop_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_problem() {
+        assert_eq!(
+            EngineConfig::new("").validate(),
+            Err(ConfigError::EmptyName)
+        );
+        for bad in [0.9, -1.0, f64::NAN, f64::INFINITY] {
+            let mut c = EngineConfig::new("e");
+            c.backoff_factor = bad;
+            assert!(
+                matches!(c.validate(), Err(ConfigError::BackoffFactor(_))),
+                "{bad}"
+            );
+        }
+        let mut c = EngineConfig::new("e");
+        c.backoff_factor = 0.0;
+        assert!(c.validate().is_ok());
+        c.backoff_factor = 1.0;
+        assert!(c.validate().is_ok());
+        let mut c = EngineConfig::new("e");
+        c.backoff_factor = 0.9;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "invalid config: backoff_factor 0.9 must be 0 or a finite number >= 1"
+        );
+    }
+
+    #[test]
+    fn default_worst_error_keeps_the_first() {
+        let c = EngineConfig::new("e");
+        let a = Error::msg("a");
+        let b = Error::msg("b");
+        assert!((c.worst_error)(&a, None).same(&a));
+        assert!((c.worst_error)(&b, Some(&a)).same(&a));
+        assert!(!(c.is_fatal)(&a));
+    }
+}

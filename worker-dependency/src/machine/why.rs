@@ -1,0 +1,79 @@
+//! Why a manifold was (re)started: kept per manifold for the report.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use worker_core::Error;
+
+/// What made the engine (re)start a manifold.
+#[derive(Debug, Clone)]
+pub(crate) enum Cause {
+    /// It was installed.
+    Installed,
+    /// This input started (got a new worker).
+    InputStarted(Arc<str>),
+    /// This input stopped.
+    InputStopped(Arc<str>),
+    /// Its worker returned [`Bounce`](crate::Bounce).
+    Bounced,
+    /// It failed with this error after `step` consecutive failures.
+    Failed { error: Error, step: u32 },
+}
+
+/// A cause and the delay the engine waited (or waits) before the start.
+#[derive(Debug, Clone)]
+pub(crate) struct Why {
+    pub(crate) cause: Cause,
+    pub(crate) delay: Duration,
+}
+
+impl fmt::Display for Why {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.cause {
+            Cause::Installed => f.write_str("installed")?,
+            Cause::InputStarted(name) => write!(f, "input {name:?} started")?,
+            Cause::InputStopped(name) => write!(f, "input {name:?} stopped")?,
+            Cause::Bounced => f.write_str("worker asked to bounce")?,
+            Cause::Failed { error, step } => write!(f, "failed (backoff step {step}): {error}")?,
+        }
+        if !self.delay.is_zero() {
+            write!(f, "; restarted after {:?}", self.delay)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_like_a_sentence() {
+        let why = |cause, ms| Why {
+            cause,
+            delay: Duration::from_millis(ms),
+        };
+        assert_eq!(why(Cause::Installed, 0).to_string(), "installed");
+        assert_eq!(
+            why(Cause::InputStarted("db".into()), 10).to_string(),
+            "input \"db\" started; restarted after 10ms"
+        );
+        assert_eq!(
+            why(
+                Cause::Failed {
+                    error: Error::msg("boom"),
+                    step: 3
+                },
+                4000
+            )
+            .to_string(),
+            "failed (backoff step 3): boom; restarted after 4s"
+        );
+        assert_eq!(
+            why(Cause::InputStopped("a".into()), 0).to_string(),
+            "input \"a\" stopped"
+        );
+        assert_eq!(why(Cause::Bounced, 0).to_string(), "worker asked to bounce");
+    }
+}

@@ -1,0 +1,277 @@
+//! `Manifold`: what the engine needs to know to run one named worker.
+
+use std::any::{Any, TypeId, type_name};
+use std::fmt;
+use std::sync::Arc;
+
+use worker_core::{Error, Passive, SharedWorker, Worker};
+
+use crate::Context;
+
+/// A start function, type-erased: given the inputs, make the worker.
+pub(crate) type StartFn = Arc<dyn Fn(&Context) -> Result<SharedWorker, Error> + Send + Sync>;
+/// An output function, type-erased: describe what a running worker offers.
+pub(crate) type OutputFn =
+    Arc<dyn Fn(&SharedWorker, &mut Outputs) -> Result<(), Error> + Send + Sync>;
+/// An error filter: sees how a worker ended (`None`: without error) and may
+/// change it. Used per manifold and engine-wide.
+pub type FilterFn = Arc<dyn Fn(Option<Error>) -> Option<Error> + Send + Sync>;
+
+/// One named node of the engine's graph: which inputs it needs, how to
+/// start its worker, what the worker offers to its dependents, and how to
+/// read the worker's errors.
+///
+/// Build one with [`Manifold::new`] and the builder methods:
+///
+/// ```
+/// use std::sync::Arc;
+/// use worker_core::Passive;
+/// use worker_dependency::Manifold;
+///
+/// #[derive(Clone)]
+/// struct Config { port: u16 }
+///
+/// let config = Manifold::constant(Config { port: 8080 });
+/// let server = Manifold::new(|ctx| {
+///     let config: Config = ctx.get("config")?; // Missing until "config" runs
+///     assert_eq!(config.port, 8080);
+///     Ok(Passive::new())
+/// })
+/// .inputs(["config"]);
+/// # let _ = (config, server);
+/// ```
+#[derive(Clone)]
+pub struct Manifold {
+    pub(crate) inputs: Arc<[Arc<str>]>,
+    pub(crate) start: StartFn,
+    pub(crate) output: Option<OutputFn>,
+    pub(crate) filter: Option<FilterFn>,
+    worker_type: &'static str,
+}
+
+impl Manifold {
+    /// A manifold with no inputs whose worker is made by `start`.
+    ///
+    /// `start` runs on one of the engine's threads, never on its loop, and
+    /// may block for a while (it should watch [`Context::abort`] if it may
+    /// block long). It returns any [`Worker`]; returning a
+    /// [`SharedWorker`] is fine too (it is not wrapped twice). A panic in
+    /// it becomes the manifold's error.
+    pub fn new<W, F>(start: F) -> Self
+    where
+        W: Worker,
+        F: Fn(&Context) -> Result<W, Error> + Send + Sync + 'static,
+    {
+        Manifold {
+            inputs: Arc::from(Vec::new()),
+            start: Arc::new(move |ctx| start(ctx).map(into_shared)),
+            output: None,
+            filter: None,
+            worker_type: type_name::<W>(),
+        }
+    }
+
+    /// A manifold that always offers `value` to its dependents, with a
+    /// worker that does nothing until stopped. Handy for configuration,
+    /// shared clients and tests.
+    pub fn constant<T>(value: T) -> Self
+    where
+        T: Any + Clone + Send + Sync,
+    {
+        Manifold::new(|_| Ok(Passive::new())).output(move |_: &Passive, out| out.put(value.clone()))
+    }
+
+    /// Declares the inputs (replacing any declared before): the manifolds
+    /// whose outputs the start function may read. Every start or stop of
+    /// an input restarts this manifold; an input that is not running makes
+    /// [`Context::get`] fail with a [`Missing`](crate::Missing) error.
+    pub fn inputs<I, S>(mut self, inputs: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.inputs = inputs.into_iter().map(|s| Arc::from(s.as_ref())).collect();
+        self
+    }
+
+    /// Sets what a running worker offers to its dependents. `output` gets
+    /// the worker, as the concrete type the start function returned, and
+    /// [`Outputs::put`]s any number of values of distinct types; a
+    /// dependent reads one with [`Context::get`]. It runs once per start,
+    /// right after the start function, and a panic in it (or a worker of
+    /// another type than `W`) becomes the manifold's error.
+    pub fn output<W, F>(mut self, output: F) -> Self
+    where
+        W: Worker,
+        F: Fn(&W, &mut Outputs) + Send + Sync + 'static,
+    {
+        let started = self.worker_type;
+        self.output = Some(Arc::new(move |worker: &SharedWorker, out: &mut Outputs| {
+            let any: &dyn Any = &**worker;
+            match any.downcast_ref::<W>() {
+                Some(w) => {
+                    output(w, out);
+                    Ok(())
+                }
+                None => Err(Error::msg(format!(
+                    "output function expects a worker of type {}, but the start function returned {started}",
+                    type_name::<W>()
+                ))),
+            }
+        }));
+        self
+    }
+
+    /// Sets a filter for this manifold's errors: it sees how every worker
+    /// (or start function) ended, `None` meaning "without error", and its
+    /// answer is what the engine acts on (restart, fatal, control error).
+    /// A panic in it becomes the manifold's error.
+    pub fn filter<F>(mut self, filter: F) -> Self
+    where
+        F: Fn(Option<Error>) -> Option<Error> + Send + Sync + 'static,
+    {
+        self.filter = Some(Arc::new(filter));
+        self
+    }
+
+    /// The declared inputs, in the order given.
+    pub fn input_names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.inputs.iter().map(|s| &**s)
+    }
+}
+
+impl fmt::Debug for Manifold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Manifold")
+            .field("inputs", &self.inputs)
+            .field("worker", &self.worker_type)
+            .field("output", &self.output.is_some())
+            .field("filter", &self.filter.is_some())
+            .finish()
+    }
+}
+
+/// Turns any worker into a shared one, without wrapping a worker that is
+/// already shared.
+fn into_shared<W: Worker>(worker: W) -> SharedWorker {
+    let boxed: Box<dyn Any> = Box::new(worker);
+    match boxed.downcast::<SharedWorker>() {
+        Ok(shared) => *shared,
+        Err(boxed) => match boxed.downcast::<W>() {
+            Ok(worker) => Arc::new(*worker),
+            Err(_) => unreachable!("a box made from a W holds a W"),
+        },
+    }
+}
+
+/// What a running manifold offers its dependents: at most one value per
+/// type, read with [`Context::get`].
+///
+/// Go's `Output(worker, out)` fills one pointer per call; here the output
+/// function fills this set once per start, and the values are shared by
+/// every dependent, so `get` is a lookup and runs no user code.
+#[derive(Default, Clone)]
+pub struct Outputs {
+    values: Vec<Output>,
+}
+
+#[derive(Clone)]
+struct Output {
+    type_id: TypeId,
+    type_name: &'static str,
+    value: Arc<dyn Any + Send + Sync>,
+}
+
+impl Outputs {
+    /// An empty set.
+    pub fn new() -> Self {
+        Outputs::default()
+    }
+
+    /// Offers `value`; a value of the same type offered before is replaced.
+    pub fn put<T>(&mut self, value: T)
+    where
+        T: Any + Clone + Send + Sync,
+    {
+        let output = Output {
+            type_id: TypeId::of::<T>(),
+            type_name: type_name::<T>(),
+            value: Arc::new(value),
+        };
+        match self.values.iter_mut().find(|o| o.type_id == output.type_id) {
+            Some(slot) => *slot = output,
+            None => self.values.push(output),
+        }
+    }
+
+    /// [`put`](Self::put), as a builder.
+    pub fn with<T>(mut self, value: T) -> Self
+    where
+        T: Any + Clone + Send + Sync,
+    {
+        self.put(value);
+        self
+    }
+
+    /// A clone of the value of type `T`, if one is offered.
+    pub fn get<T: Any + Clone>(&self) -> Option<T> {
+        let id = TypeId::of::<T>();
+        self.values
+            .iter()
+            .find(|o| o.type_id == id)
+            .and_then(|o| o.value.downcast_ref::<T>())
+            .cloned()
+    }
+
+    /// The names of the offered types, in the order they were put.
+    pub fn type_names(&self) -> Vec<&'static str> {
+        self.values.iter().map(|o| o.type_name).collect()
+    }
+
+    /// Whether nothing is offered.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+impl fmt::Debug for Outputs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.type_names()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use worker_core::downcast_worker;
+
+    #[test]
+    fn outputs_are_keyed_by_type() {
+        let mut out = Outputs::new().with(3_u32).with(String::from("a"));
+        out.put(4_u32);
+        assert_eq!(out.get::<u32>(), Some(4));
+        assert_eq!(out.get::<String>().as_deref(), Some("a"));
+        assert_eq!(out.get::<i64>(), None);
+        assert_eq!(out.type_names(), vec!["u32", "alloc::string::String"]);
+    }
+
+    #[test]
+    fn shared_workers_are_not_wrapped_twice() {
+        let shared: SharedWorker = Arc::new(Passive::new());
+        let again = into_shared(shared.clone());
+        assert!(Arc::ptr_eq(&shared, &again));
+        let plain = into_shared(Passive::new());
+        assert!(downcast_worker::<Passive>(&plain).is_some());
+    }
+
+    #[test]
+    fn output_of_the_wrong_worker_type_is_an_error() {
+        let m = Manifold::new(|_| Ok(Passive::new())).output(|_: &worker_core::ThreadWorker, _| {});
+        let w: SharedWorker = Arc::new(Passive::new());
+        let err = (m.output.unwrap())(&w, &mut Outputs::new()).unwrap_err();
+        assert!(
+            err.to_string().contains("expects a worker of type"),
+            "{err}"
+        );
+    }
+}

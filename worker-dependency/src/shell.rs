@@ -1,0 +1,398 @@
+//! The shell: one loop thread per engine that owns the [`Machine`], turns
+//! requests, start results, worker ends and timer firings into events,
+//! and carries out the machine's actions.
+//!
+//! Start functions run on the engine's [`ThreadPool`]; a worker's end is
+//! learnt through its completion callback ([`Worker::on_done`]), so no
+//! thread waits on a worker (only a foreign worker without completion
+//! callbacks gets one watcher thread, named after the engine and joined
+//! when the engine stops). The loop asks the clock for a timer only when
+//! the earliest deadline changes, and blocks in `select!` otherwise: an
+//! idle engine does nothing.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, never, select};
+use worker_core::{Clock, Error, SharedWorker, ThreadPool, Tomb, Worker, catch_panic};
+
+use crate::config::Metrics;
+use crate::context::{Context, InputState};
+use crate::graph::NodeId;
+use crate::machine::{Action, Live, Machine, Snapshot};
+use crate::manifold::FilterFn;
+use crate::{InstallError, Manifold, Outputs, ShuttingDown, UninstallError};
+
+/// A message to the loop: a request from a handle, or news from a start
+/// job or a worker.
+pub(crate) enum Msg {
+    Install {
+        batch: Vec<(String, Manifold)>,
+        reply: Sender<Result<(), InstallError>>,
+    },
+    Uninstall {
+        name: String,
+        reply: Sender<Result<(), UninstallError>>,
+    },
+    Report {
+        reply: Sender<Snapshot>,
+    },
+    WaitingFor {
+        reply: Sender<Vec<String>>,
+    },
+    Started {
+        node: NodeId,
+        generation: u64,
+        result: Result<Live, Error>,
+    },
+    Ended {
+        node: NodeId,
+        generation: u64,
+        outcome: Result<(), Error>,
+    },
+}
+
+/// Everything the loop thread owns.
+pub(crate) struct Shell {
+    pub(crate) name: Arc<str>,
+    pub(crate) machine: Machine,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) metrics: Arc<dyn Metrics>,
+    pub(crate) filter: Option<FilterFn>,
+    pub(crate) tx: Sender<Msg>,
+    pub(crate) final_snapshot: Arc<OnceLock<Snapshot>>,
+    pub(crate) pool: ThreadPool,
+    pub(crate) aborts: Vec<Option<Sender<Infallible>>>,
+    pub(crate) uninstalls: HashMap<NodeId, Vec<Sender<Result<(), UninstallError>>>>,
+    pub(crate) watchers: Vec<JoinHandle<()>>,
+    pub(crate) timer: Receiver<Instant>,
+    pub(crate) timer_at: Option<Instant>,
+    pub(crate) out: Vec<Action>,
+}
+
+impl Shell {
+    /// The loop: runs until every manifold has stopped after a kill (or a
+    /// fatal or internal error), then returns the engine's result.
+    pub(crate) fn run(mut self, tomb: &Tomb, rx: Receiver<Msg>) -> Result<(), Error> {
+        let mut dying = tomb.dying();
+        loop {
+            select! {
+                recv(rx) -> msg => {
+                    // The loop holds a sender itself, so the channel never
+                    // disconnects while it runs.
+                    if let Ok(msg) = msg {
+                        self.handle(msg);
+                    }
+                    // Take whatever else is queued before deciding on the
+                    // timer: one wake-up for a burst of events.
+                    while let Ok(msg) = rx.try_recv() {
+                        self.handle(msg);
+                    }
+                }
+                recv(dying) -> _ => {
+                    dying = never();
+                    let now = self.clock.now();
+                    self.machine.kill(now, &mut self.out);
+                    self.run_actions();
+                    self.update_timer();
+                }
+                recv(self.timer) -> _ => {
+                    self.timer = never();
+                    self.timer_at = None;
+                    let now = self.clock.now();
+                    self.machine.tick(now, &mut self.out);
+                    self.run_actions();
+                    self.update_timer();
+                }
+            }
+            if self.machine.is_dying() && tomb.is_alive() {
+                // A fatal or internal error: let everyone see the engine
+                // is stopping (our own dying signal then fires: harmless).
+                tomb.kill(None);
+            }
+            if self.machine.is_finished() {
+                break;
+            }
+        }
+        self.finish(rx)
+    }
+
+    fn finish(mut self, rx: Receiver<Msg>) -> Result<(), Error> {
+        let now = self.clock.now();
+        let _ = self.final_snapshot.set(self.machine.snapshot(now));
+        // Requests that raced with the end get a clear answer.
+        drop(self.tx);
+        while let Ok(msg) = rx.try_recv() {
+            match msg {
+                Msg::Install { reply, .. } => {
+                    let _ = reply.send(Err(ShuttingDown(self.name.to_string()).into()));
+                }
+                Msg::Uninstall { reply, .. } => {
+                    let _ = reply.send(Err(ShuttingDown(self.name.to_string()).into()));
+                }
+                Msg::Report { reply } => {
+                    let _ = reply.send(self.machine.snapshot(now));
+                }
+                Msg::WaitingFor { reply } => {
+                    let _ = reply.send(Vec::new());
+                }
+                Msg::Started { .. } | Msg::Ended { .. } => {}
+            }
+        }
+        for (_, replies) in self.uninstalls.drain() {
+            for reply in replies {
+                let _ = reply.send(Err(ShuttingDown(self.name.to_string()).into()));
+            }
+        }
+        self.pool.join();
+        for watcher in self.watchers.drain(..) {
+            let _ = watcher.join();
+        }
+        if self.machine.has_internal_error() {
+            return Err(self
+                .machine
+                .error()
+                .unwrap_or_else(|| Error::msg("internal error")));
+        }
+        let worst = self.machine.error();
+        let result = match &self.filter {
+            Some(filter) => match catch_unwind(AssertUnwindSafe(|| filter(worst))) {
+                Ok(result) => result,
+                Err(payload) => Some(Error::new(worker_core::Panicked::from_payload(
+                    "engine filter",
+                    &*payload,
+                ))),
+            },
+            None => worst,
+        };
+        match result {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        let now = self.clock.now();
+        match msg {
+            Msg::Install { batch, reply } => {
+                let result = self.machine.install(batch, now, &mut self.out);
+                let _ = reply.send(result);
+            }
+            Msg::Uninstall { name, reply } => {
+                match self.machine.uninstall(&name, now, &mut self.out) {
+                    Ok(node) => self.uninstalls.entry(node).or_default().push(reply),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Msg::Report { reply } => {
+                let _ = reply.send(self.machine.snapshot(now));
+            }
+            Msg::WaitingFor { reply } => {
+                let _ = reply.send(self.machine.waiting_for());
+            }
+            Msg::Started {
+                node,
+                generation,
+                result,
+            } => {
+                if let Some(abort) = self.aborts.get_mut(node) {
+                    *abort = None;
+                }
+                let wall = self.clock.wall_now();
+                self.machine
+                    .start_done(node, generation, result, now, wall, &mut self.out);
+            }
+            Msg::Ended {
+                node,
+                generation,
+                outcome,
+            } => {
+                self.machine
+                    .worker_done(node, generation, outcome, now, &mut self.out);
+            }
+        }
+        self.run_actions();
+        // After every message, not once per burst: a request that follows
+        // (say, a report) then sees the timers of everything before it.
+        self.update_timer();
+    }
+
+    fn update_timer(&mut self) {
+        let next = self.machine.next_deadline();
+        if next == self.timer_at {
+            return;
+        }
+        self.timer_at = next;
+        self.timer = match next {
+            Some(at) => self
+                .clock
+                .after(at.saturating_duration_since(self.clock.now())),
+            None => never(),
+        };
+    }
+
+    fn run_actions(&mut self) {
+        loop {
+            let actions = std::mem::take(&mut self.out);
+            if actions.is_empty() {
+                return;
+            }
+            for action in actions {
+                self.execute(action);
+            }
+        }
+    }
+
+    fn execute(&mut self, action: Action) {
+        match action {
+            Action::Start {
+                node,
+                generation,
+                name,
+                manifold,
+                inputs,
+            } => self.start(node, generation, name, manifold, inputs),
+            Action::Abort { node } => {
+                if let Some(abort) = self.aborts.get_mut(node) {
+                    *abort = None;
+                }
+            }
+            Action::Kill { name, worker } => {
+                if catch_unwind(AssertUnwindSafe(|| worker.kill())).is_err() {
+                    tracing::error!(engine = %self.name, manifold = %name, "kill panicked");
+                }
+            }
+            Action::Watch {
+                node,
+                generation,
+                worker,
+            } => self.watch(node, generation, worker),
+            Action::RecordStart { name } => {
+                let metrics = &self.metrics;
+                if catch_unwind(AssertUnwindSafe(|| metrics.record_start(&name))).is_err() {
+                    tracing::error!(engine = %self.name, manifold = %name, "metrics hook panicked");
+                }
+            }
+            Action::RecordStop { name, error } => {
+                let metrics = &self.metrics;
+                if catch_unwind(AssertUnwindSafe(|| {
+                    metrics.record_stop(&name, error.as_ref())
+                }))
+                .is_err()
+                {
+                    tracing::error!(engine = %self.name, manifold = %name, "metrics hook panicked");
+                }
+            }
+            Action::Removed { node } => {
+                for reply in self.uninstalls.remove(&node).unwrap_or_default() {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            Action::Stuck { name, waited } => {
+                tracing::warn!(engine = %self.name, manifold = %name, ?waited, "manifold is slow to stop");
+            }
+        }
+    }
+
+    fn start(
+        &mut self,
+        node: NodeId,
+        generation: u64,
+        name: Arc<str>,
+        manifold: Manifold,
+        inputs: Vec<(Arc<str>, InputState)>,
+    ) {
+        let (abort_tx, abort_rx) = crossbeam_channel::bounded::<Infallible>(0);
+        if self.aborts.len() <= node {
+            self.aborts.resize_with(node + 1, || None);
+        }
+        self.aborts[node] = Some(abort_tx);
+        let tx = self.tx.clone();
+        let job = move || {
+            let result = run_start(&name, &manifold, inputs, abort_rx);
+            let _ = tx.send(Msg::Started {
+                node,
+                generation,
+                result,
+            });
+        };
+        if let Err(e) = self.pool.execute(job) {
+            let _ = self.tx.send(Msg::Started {
+                node,
+                generation,
+                result: Err(e),
+            });
+        }
+    }
+
+    fn watch(&mut self, node: NodeId, generation: u64, worker: SharedWorker) {
+        let tx = self.tx.clone();
+        let callback = Box::new(move |outcome: &Result<(), Error>| {
+            let _ = tx.send(Msg::Ended {
+                node,
+                generation,
+                outcome: outcome.clone(),
+            });
+        });
+        if let Err(callback) = worker.on_done(callback) {
+            // A worker without completion callbacks: one thread waits.
+            self.watchers.retain(|w| !w.is_finished());
+            let spawned =
+                worker_core::threads::spawn_named(format!("{}-watch", self.name), move || {
+                    let outcome = worker.wait();
+                    callback(&outcome);
+                });
+            match spawned {
+                Ok(handle) => self.watchers.push(handle),
+                Err(e) => {
+                    // Cannot watch it: better say it ended than hang.
+                    tracing::error!(engine = %self.name, error = %e, "cannot watch a worker");
+                    let _ = self.tx.send(Msg::Ended {
+                        node,
+                        generation,
+                        outcome: Err(Error::new(e).context("cannot watch worker")),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Runs a start function and its output function, on a pool thread.
+fn run_start(
+    name: &Arc<str>,
+    manifold: &Manifold,
+    inputs: Vec<(Arc<str>, InputState)>,
+    abort: Receiver<Infallible>,
+) -> Result<Live, Error> {
+    let ctx = Context::new(name.clone(), inputs, abort);
+    let started = catch_panic(
+        || format!("start function of manifold {name:?}"),
+        || (manifold.start)(&ctx),
+    );
+    ctx.expire();
+    let worker = started?;
+    let mut outputs = Outputs::new();
+    if let Some(output) = &manifold.output {
+        let offered = catch_panic(
+            || format!("output function of manifold {name:?}"),
+            || output(&worker, &mut outputs),
+        );
+        if let Err(e) = offered {
+            // The worker was never offered: stop it here, off the loop.
+            worker.kill();
+            let _ = worker.wait();
+            return Err(e);
+        }
+    }
+    Ok(Live {
+        worker,
+        outputs: Arc::new(outputs),
+    })
+}

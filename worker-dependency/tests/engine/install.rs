@@ -1,0 +1,199 @@
+//! Installing and uninstalling (Go's install tests, SPEC 3.4).
+
+use worker_core::{Passive, Worker};
+use worker_dependency::{
+    ConfigError, Engine, EngineConfig, InstallError, Manifold, UninstallError,
+};
+
+use crate::common::*;
+
+#[test]
+fn an_installed_manifold_starts_at_once() {
+    let h = Harness::new("dep-install-starts");
+    h.install("a", &[]);
+    h.expect_started(&["a"]);
+    assert_eq!(h.state("a"), "started");
+    assert_eq!(h.manifold_report("a")["start-count"], 1);
+    h.stop().unwrap();
+}
+
+#[test]
+fn a_name_installs_once() {
+    let h = Harness::new("dep-install-once");
+    h.install("a", &[]);
+    let err = h.engine.install("a", h.manifold(&[])).unwrap_err();
+    assert_eq!(err, InstallError::AlreadyInstalled("a".into()));
+    assert_eq!(err.to_string(), "\"a\" manifold already installed");
+    h.expect_started(&["a"]);
+    h.stop().unwrap();
+}
+
+#[test]
+fn bad_names_and_inputs_are_refused_and_the_engine_goes_on() {
+    let h = Harness::new("dep-install-bad");
+    assert_eq!(
+        h.engine.install("", h.manifold(&[])),
+        Err(InstallError::EmptyName)
+    );
+    assert!(matches!(
+        h.engine.install("b", h.manifold(&["a", "a"])),
+        Err(InstallError::BadInput { .. })
+    ));
+    assert!(matches!(
+        h.engine.install("b", h.manifold(&[""])),
+        Err(InstallError::BadInput { .. })
+    ));
+    h.install("ok", &[]);
+    h.expect_started(&["ok"]);
+    h.stop().unwrap();
+}
+
+#[test]
+fn unknown_inputs_are_fine_until_they_are_installed() {
+    let h = Harness::new("dep-install-unknown");
+    h.install("b", &["a"]);
+    assert!(h.call_of("b").is_none()); // Missing
+    h.expect_stopped(&["b"]);
+    assert_eq!(h.state("b"), "stopped");
+    h.install("a", &[]);
+    h.expect_started(&["a"]);
+    h.advance(BOUNCE_DELAY, 1);
+    h.expect_started(&["b"]);
+    h.stop().unwrap();
+}
+
+#[test]
+fn a_cycle_is_refused_with_its_path_and_nothing_changes() {
+    let h = Harness::new("dep-install-cycle");
+    h.install("a", &["c"]);
+    h.install("b", &["a"]);
+    let err = h.engine.install("c", h.manifold(&["b"])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot install \"c\": dependency cycle c -> b -> a -> c"
+    );
+    let err = h.engine.install("s", h.manifold(&["s"])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot install \"s\": dependency cycle s -> s"
+    );
+    // c can still be installed without the cycle.
+    h.install("c", &[]);
+    h.expect_started(&["c"]);
+    h.stop().unwrap();
+}
+
+#[test]
+fn install_all_is_all_or_nothing() {
+    let h = Harness::new("dep-install-all");
+    let err = h
+        .engine
+        .install_all([
+            ("x", h.manifold(&[])),
+            ("y", h.manifold(&["x"])),
+            ("x", h.manifold(&[])),
+        ])
+        .unwrap_err();
+    assert_eq!(err, InstallError::DuplicateName("x".into()));
+    let err = h
+        .engine
+        .install_all([("p", h.manifold(&["q"])), ("q", h.manifold(&["p"]))])
+        .unwrap_err();
+    assert!(matches!(err, InstallError::Cycle { .. }));
+    assert!(
+        h.engine.report()["manifolds"]
+            .as_object()
+            .unwrap()
+            .is_empty()
+    );
+    h.engine
+        .install_all([("x", h.manifold(&[])), ("y", h.manifold(&[]))])
+        .unwrap();
+    h.expect_started(&["x", "y"]);
+    h.stop().unwrap();
+}
+
+#[test]
+fn install_and_uninstall_after_kill_are_refused_at_once() {
+    let h = Harness::new("dep-install-after-kill");
+    h.engine.kill();
+    h.engine.wait().unwrap();
+    assert!(matches!(
+        h.engine.install("a", h.manifold(&[])),
+        Err(InstallError::ShuttingDown(_))
+    ));
+    assert!(matches!(
+        h.engine.uninstall("a"),
+        Err(UninstallError::ShuttingDown(_))
+    ));
+    assert_eq!(
+        h.engine
+            .install("a", h.manifold(&[]))
+            .unwrap_err()
+            .to_string(),
+        "engine \"dep-install-after-kill\" is shutting down"
+    );
+    h.stop().unwrap();
+}
+
+#[test]
+fn uninstall_stops_the_worker_bounces_dependents_and_forgets_the_name() {
+    let h = Harness::new("dep-uninstall");
+    h.install("a", &[]);
+    h.expect_started(&["a"]);
+    let a = h.call_of("a").unwrap();
+    h.install("b", &["a"]);
+    h.expect_started(&["b"]);
+    let b = h.call_of("b").unwrap();
+    h.engine.uninstall("a").unwrap();
+    assert!(is_dead(&*a));
+    assert!(h.engine.report()["manifolds"].get("a").is_none());
+    // b was bounced and now finds a missing.
+    assert!(is_dead(&*b));
+    h.advance(BOUNCE_DELAY, 1);
+    assert!(h.call_of("b").is_none());
+    assert_eq!(
+        h.engine.uninstall("a"),
+        Err(UninstallError::NotInstalled("a".into()))
+    );
+    // The name can be installed again, and b follows it.
+    h.install("a", &[]);
+    h.expect_started(&["a"]);
+    h.advance(BOUNCE_DELAY, 1);
+    h.expect_started(&["b"]);
+    h.stop().unwrap();
+}
+
+#[test]
+fn config_is_validated() {
+    assert!(matches!(
+        Engine::new(EngineConfig::new("")),
+        Err(ConfigError::EmptyName)
+    ));
+    let mut config = EngineConfig::new("dep-config");
+    config.backoff_factor = 0.5;
+    assert!(matches!(
+        Engine::new(config),
+        Err(ConfigError::BackoffFactor(_))
+    ));
+}
+
+#[test]
+fn start_functions_may_return_shared_workers() {
+    let h = Harness::new("dep-install-shared");
+    let m = Manifold::new(|_| {
+        let w: worker_core::SharedWorker = std::sync::Arc::new(Passive::new());
+        Ok(w)
+    })
+    .output(|_: &Passive, out| out.put(7_u8));
+    h.engine.install("a", m).unwrap();
+    h.expect_started(&["a"]);
+    let m = Manifold::new(|ctx| {
+        assert_eq!(ctx.get::<u8>("a")?, 7);
+        Ok(Passive::new())
+    })
+    .inputs(["a"]);
+    h.engine.install("b", m).unwrap();
+    h.expect_started(&["b"]);
+    h.stop().unwrap();
+}

@@ -1,0 +1,210 @@
+//! Reports, the live graph as DOT and JSON (SPEC 3.8, beyond Go).
+
+use std::sync::Arc;
+
+use serde_json::json;
+use worker_core::{DoneCallback, Error, Passive, Report, Reporter, Signal, Worker};
+use worker_dependency::{EngineHandle, Manifold, self_manifold};
+
+use crate::common::*;
+
+/// A worker with a report; the report can be made to block.
+struct Reporting {
+    passive: Passive,
+    gate: Option<crossbeam_channel::Receiver<()>>,
+    entered: Option<crossbeam_channel::Sender<()>>,
+}
+
+impl Worker for Reporting {
+    fn kill(&self) {
+        self.passive.kill()
+    }
+    fn wait(&self) -> Result<(), Error> {
+        self.passive.wait()
+    }
+    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
+        self.passive.on_done(callback)
+    }
+    fn dead_signal(&self) -> Option<Signal> {
+        self.passive.dead_signal()
+    }
+    fn reporter(&self) -> Option<&dyn Reporter> {
+        Some(self)
+    }
+}
+
+impl Reporter for Reporting {
+    fn report(&self) -> Report {
+        if let Some(entered) = &self.entered {
+            let _ = entered.send(());
+        }
+        if let Some(gate) = &self.gate {
+            let _ = gate.recv();
+        }
+        let mut r = Report::new();
+        r.insert("answer".into(), 42.into());
+        r
+    }
+}
+
+#[test]
+fn the_report_has_go_layout_plus_explanations() {
+    let h = Harness::new("dep-report-layout");
+    let a = Manifold::new(|_| {
+        Ok(Reporting {
+            passive: Passive::new(),
+            gate: None,
+            entered: None,
+        })
+    });
+    // One request: b is dispatched before a can have started.
+    h.engine
+        .install_all([("a", a), ("b", h.manifold(&["a", "ghost"]))])
+        .unwrap();
+    h.expect_started(&["a"]);
+    h.expect_stopped(&["b"]);
+    h.advance(BOUNCE_DELAY, 1);
+    h.expect_stopped(&["b"]);
+    let report = h.engine.report();
+    assert_eq!(report["name"], "dep-report-layout");
+    assert_eq!(report["state"], "started");
+    assert!(report.get("error").is_none());
+    let a = &report["manifolds"]["a"];
+    assert_eq!(a["state"], "started");
+    assert_eq!(a["inputs"], json!([]));
+    assert_eq!(a["start-count"], 1);
+    assert_eq!(a["started"], "2000-01-01 00:00:00");
+    assert_eq!(a["why"], "installed");
+    assert_eq!(a["report"], json!({"answer": 42}));
+    let b = &report["manifolds"]["b"];
+    assert_eq!(b["state"], "stopped");
+    assert_eq!(b["inputs"], json!(["a", "ghost"]));
+    assert!(b.get("start-count").is_none());
+    assert_eq!(b["start-attempts"], 2);
+    assert_eq!(
+        b["error"],
+        "\"ghost\" not running: dependency not available"
+    );
+    assert_eq!(b["why"], "input \"a\" started; restarted after 10ms");
+    assert!(b.get("started").is_none());
+    h.stop().unwrap();
+    let report = h.engine.report();
+    assert_eq!(report["state"], "stopped");
+    assert_eq!(report["manifolds"]["a"]["state"], "stopped");
+}
+
+#[test]
+fn the_graph_is_exported_as_dot_and_json() {
+    let h = Harness::new("dep-report-graph");
+    h.engine
+        .install_all([("a", h.manifold(&[])), ("b", h.manifold(&["a", "ghost"]))])
+        .unwrap();
+    h.expect_started(&["a"]);
+    h.expect_stopped(&["b"]);
+    h.advance(BOUNCE_DELAY, 1);
+    h.expect_stopped(&["b"]);
+    let dot = h.engine.dot();
+    assert!(dot.starts_with("digraph engine {"), "{dot}");
+    assert!(
+        dot.contains("\"a\" [fillcolor=palegreen, tooltip=\"started\"];"),
+        "{dot}"
+    );
+    assert!(dot.contains("\"b\" [fillcolor=salmon"), "{dot}");
+    assert!(dot.contains("\"ghost\" [style=dashed"), "{dot}");
+    assert!(dot.contains("\"a\" -> \"b\";"), "{dot}");
+    assert!(dot.contains("\"ghost\" -> \"b\";"), "{dot}");
+    let graph = h.engine.graph_json();
+    assert_eq!(
+        graph["edges"],
+        json!([{"from": "a", "to": "b"}, {"from": "ghost", "to": "b"}])
+    );
+    let nodes = graph["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    assert!(nodes.contains(&json!({"name": "a", "state": "started", "installed": true})));
+    assert!(
+        nodes.contains(&json!({"name": "ghost", "state": "not installed", "installed": false}))
+    );
+    h.stop().unwrap();
+}
+
+#[test]
+fn a_slow_worker_report_does_not_stall_the_engine() {
+    let h = Harness::new("dep-report-slow");
+    let (gate_tx, gate) = crossbeam_channel::unbounded();
+    let (entered_tx, entered) = crossbeam_channel::unbounded();
+    h.engine
+        .install(
+            "slow",
+            Manifold::new(move |_| {
+                Ok(Reporting {
+                    passive: Passive::new(),
+                    gate: Some(gate.clone()),
+                    entered: Some(entered_tx.clone()),
+                })
+            }),
+        )
+        .unwrap();
+    h.expect_started(&["slow"]);
+    let handle = h.engine.handle();
+    let reporter = std::thread::spawn(move || handle.report());
+    entered.recv_timeout(LONG).unwrap();
+    // The worker's report is blocked, yet the engine installs and starts.
+    h.install("other", &[]);
+    h.expect_started(&["other"]);
+    gate_tx.send(()).unwrap();
+    let report = reporter.join().unwrap();
+    assert_eq!(report["manifolds"]["slow"]["report"]["answer"], 42);
+    h.stop().unwrap();
+}
+
+/// A worker whose report is its own engine's report.
+struct Recursive {
+    passive: Passive,
+    engine: EngineHandle,
+}
+
+impl Worker for Recursive {
+    fn kill(&self) {
+        self.passive.kill()
+    }
+    fn wait(&self) -> Result<(), Error> {
+        self.passive.wait()
+    }
+    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
+        self.passive.on_done(callback)
+    }
+    fn reporter(&self) -> Option<&dyn Reporter> {
+        Some(self)
+    }
+}
+
+impl Reporter for Recursive {
+    fn report(&self) -> Report {
+        self.engine.report()
+    }
+}
+
+#[test]
+fn a_report_that_includes_its_own_engine_does_not_recurse_forever() {
+    // Go deadlocks here.
+    let h = Harness::new("dep-report-recursive");
+    let r = Manifold::new(|ctx| {
+        Ok(Recursive {
+            passive: Passive::new(),
+            engine: ctx.get("self")?,
+        })
+    })
+    .inputs(["self"]);
+    h.engine
+        .install_all([("self", self_manifold(&h.engine.handle())), ("r", r)])
+        .unwrap();
+    h.expect_started(&["self"]);
+    h.advance(BOUNCE_DELAY, 1);
+    h.expect_started(&["r"]);
+    let report = h.engine.report();
+    let inner = &report["manifolds"]["r"]["report"];
+    assert_eq!(inner["name"], "dep-report-recursive");
+    assert!(inner["manifolds"]["r"].get("report").is_none());
+    let _ = Arc::new(0);
+    h.stop().unwrap();
+}

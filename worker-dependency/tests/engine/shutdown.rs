@@ -1,0 +1,175 @@
+//! Stopping the engine: dependents before their inputs, stuck workers,
+//! and nothing left behind (beyond Go: SPEC 8, weak points 19 and 25).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use worker_core::{DoneCallback, Error, Signal, Tomb, Worker};
+use worker_dependency::{Manifold, self_manifold};
+use worker_testing::ForeverWorker;
+
+use crate::common::*;
+
+/// A worker that logs its name when killed, then ends.
+struct Logged {
+    name: String,
+    log: Arc<Mutex<Vec<String>>>,
+    tomb: Tomb,
+}
+
+impl Worker for Logged {
+    fn kill(&self) {
+        self.log.lock().unwrap().push(self.name.clone());
+        self.tomb.kill(None);
+        self.tomb.done(Ok(()));
+    }
+    fn wait(&self) -> Result<(), Error> {
+        self.tomb.wait()
+    }
+    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
+        Worker::on_done(&self.tomb, callback)
+    }
+    fn dead_signal(&self) -> Option<Signal> {
+        Some(self.tomb.dead())
+    }
+}
+
+fn logged(log: &Arc<Mutex<Vec<String>>>, inputs: &[&str]) -> Manifold {
+    let log = log.clone();
+    let names: Vec<String> = inputs.iter().map(|s| s.to_string()).collect();
+    Manifold::new(move |ctx| {
+        for input in &names {
+            ctx.require(input)?;
+        }
+        Ok(Logged {
+            name: ctx.name().to_owned(),
+            log: log.clone(),
+            tomb: Tomb::new(),
+        })
+    })
+    .inputs(inputs)
+}
+
+#[test]
+fn dependents_stop_before_the_inputs_they_use() {
+    let h = Harness::new("dep-shutdown-order");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    h.engine
+        .install_all([
+            ("a", logged(&log, &[])),
+            ("b", logged(&log, &["a"])),
+            ("c", logged(&log, &["b"])),
+            ("d", logged(&log, &["a"])),
+        ])
+        .unwrap();
+    h.expect_started(&["a"]);
+    h.expect_stopped(&["b", "c", "d"]); // missing their inputs
+    h.sync();
+    h.advance(BOUNCE_DELAY, 1);
+    h.expect_started(&["b", "d"]);
+    h.sync();
+    h.advance(BOUNCE_DELAY, 1);
+    h.expect_started(&["c"]);
+    log.lock().unwrap().clear();
+    h.stop().unwrap();
+    let log = log.lock().unwrap().clone();
+    let pos = |n: &str| log.iter().position(|x| x == n).unwrap();
+    assert_eq!(log.len(), 4, "{log:?}");
+    assert!(pos("c") < pos("b"), "{log:?}");
+    assert!(pos("b") < pos("a"), "{log:?}");
+    assert!(pos("d") < pos("a"), "{log:?}");
+}
+
+#[test]
+fn a_stuck_worker_is_reported_and_waited_for_but_does_not_hold_up_the_rest() {
+    let h = Harness::with("dep-shutdown-stuck", |c| {
+        c.stop_timeout = Duration::from_secs(5)
+    });
+    h.install("a", &[]);
+    h.expect_started(&["a"]);
+    let a = h.call_of("a").unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let stubborn = Manifold::new(move |ctx| {
+        ctx.require("a")?;
+        let w = Arc::new(ForeverWorker::new(None));
+        tx.send(w.clone()).unwrap();
+        Ok(w)
+    })
+    .inputs(["a"]);
+    h.engine.install("stubborn", stubborn).unwrap();
+    h.expect_started(&["stubborn"]);
+    let w = rx.recv_timeout(LONG).unwrap();
+    h.engine.kill();
+    // a waits for its dependent...
+    assert_eq!(
+        h.engine.waiting_for(),
+        vec!["a".to_owned(), "stubborn".to_owned()]
+    );
+    assert_eq!(h.state("stubborn"), "stopping");
+    assert!(!is_dead(&*a));
+    // ...until the stop timeout: then it is reported stuck, and a stops.
+    h.advance(Duration::from_secs(5), 1);
+    h.expect_stopped(&["a"]);
+    assert!(is_dead(&*a));
+    let report = h.manifold_report("stubborn");
+    assert_eq!(report["stuck"], true);
+    assert_eq!(report["stopping-for"], "5s");
+    assert_eq!(h.engine.waiting_for(), vec!["stubborn".to_owned()]);
+    assert!(h.engine.dead_signal().unwrap().try_recv().is_err());
+    w.really_kill();
+    h.stop().unwrap();
+}
+
+#[test]
+fn every_worker_has_ended_when_wait_returns() {
+    let h = Harness::new("dep-shutdown-all");
+    let names: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+    h.engine
+        .install_all(names.iter().enumerate().map(|(i, n)| {
+            let inputs: Vec<&str> = if i == 0 { vec![] } else { vec!["m0"] };
+            (n.clone(), h.manifold(&inputs))
+        }))
+        .unwrap();
+    h.expect_started(&["m0"]);
+    let others: Vec<&str> = names[1..].iter().map(String::as_str).collect();
+    h.expect_stopped(&others);
+    h.sync();
+    h.advance(BOUNCE_DELAY, 1);
+    h.expect_started(&others);
+    let mut all: Vec<&str> = vec!["m0"];
+    all.extend(&others);
+    let workers = h.workers_of(&all);
+    h.stop().unwrap();
+    for (name, w) in workers {
+        assert!(is_dead(&*w), "{name} still running");
+    }
+}
+
+#[test]
+fn the_self_manifold_stops_cleanly_even_when_every_error_is_fatal() {
+    // Go's self manifold could leave a goroutine blocked, and its ErrDying
+    // could become the engine's error under an all-fatal policy.
+    // (Missing goes through is_fatal too, as in Go: keep it out.)
+    let h = Harness::with("dep-shutdown-self", |c| {
+        c.is_fatal = Arc::new(|e| !e.is::<worker_dependency::Missing>())
+    });
+    h.engine
+        .install("self", self_manifold(&h.engine.handle()))
+        .unwrap();
+    h.expect_started(&["self"]);
+    h.install("user", &["self"]);
+    h.expect_started(&["user"]);
+    h.stop().unwrap();
+}
+
+#[test]
+fn waiting_for_lists_what_has_not_stopped() {
+    let h = Harness::new("dep-shutdown-waiting");
+    h.install("a", &[]);
+    h.expect_started(&["a"]);
+    assert_eq!(h.engine.waiting_for(), vec!["a".to_owned()]);
+    h.engine.kill();
+    h.engine.wait().unwrap();
+    assert!(h.engine.waiting_for().is_empty());
+    h.stop().unwrap();
+}
