@@ -62,7 +62,9 @@ impl Runner {
             result: None,
             out: Vec::new(),
         };
-        let span = tracing::info_span!("runner", name = %name);
+        // At ERROR level so that the runner's name accompanies its events
+        // whatever level a subscriber lets through.
+        let span = tracing::error_span!("runner", name = %name);
         let handle = worker_core::threads::spawn_named(format!("{name}-loop"), move || {
             let _entered = span.enter();
             event_loop.run();

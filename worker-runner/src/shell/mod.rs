@@ -182,6 +182,9 @@ impl Loop {
     }
 
     fn handle(&mut self, msg: Msg) {
+        // Whatever arrives after time has passed a deadline sees that
+        // deadline's effects, even if the timer's wake-up is still queued.
+        self.tick_due();
         let now = self.clock.now();
         let mut out = std::mem::take(&mut self.out);
         match msg {

@@ -5,6 +5,10 @@
 mod common;
 mod fatal;
 mod lookup;
+mod policies;
 mod remove;
+mod report;
 mod restart;
+mod shutdown;
 mod start_stop;
+mod starts;

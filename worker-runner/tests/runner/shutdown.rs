@@ -1,0 +1,212 @@
+//! Shutdown (SPEC 1.6, 1.7): kill, wait, what is left afterwards, and
+//! stuck workers (a worker that ignores kill is reported, and the runner
+//! says whom it waits for).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use worker_core::threads::live_threads_with_prefix;
+use worker_core::{Error, Reporter, SharedWorker, Worker};
+use worker_runner::Stage;
+use worker_testing::{ForeverWorker, TestClock};
+
+use crate::common::*;
+
+#[test]
+fn kill_stops_every_worker_and_wait_leaves_no_thread() {
+    let r = runner("rt-shutdown-all", |p| p.is_fatal(none_fatal));
+    let starters: Vec<Arc<Starter>> = (0..10).map(|_| Arc::new(Starter::new(r.name()))).collect();
+    for (i, s) in starters.iter().enumerate() {
+        r.start_worker(i.to_string(), s.start_fn()).unwrap();
+        r.worker(&i.to_string(), None).unwrap();
+    }
+    assert!(live_threads_with_prefix(r.name()) >= 11);
+    r.kill();
+    assert!(r.wait().is_ok());
+    // Not "soon": at once. wait() returns after the loop, the start
+    // threads and every worker thread (reaped by the runner) are joined.
+    assert_eq!(live_threads_with_prefix(r.name()), 0);
+    for s in &starters {
+        s.assert_started(true);
+        s.assert_started(false);
+    }
+}
+
+#[test]
+fn kill_is_idempotent_and_every_wait_gets_the_same_result() {
+    let r = Arc::new(runner("rt-shutdown-waits", |p| p.is_fatal(all_fatal)));
+    let mut s = Starter::new(r.name());
+    s.stop_err = Some(Error::msg("stop error"));
+    let starter = Arc::new(s);
+    r.start_worker("id", starter.start_fn()).unwrap();
+    r.worker("id", None).unwrap();
+    let waiters: Vec<_> = (0..4)
+        .map(|_| {
+            let r = r.clone();
+            std::thread::spawn(move || r.wait().unwrap_err().to_string())
+        })
+        .collect();
+    r.kill();
+    r.kill();
+    for w in waiters {
+        assert_eq!(w.join().unwrap(), "stop error");
+    }
+    assert_eq!(finish(&r).unwrap_err().to_string(), "stop error");
+}
+
+#[test]
+fn dropping_the_runner_kills_it() {
+    let r = runner("rt-shutdown-drop", |p| p.is_fatal(none_fatal));
+    let name = r.name().to_owned();
+    let starter = Arc::new(Starter::new(&name));
+    r.start_worker("id", starter.start_fn()).unwrap();
+    starter.assert_started(true);
+    drop(r);
+    starter.assert_started(false);
+    worker_testing::assert_threads_gone(&name);
+}
+
+#[test]
+fn the_runner_names_the_workers_it_waits_for() {
+    let r = runner("rt-shutdown-waiting-for", |p| p.is_fatal(none_fatal));
+    let (release_stop, stop_wait) = crossbeam_channel::unbounded();
+    let mut s = Starter::new(r.name());
+    s.stop_wait = Some(stop_wait);
+    let stubborn = Arc::new(s);
+    r.start_worker("stubborn", stubborn.start_fn()).unwrap();
+    r.worker("stubborn", None).unwrap();
+    let (release_start, gate) = crossbeam_channel::bounded::<()>(0);
+    let slow = Arc::new(Starter::new(r.name()));
+    let mut start = slow.start_fn();
+    r.start_worker("slow-start", move || {
+        let _ = gate.recv();
+        start()
+    })
+    .unwrap();
+    assert!(r.waiting_for().is_empty());
+    r.kill();
+    let waiting = r.waiting_for();
+    let seen: Vec<(&str, Stage, bool)> = waiting
+        .iter()
+        .map(|w| (w.id.as_str(), w.stage, w.stuck))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("slow-start", Stage::Starting, false),
+            ("stubborn", Stage::Stopping, false),
+        ]
+    );
+    drop(release_start);
+    release_stop.send(()).unwrap();
+    assert!(wait_gone(&r).is_ok());
+}
+
+/// Everything logged through `tracing` by this test binary, for checking
+/// that a warning was given.
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || LogWriter(sink.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
+        logs
+    })
+    .clone()
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_worker_that_ignores_kill_is_reported_stuck_and_waited_for() {
+    let logs = captured_logs();
+    let clock = TestClock::new();
+    let r = runner("rt-shutdown-stuck", |p| {
+        p.clock(clock.clone())
+            .is_fatal(none_fatal)
+            .stop_timeout(Duration::from_secs(30))
+    });
+    let forever = Arc::new(ForeverWorker::new(None));
+    let w = forever.clone();
+    r.start_worker("forever", move || Ok(w.clone() as SharedWorker))
+        .unwrap();
+    r.worker("forever", None).unwrap();
+    r.kill();
+    clock
+        .wait_advance(Duration::from_secs(29), LONG, 1)
+        .unwrap();
+    assert!(!r.waiting_for()[0].stuck);
+    clock.advance(Duration::from_secs(1));
+    // A request handled after the clock passed the deadline sees its
+    // effect, so no waiting is needed.
+    let waiting = r.waiting_for().remove(0);
+    assert!(waiting.stuck);
+    assert_eq!(waiting.id, "forever");
+    assert_eq!(waiting.elapsed, Duration::from_secs(30));
+    let report = r.report();
+    assert_eq!(
+        report["workers"]["forever"]["stuck"],
+        "not stopped 30s after kill"
+    );
+    assert_eq!(report["workers"]["forever"]["state"], "stopping");
+    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("rt-shutdown-stuck") && l.contains("has not stopped")),
+        "no warning logged:\n{text}"
+    );
+    forever.really_kill();
+    assert!(wait_gone(&r).is_ok());
+}
+
+/// A worker with only kill and wait: the runner must watch it with a
+/// thread of its own. Its `wait` says which thread called it.
+struct Foreign {
+    worker: ForeverWorker,
+    waited_from: crossbeam_channel::Sender<String>,
+}
+
+impl Worker for Foreign {
+    fn kill(&self) {
+        self.worker.really_kill()
+    }
+    fn wait(&self) -> Result<(), Error> {
+        let name = std::thread::current().name().unwrap_or_default().to_owned();
+        let _ = self.waited_from.send(name);
+        self.worker.wait()
+    }
+}
+
+#[test]
+fn a_foreign_worker_is_watched_by_a_named_thread_that_is_joined() {
+    let r = runner("rt-shutdown-foreign", |p| p.is_fatal(none_fatal));
+    let (waited_from, watcher) = crossbeam_channel::unbounded();
+    r.start_worker("foreign", move || {
+        Ok(Arc::new(Foreign {
+            worker: ForeverWorker::new(None),
+            waited_from: waited_from.clone(),
+        }) as SharedWorker)
+    })
+    .unwrap();
+    let name = watcher.recv_timeout(LONG).unwrap();
+    assert_eq!(name, format!("{}-watch", r.name()));
+    r.kill();
+    assert!(r.wait().is_ok());
+    assert_eq!(live_threads_with_prefix(r.name()), 0);
+}
