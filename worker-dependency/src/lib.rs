@@ -1,4 +1,200 @@
-//! The dependency engine (crate docs are written in a later step).
+//! The dependency engine: a graph of named workers, each started when it
+//! likes and restarted whenever one of its inputs restarts.
+//!
+//! # Why an engine
+//!
+//! A long-running agent is a few dozen workers that need each other: the
+//! API client needs the configuration, the uploader needs the API client,
+//! the status reporter needs both. Wiring them by hand means every worker
+//! re-implements "wait until my dependencies are up, and start over when
+//! one of them is replaced", and gets a different corner of it wrong. The
+//! engine does it once: you declare each worker as a [`Manifold`] (its
+//! inputs, how to start it, what it offers to others) and install it; the
+//! engine runs the graph.
+//!
+//! The rule is deliberately blunt, as in Go's `juju/worker/dependency`:
+//! **any start or stop of an input restarts every manifold that uses it.**
+//! A start function therefore never has to handle an input changing under
+//! its feet: it reads its inputs once, builds its worker, and is bounced
+//! when any of them changes. A start function whose input is not running
+//! returns [`Missing`] (the error [`Context::get`] gives it) and is simply
+//! left stopped until an input starts. Failures restart after a delay with
+//! exponential backoff; [`Bounce`] and [`Uninstall`] let a worker ask for a
+//! fresh start or for its own removal; errors that `is_fatal` picks stop
+//! the whole engine, and [`wait`](worker_core::Worker::wait) returns the
+//! worst of them.
+//!
+//! # Writing a manifold
+//!
+//! A manifold is a start function plus builder calls. The start function
+//! gets a [`Context`], reads its inputs' outputs by name and type, and
+//! returns any [`Worker`](worker_core::Worker); the output function says
+//! what the running worker offers to its dependents:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use worker_core::{stop, Passive, Worker};
+//! use worker_dependency::{Engine, EngineConfig, Manifold};
+//!
+//! #[derive(Clone)]
+//! struct Config { url: String }
+//!
+//! // A client that lives as long as its worker.
+//! struct Client { config: Config, life: Passive }
+//! impl Worker for Client {
+//!     fn kill(&self) { self.life.kill() }
+//!     fn wait(&self) -> Result<(), worker_core::Error> { self.life.wait() }
+//!     fn on_done(&self, cb: worker_core::DoneCallback) -> Result<(), worker_core::DoneCallback> {
+//!         self.life.on_done(cb)
+//!     }
+//! }
+//!
+//! let engine = Engine::new(EngineConfig::new("doc-agent")).unwrap();
+//! let (seen_tx, seen) = std::sync::mpsc::channel();
+//! engine.install_all([
+//!     ("config", Manifold::constant(Config { url: "https://api.invalid".into() })),
+//!     ("client", Manifold::new(|ctx| {
+//!         let config: Config = ctx.get("config")?; // Missing until "config" runs
+//!         Ok(Client { config, life: Passive::new() })
+//!     })
+//!     .inputs(["config"])
+//!     .output(|client: &Client, out| out.put(Arc::new(client.config.url.clone())))),
+//!     ("uploader", Manifold::new(move |ctx| {
+//!         let url: Arc<String> = ctx.get("client")?;
+//!         seen_tx.send(url.to_string()).unwrap();
+//!         Ok(Passive::new())
+//!     })
+//!     .inputs(["client"])),
+//! ]).unwrap();
+//!
+//! // The uploader starts once the client runs, whatever the order.
+//! let url = seen.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+//! assert_eq!(url, "https://api.invalid");
+//! assert_eq!(engine.report()["manifolds"]["config"]["state"], "started");
+//! stop(&engine).unwrap(); // dependents stop before their inputs
+//! ```
+//!
+//! Test a start function without an engine with [`Context::builder`] (or
+//! the stubs in `worker-testing`).
+//!
+//! # How it runs
+//!
+//! The decisions (what to start, stop and restart, when, and why) live in
+//! a pure state machine with no threads, clocks or channels, driven by
+//! events; its tests and property tests run it directly. One loop thread
+//! per engine (named after it) owns that state, start functions run on a
+//! per-engine thread pool (`<name>-start-N`), and the engine learns that a
+//! worker ended through the worker's completion callback, so no thread
+//! waits on a worker. Time comes from the configured
+//! [`Clock`](worker_core::Clock); the loop asks it for one timer only when
+//! the earliest deadline changes, and an idle engine does no work at all.
+//!
+//! Costs are in proportion to the edges an event touches: a start or stop
+//! walks the manifold's dependents, a dispatch its inputs, an install the
+//! new node's inputs plus its existing descendants (none when inputs are
+//! installed first), an uninstall the out-edges of its inputs. Only the
+//! start of a shutdown walks the whole graph, once.
+//!
+//! # Reports
+//!
+//! [`Engine::report`] keeps Go's layout and adds explanations:
+//!
+//! ```text
+//! { "name": <engine>, "state": "started" | "stopping" | "stopped",
+//!   "error": <the engine's error, if any>,
+//!   "manifolds": { <name>: {
+//!       "state": "starting" | "started" | "stopping" | "stopped",
+//!       "inputs": [<declared inputs>],
+//!       "start-count": <successful starts, if any>,
+//!       "start-attempts": <start requests since the last success, if any>,
+//!       "started": "YYYY-MM-DD HH:MM:SS",   // while a worker runs
+//!       "error": <last error, kept while it waits to restart>,
+//!       "why": "input \"db\" started; restarted after 10ms",
+//!       "starts-in": "1s",                  // a delayed start is pending
+//!       "stopping-for": "5s", "stuck": true, // slow to stop
+//!       "report": <the worker's own report> } } }
+//! ```
+//!
+//! The loop only takes a snapshot; the workers' own reports are taken on
+//! the calling thread, so a slow one never stalls the engine.
+//! [`Engine::dot`] and [`Engine::graph_json`] export the live graph (DOT
+//! colours: green started, khaki starting, orange stopping, grey stopped,
+//! salmon failed, red stuck; inputs that are not installed are dashed).
+//!
+//! # Differences from Go
+//!
+//! Each is pinned by a test (named in brackets; `tests/engine/*` unless
+//! said otherwise).
+//!
+//! - **Typed outputs.** Go's `Output(worker, out)` runs on the dependent's
+//!   goroutine for every `Get`. Here the output function fills a
+//!   type-keyed [`Outputs`] set once per start, right after the start
+//!   function, and [`Context::get`] is a lookup. Not declared, not
+//!   running, not exposed and wrong type are distinct [`GetError`]s; the
+//!   first three are [`Missing`], a wrong type is a plain failure that is
+//!   logged and retried (`context::each_way_of_failing_has_its_own_error`,
+//!   `context::a_wrong_type_is_a_failure_that_is_retried_not_a_missing_input`).
+//! - **The context expires when the start function returns**, for every
+//!   clone of it; a context kept by a worker gets [`GetError::Expired`]
+//!   (`context::a_context_kept_past_its_start_function_has_expired`).
+//! - **Backoff pitfalls fixed**: zero recent failures count as one (Go
+//!   divides the delay by the factor); the delay saturates instead of
+//!   overflowing (at `max_delay`, or one year without a cap); jitter is
+//!   applied before the cap, so the cap holds; it is not rounded to the
+//!   millisecond (which turned sub-millisecond delays into zero); the
+//!   jitter source is injectable ([`Jitter`], [`NoJitter`]); and bounces
+//!   (a [`Bounce`] error or an input change) wait the bounce delay without
+//!   backoff (`backoff::tests`, `machine::tests`,
+//!   `errors::bounce_restarts_after_the_bounce_delay_and_is_not_backed_off`,
+//!   `errors::consecutive_failures_back_off_up_to_the_cap`).
+//! - **The engine's own aborts are not errors**: a delayed start cut short
+//!   by an input change never goes through filters or `is_fatal` (Go's
+//!   `errAborted` could be fatal under an all-fatal policy), and `is_fatal`
+//!   is never asked about "no error" (`machine::tests::aborted_delays_never_reach_is_fatal`).
+//! - **Shutdown in reverse dependency order**: a worker is killed only
+//!   once the dependents that use it have stopped. A manifold slower than
+//!   `stop_timeout` is reported stuck (report, `warn` log) and stops holding
+//!   its inputs up; [`Engine::waiting_for`] says what `wait` waits for
+//!   (`shutdown::dependents_stop_before_the_inputs_they_use`,
+//!   `shutdown::a_stuck_worker_is_reported_and_waited_for_but_does_not_hold_up_the_rest`).
+//! - **Install**: the cycle check searches only downstream of the new
+//!   manifold (Go copies and re-checks the whole graph: quadratic), and the
+//!   error names the cycle (`a -> b -> a`); empty or repeated inputs are
+//!   refused; [`Engine::install_all`] is all or nothing; installing while
+//!   the engine stops fails with [`ShuttingDown`] instead of succeeding
+//!   and starting nothing (`install::a_cycle_is_refused_with_its_path_and_nothing_changes`,
+//!   `install::install_all_is_all_or_nothing`,
+//!   `install::install_and_uninstall_after_kill_are_refused_at_once`,
+//!   `graph::tests::install_refuses_exactly_the_cycles`).
+//! - **Public uninstall** ([`Engine::uninstall`]), besides the
+//!   [`Uninstall`] error (`install::uninstall_stops_the_worker_bounces_dependents_and_forgets_the_name`).
+//! - **Panics** in start, output and filter functions, and in `is_fatal`
+//!   and `worst_error`, become the manifold's error (a panicking
+//!   `is_fatal` counts as fatal) (`errors::panics_in_start_output_and_filter_become_the_manifolds_error`,
+//!   `machine::tests::a_panicking_is_fatal_counts_as_fatal`).
+//! - **Internal inconsistencies stop the engine** with [`Internal`], which
+//!   `wait` returns; Go kills its tomb and carries on
+//!   (`machine::tests::unexpected_events_are_internal_errors_that_stop_the_engine`).
+//! - **Reports never stall the engine or recurse forever**: worker reports
+//!   run on the caller's thread, and a worker reporting its own engine
+//!   gets a report without worker reports (Go deadlocks)
+//!   (`report::a_slow_worker_report_does_not_stall_the_engine`,
+//!   `report::a_report_that_includes_its_own_engine_does_not_recurse_forever`).
+//!   The last error stays visible while a manifold waits to restart (Go
+//!   clears it when the restart is requested), and the report explains
+//!   each (re)start (`report::the_report_has_go_layout_plus_explanations`).
+//! - **The self manifold is an ordinary worker**: no goroutine left
+//!   blocked at shutdown, no `ErrDying` reaching `is_fatal`
+//!   (`shutdown::the_self_manifold_stops_cleanly_even_when_every_error_is_fatal`).
+//! - **The engine-wide filter runs once**, when the engine stops, and every
+//!   `wait` returns the same result (Go filters on every `Wait`)
+//!   (`errors::the_engine_filter_maps_the_final_error`).
+//! - **Configuration** has safe defaults ([`EngineConfig::new`]) instead of
+//!   zero values that spin; durations cannot be negative; logging goes
+//!   through `tracing` (no logger field) and never picks a level by
+//!   matching error text; [`Metrics`] also hears of every stop.
+//!
+//! The test names above are in this crate's `tests/` and `src/` trees.
 
 #![forbid(unsafe_code)]
 

@@ -134,6 +134,24 @@ impl Manifold {
         self
     }
 
+    /// Runs the start function with `ctx`, as the engine would (without
+    /// catching panics): for unit tests of manifolds, with a context from
+    /// [`Context::builder`] or the stubs of `worker-testing`.
+    pub fn start_worker(&self, ctx: &Context) -> Result<SharedWorker, Error> {
+        (self.start)(ctx)
+    }
+
+    /// Runs the output function on `worker`, as the engine would after a
+    /// start: what the worker offers its dependents (nothing, without an
+    /// output function).
+    pub fn outputs(&self, worker: &SharedWorker) -> Result<Outputs, Error> {
+        let mut outputs = Outputs::new();
+        if let Some(output) = &self.output {
+            output(worker, &mut outputs)?;
+        }
+        Ok(outputs)
+    }
+
     /// The declared inputs, in the order given.
     pub fn input_names(&self) -> impl Iterator<Item = &str> + '_ {
         self.inputs.iter().map(|s| &**s)

@@ -1,8 +1,286 @@
-//! Benchmark scenarios of the engine (being written; see the project's issues).
+//! Benchmark scenarios of the dependency engine (`BENCH.md`): S4 chain,
+//! S5 fan, the engine half of S6 (reports) and I1 (idle cost).
+//!
+//! Every manifold's start function reads its input (if any) and returns a
+//! blocking worker: a thread that blocks until killed (`thread`), or a
+//! passive worker (`passive`). Each successful start bumps a per-manifold
+//! counter, so the phases end exactly when every manifold is running
+//! (start) or has been restarted once (bounce), signalled over a channel:
+//! nothing polls.
 
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use worker_core::{Error, Passive, SharedWorker, spawn};
+use worker_dependency::{Bounce, Engine, EngineConfig, Manifold};
+
+use super::common::{cpu_time, timed, voluntary_switches};
 use super::{Measurement, Variant};
 
 /// Runs one of this module's scenarios once.
-pub fn run(scenario: &str, _n: usize, _variant: Variant) -> Result<Measurement, String> {
-    Err(format!("scenario {scenario} is not implemented yet"))
+pub fn run(scenario: &str, n: usize, variant: Variant) -> Result<Measurement, String> {
+    if n == 0 {
+        return Err("n must be at least 1".into());
+    }
+    match scenario {
+        "S4" => restart_phases(Shape::Chain, n, variant),
+        "S5" => restart_phases(Shape::Fan, n, variant),
+        "S6" => report_phase(n, variant),
+        "I1" => idle_phases(n, variant),
+        other => Err(format!("scenario {other} is not an engine scenario")),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// `m_i` needs `m_{i-1}`.
+    Chain,
+    /// `m_1..m_{n-1}` need `m_0`.
+    Fan,
+}
+
+/// Counts successful starts and tells the bench when a target is met.
+struct Progress {
+    starts: Vec<AtomicU32>,
+    /// A manifold counts towards `reached` when its start count hits this.
+    target: Vec<AtomicU32>,
+    reached: AtomicUsize,
+    goal: AtomicUsize,
+    done: Mutex<Option<Sender<()>>>,
+    /// How to make m0's current worker end with `Bounce`.
+    bounce_m0: Mutex<Option<Box<dyn Fn() + Send>>>,
+}
+
+impl Progress {
+    fn new(n: usize) -> Arc<Self> {
+        Arc::new(Progress {
+            starts: (0..n).map(|_| AtomicU32::new(0)).collect(),
+            target: (0..n).map(|_| AtomicU32::new(1)).collect(),
+            reached: AtomicUsize::new(0),
+            goal: AtomicUsize::new(n),
+            done: Mutex::new(None),
+            bounce_m0: Mutex::new(None),
+        })
+    }
+
+    /// Arms the next phase: every manifold must start once more.
+    fn arm(&self) -> Receiver<()> {
+        let (tx, rx) = bounded(1);
+        *self.done.lock().unwrap() = Some(tx);
+        self.reached.store(0, Ordering::SeqCst);
+        for (s, t) in self.starts.iter().zip(&self.target) {
+            t.store(s.load(Ordering::SeqCst) + 1, Ordering::SeqCst);
+        }
+        rx
+    }
+
+    fn started(&self, i: usize) {
+        let count = self.starts[i].fetch_add(1, Ordering::SeqCst) + 1;
+        if count == self.target[i].load(Ordering::SeqCst)
+            && self.reached.fetch_add(1, Ordering::SeqCst) + 1 == self.goal.load(Ordering::SeqCst)
+        {
+            if let Some(tx) = self.done.lock().unwrap().take() {
+                let _ = tx.send(());
+            }
+        }
+    }
+}
+
+/// A blocking worker, and a way to make it end with `Bounce`.
+fn blocking_worker(variant: Variant, i: usize) -> (SharedWorker, Box<dyn Fn() + Send>) {
+    match variant {
+        Variant::Thread => {
+            let w = Arc::new(spawn(format!("bench-m{i}"), |tomb| {
+                let _ = tomb.dying().recv();
+                Ok(())
+            }));
+            let handle = w.clone();
+            let bounce = Box::new(move || handle.tomb().kill(Some(Error::new(Bounce))));
+            (w, bounce)
+        }
+        Variant::Passive => {
+            let w = Arc::new(Passive::new());
+            let handle = w.clone();
+            let bounce = Box::new(move || handle.finish(Err(Error::new(Bounce))));
+            (w, bounce)
+        }
+    }
+}
+
+fn config(name: &str) -> EngineConfig {
+    let mut config = EngineConfig::new(name);
+    config.is_fatal = Arc::new(|_| false);
+    config.error_delay = Duration::from_millis(1);
+    config.bounce_delay = Duration::from_millis(1);
+    config.backoff_factor = 0.0;
+    config
+}
+
+fn manifolds(
+    shape: Shape,
+    n: usize,
+    variant: Variant,
+    progress: &Arc<Progress>,
+) -> Vec<(String, Manifold)> {
+    (0..n)
+        .map(|i| {
+            let input = match (shape, i) {
+                (_, 0) => None,
+                (Shape::Chain, i) => Some(format!("m{}", i - 1)),
+                (Shape::Fan, _) => Some("m0".to_owned()),
+            };
+            let progress = progress.clone();
+            let read = input.clone();
+            let m = Manifold::new(move |ctx| {
+                if let Some(input) = &read {
+                    ctx.require(input)?;
+                }
+                let (worker, bounce) = blocking_worker(variant, i);
+                if i == 0 {
+                    *progress.bounce_m0.lock().unwrap() = Some(bounce);
+                }
+                progress.started(i);
+                Ok(worker)
+            })
+            .inputs(input.as_slice());
+            (format!("m{i}"), m)
+        })
+        .collect()
+}
+
+const PHASE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Installs the graph and waits until every manifold runs.
+fn start(
+    shape: Shape,
+    n: usize,
+    variant: Variant,
+    m: &mut Measurement,
+) -> Result<(Engine, Arc<Progress>), String> {
+    let progress = Progress::new(n);
+    let engine = Engine::new(config("bench-engine")).map_err(|e| e.to_string())?;
+    let all = manifolds(shape, n, variant, &progress);
+    let done = progress.arm();
+    let (result, d) = timed(|| {
+        engine.install_all(all).map_err(|e| e.to_string())?;
+        done.recv_timeout(PHASE_TIMEOUT)
+            .map_err(|_| "not every manifold started in time".to_owned())
+    });
+    result?;
+    m.phase("start", d);
+    Ok((engine, progress))
+}
+
+fn stop(engine: Engine, m: &mut Measurement) -> Result<(), String> {
+    let (result, d) = timed(|| worker_core::stop(&engine));
+    result.map_err(|e| format!("engine stopped with {e}"))?;
+    m.phase("stop", d);
+    Ok(())
+}
+
+/// S4 / S5: start, bounce m0 (every manifold restarts once), stop.
+fn restart_phases(shape: Shape, n: usize, variant: Variant) -> Result<Measurement, String> {
+    let mut m = Measurement::default();
+    let (engine, progress) = start(shape, n, variant, &mut m)?;
+    let done = progress.arm();
+    let (result, d) = timed(|| {
+        let bounce = progress.bounce_m0.lock().unwrap().take();
+        bounce.ok_or("m0 has no worker")?();
+        done.recv_timeout(PHASE_TIMEOUT)
+            .map_err(|_| "not every manifold restarted in time".to_owned())
+    });
+    result?;
+    m.phase("bounce", d);
+    stop(engine, &mut m)?;
+    Ok(m.finish())
+}
+
+/// The engine half of S6: 100 reports of the S5 engine.
+fn report_phase(n: usize, variant: Variant) -> Result<Measurement, String> {
+    const CALLS: u32 = 100;
+    let mut m = Measurement::default();
+    let mut setup = Measurement::default();
+    let (engine, _progress) = start(Shape::Fan, n, variant, &mut setup)?;
+    let (size, d) = timed(|| {
+        let mut size = 0;
+        for _ in 0..CALLS {
+            size += engine.report()["manifolds"]
+                .as_object()
+                .map_or(0, |o| o.len());
+        }
+        size
+    });
+    if size != n * CALLS as usize {
+        return Err(format!(
+            "reports listed {size} manifolds, expected {}",
+            n * CALLS as usize
+        ));
+    }
+    m.phase("engine_report", d);
+    m.extra.push((
+        "engine_report_per_call_ns".into(),
+        (d / CALLS).as_nanos() as f64,
+    ));
+    stop(engine, &mut setup)?;
+    Ok(m.finish())
+}
+
+/// I1: an S5 engine fully started, then 2 s idle.
+fn idle_phases(n: usize, variant: Variant) -> Result<Measurement, String> {
+    let mut m = Measurement::default();
+    let mut setup = Measurement::default();
+    let (engine, _progress) = start(Shape::Fan, n, variant, &mut setup)?;
+    // Let the last start's consequences (pool threads going idle) settle
+    // before measuring; the engine itself has nothing left to do.
+    let _ = engine.report();
+    let cpu0 = cpu_time();
+    let switches0 = voluntary_switches();
+    std::thread::sleep(Duration::from_secs(2));
+    let cpu = cpu_time().saturating_sub(cpu0);
+    let switches = voluntary_switches().saturating_sub(switches0);
+    m.phase_value("idle_cpu_ns", cpu.as_nanos());
+    m.phase_value("idle_nvcsw", u128::from(switches));
+    stop(engine, &mut setup)?;
+    Ok(m.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The engine half of S6 on its own (`bench S6` also needs the
+    /// runner's half): `cargo test --release -p worker-examples
+    /// engine_report_alone -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn engine_report_alone() {
+        if std::env::var_os("ENGINE_REPORT_PARTS").is_none() {
+            for n in [1000, 10000] {
+                let m = run("S6", n, Variant::Thread).unwrap();
+                println!("{}", m.to_json("S6", n, Variant::Thread));
+            }
+        } else {
+            let mut setup = Measurement::default();
+            let (engine, _p) = start(Shape::Fan, 10000, Variant::Passive, &mut setup).unwrap();
+            let (_, d) = timed(|| (0..100).for_each(|_| drop(engine.waiting_for())));
+            println!("waiting_for {:?}", d / 100);
+            let (_, d) = timed(|| (0..100).for_each(|_| drop(engine.graph_json())));
+            println!("graph_json {:?}", d / 100);
+            let (_, d) = timed(|| (0..100).for_each(|_| drop(engine.report())));
+            println!("report {:?}", d / 100);
+            stop(engine, &mut setup).unwrap();
+        }
+    }
+
+    #[test]
+    fn small_runs_of_every_scenario_complete() {
+        for scenario in ["S4", "S5", "S6"] {
+            for variant in [Variant::Thread, Variant::Passive] {
+                let m = run(scenario, 20, variant).unwrap();
+                assert!(!m.phases.is_empty(), "{scenario}");
+            }
+        }
+    }
 }
