@@ -20,6 +20,9 @@ use crate::{ConfigError, EngineConfig, InstallError, Manifold, ShuttingDown, Uni
 ///
 /// Stop it like any worker: [`kill`](Worker::kill), then
 /// [`wait`](Worker::wait), which returns the worst fatal error (if any).
+/// Dropping the `Engine` kills it too (without waiting), so an engine
+/// that goes out of scope never leaves its threads running; keep it (or
+/// an `Arc` of it) for as long as it should run.
 pub struct Engine {
     handle: EngineHandle,
     worker: ThreadWorker,
@@ -159,6 +162,12 @@ impl Worker for Engine {
 impl Reporter for Engine {
     fn report(&self) -> Report {
         self.handle.report()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.worker.kill();
     }
 }
 

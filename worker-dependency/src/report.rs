@@ -76,14 +76,41 @@ pub(crate) fn report(handle: &EngineHandle) -> Report {
         report.insert(KEY_ERROR.into(), e.to_string().into());
     }
     let mut manifolds = Report::new();
+    let mut times = TimeCache::default();
     for view in &snapshot.manifolds {
-        manifolds.insert(view.name.to_string(), manifold_report(view, !nested).into());
+        manifolds.insert(
+            view.name.to_string(),
+            manifold_report(view, !nested, &mut times).into(),
+        );
     }
     report.insert(KEY_MANIFOLDS.into(), manifolds.into());
     report
 }
 
-fn manifold_report(view: &View, with_workers: bool) -> Report {
+/// Formats start times, remembering the last one: manifolds started in
+/// the same second (most of them, in a large graph) share the work.
+#[derive(Default)]
+struct TimeCache {
+    last: Option<(u64, String)>,
+}
+
+impl TimeCache {
+    fn format(&mut self, t: std::time::SystemTime) -> String {
+        let secs = t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        match &self.last {
+            Some((s, text)) if *s == secs => text.clone(),
+            _ => {
+                let text = format_time(t);
+                self.last = Some((secs, text.clone()));
+                text
+            }
+        }
+    }
+}
+
+fn manifold_report(view: &View, with_workers: bool, times: &mut TimeCache) -> Report {
     let mut r = Report::new();
     r.insert(KEY_STATE.into(), view.state.into());
     r.insert(
@@ -97,7 +124,7 @@ fn manifold_report(view: &View, with_workers: bool) -> Report {
         r.insert(KEY_START_ATTEMPTS.into(), view.start_attempts.into());
     }
     if let Some(t) = view.started {
-        r.insert(KEY_LAST_START.into(), format_time(t).into());
+        r.insert(KEY_LAST_START.into(), times.format(t).into());
     }
     if let Some(e) = &view.error {
         r.insert(KEY_ERROR.into(), e.to_string().into());

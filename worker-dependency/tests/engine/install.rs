@@ -197,3 +197,23 @@ fn start_functions_may_return_shared_workers() {
     h.expect_started(&["b"]);
     h.stop().unwrap();
 }
+
+#[test]
+fn metrics_hear_of_each_registered_start_and_each_stop() {
+    let h = Harness::new("dep-install-metrics");
+    h.engine
+        .install_all([("a", h.manifold(&[])), ("b", h.manifold(&["a"]))])
+        .unwrap();
+    h.expect_started(&["a"]);
+    // b's first start found a missing: a stop, not a start.
+    assert_eq!(
+        h.expect_stopped(&["b"]),
+        vec![Some(
+            "\"a\" not running: dependency not available".to_owned()
+        )]
+    );
+    h.advance(BOUNCE_DELAY, 1);
+    h.expect_started(&["b"]);
+    h.assert_quiet();
+    h.stop().unwrap();
+}

@@ -173,3 +173,21 @@ fn waiting_for_lists_what_has_not_stopped() {
     assert!(h.engine.waiting_for().is_empty());
     h.stop().unwrap();
 }
+
+#[test]
+fn dropping_the_engine_stops_it() {
+    let h = Harness::new("dep-shutdown-drop");
+    h.install("a", &[]);
+    h.expect_started(&["a"]);
+    let a = h.call_of("a").unwrap();
+    let handle = h.engine.handle();
+    let Harness { engine, .. } = h;
+    drop(engine);
+    assert!(a.wait().is_ok());
+    worker_testing::assert_threads_gone("dep-shutdown-drop");
+    assert!(
+        handle
+            .install("b", Manifold::new(|_| Ok(worker_core::Passive::new())))
+            .is_err()
+    );
+}
