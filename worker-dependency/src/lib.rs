@@ -144,13 +144,13 @@
 //!   millisecond (which turned sub-millisecond delays into zero); the
 //!   jitter source is injectable ([`Jitter`], [`NoJitter`]); and bounces
 //!   (a [`Bounce`] error or an input change) wait the bounce delay without
-//!   backoff (`backoff::tests`, `machine::tests`,
+//!   backoff (`backoff::tests`, `machine::tests::rules`,
 //!   `errors::bounce_restarts_after_the_bounce_delay_and_is_not_backed_off`,
 //!   `errors::consecutive_failures_back_off_up_to_the_cap`).
 //! - **The engine's own aborts are not errors**: a delayed start cut short
 //!   by an input change never goes through filters or `is_fatal` (Go's
 //!   `errAborted` could be fatal under an all-fatal policy), and `is_fatal`
-//!   is never asked about "no error" (`machine::tests::aborted_delays_never_reach_is_fatal`).
+//!   is never asked about "no error" (`machine::tests::rules::aborted_delays_never_reach_is_fatal`).
 //! - **Shutdown in reverse dependency order**: a worker is killed only
 //!   once the dependents that use it have stopped. A manifold slower than
 //!   `stop_timeout` is reported stuck (report, `warn` log) and stops holding
@@ -171,10 +171,10 @@
 //! - **Panics** in start, output and filter functions, and in `is_fatal`
 //!   and `worst_error`, become the manifold's error (a panicking
 //!   `is_fatal` counts as fatal) (`errors::panics_in_start_output_and_filter_become_the_manifolds_error`,
-//!   `machine::tests::a_panicking_is_fatal_counts_as_fatal`).
+//!   `machine::tests::rules::a_panicking_is_fatal_counts_as_fatal`).
 //! - **Internal inconsistencies stop the engine** with [`Internal`], which
 //!   `wait` returns; Go kills its tomb and carries on
-//!   (`machine::tests::unexpected_events_are_internal_errors_that_stop_the_engine`).
+//!   (`machine::tests::rules::unexpected_events_are_internal_errors_that_stop_the_engine`).
 //! - **Reports never stall the engine or recurse forever**: worker reports
 //!   run on the caller's thread, and a worker reporting its own engine
 //!   gets a report without worker reports (Go deadlocks)

@@ -1,0 +1,251 @@
+//! Stopping: worker ends, stop requests, bounces, and what an end means
+//! (backoff bookkeeping, filters, fatal errors, control errors).
+
+use std::cmp::Reverse;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use worker_core::{Error, catch_panic};
+
+use super::{Action, Cause, Delay, Machine, Phase, Timer, TimerKind};
+use crate::graph::NodeId;
+use crate::{Bounce, Missing, Uninstall};
+
+impl Machine {
+    /// A worker ended.
+    pub(crate) fn worker_done(
+        &mut self,
+        id: NodeId,
+        generation: u64,
+        outcome: Result<(), Error>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let registered = match self.nodes.get(id).map(|n| (&n.phase, n.generation)) {
+            Some((Phase::Running { .. }, g)) if g == generation => true,
+            Some((Phase::Discarding { .. }, g)) if g == generation => false,
+            _ => {
+                let message =
+                    format!("unexpected worker end for node {id} generation {generation}");
+                return self.fail_internal(message, now, out);
+            }
+        };
+        self.finish(id, outcome.err(), registered, now, out);
+    }
+
+    /// Asks `id` to stop, to restart (because of `cause`) once stopped.
+    pub(super) fn request_stop(
+        &mut self,
+        id: NodeId,
+        cause: Cause,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        self.nodes[id].pending = Some(cause);
+        match &mut self.nodes[id].phase {
+            Phase::Waiting { .. } => {}
+            Phase::Starting { abort } => {
+                if abort.is_none() {
+                    *abort = Some(now);
+                    out.push(Action::Abort { node: id });
+                    self.push_stop_timeout(id, now);
+                }
+                return;
+            }
+            Phase::Running { live, stopping } => {
+                if stopping.is_none() {
+                    *stopping = Some(now);
+                    let worker = live.worker.clone();
+                    out.push(Action::Kill {
+                        name: self.graph.name(id).clone(),
+                        worker,
+                    });
+                    self.push_stop_timeout(id, now);
+                }
+                return;
+            }
+            Phase::Stopped | Phase::Discarding { .. } => return,
+        }
+        // Waiting: nothing runs yet, so the wait is simply over (Go: the
+        // start is "aborted before delay elapsed").
+        let node = self.node(id);
+        node.recent_errors = 1;
+        node.start_attempts = 0;
+        self.set_phase(id, Phase::Stopped);
+        if self.dying {
+            self.stopped_while_dying(id, now, out);
+        } else if self.nodes[id].uninstall {
+            self.remove(id, out);
+        } else {
+            let cause = self.nodes[id].pending.take().unwrap_or(Cause::Bounced);
+            self.request_start(id, Delay::Bounce, cause, now, out);
+        }
+    }
+
+    pub(super) fn push_stop_timeout(&mut self, id: NodeId, now: Instant) {
+        if self.policy.stop_timeout.is_zero() {
+            return;
+        }
+        let Some(at) = now.checked_add(self.policy.stop_timeout) else {
+            return;
+        };
+        self.timers.push(Reverse(Timer {
+            at,
+            generation: self.nodes[id].generation,
+            node: id,
+            kind: TimerKind::StopTimeout,
+        }));
+    }
+
+    /// Every start or stop of `id` restarts its dependents (Go's rule).
+    pub(super) fn bounce_dependents(
+        &mut self,
+        id: NodeId,
+        cause: Cause,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let mut deps = std::mem::take(&mut self.scratch);
+        deps.clear();
+        deps.extend_from_slice(self.graph.dependents(id));
+        for &dep in &deps {
+            if self.nodes[dep].phase.is_stopped() {
+                self.request_start(dep, Delay::Bounce, cause.clone(), now, out);
+            } else {
+                self.request_stop(dep, cause.clone(), now, out);
+            }
+        }
+        self.scratch = deps;
+    }
+
+    /// A start failed or a worker ended with `raw`: classify, record, and
+    /// restart or not.
+    pub(super) fn finish(
+        &mut self,
+        id: NodeId,
+        raw: Option<Error>,
+        registered: bool,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let name = self.graph.name(id).clone();
+        let stop_requested = self.nodes[id].phase.stop_requested().is_some();
+        let reset_time = self.policy.backoff_reset_time;
+        let node = self.node(id);
+        // Backoff bookkeeping on the raw error, as Go.
+        match &raw {
+            None => node.recent_errors = 0,
+            Some(e) if e.is::<Missing>() => node.recent_errors = 1,
+            Some(e) if e.is::<Bounce>() => {}
+            Some(_) => {
+                let ran_long = node
+                    .started_at
+                    .is_some_and(|t| now.saturating_duration_since(t) >= reset_time);
+                node.recent_errors = if ran_long {
+                    1
+                } else {
+                    node.recent_errors.saturating_add(1)
+                };
+            }
+        }
+        let filtered = match node.manifold.as_ref().and_then(|m| m.filter.clone()) {
+            Some(filter) => match catch_unwind(AssertUnwindSafe(|| filter(raw))) {
+                Ok(e) => e,
+                Err(payload) => Some(Error::new(worker_core::Panicked::from_payload(
+                    format!("filter of manifold {name:?}"),
+                    &*payload,
+                ))),
+            },
+            None => raw,
+        };
+        let fatal = filtered.as_ref().and_then(|e| self.fatal(&name, e));
+        let node = self.node(id);
+        // A panicking is_fatal is the manifold's error, as well as fatal.
+        node.last_error = match &fatal {
+            Some(f) if f.is::<worker_core::Panicked>() => Some(f.clone()),
+            _ => filtered.clone(),
+        };
+        node.started_at = None;
+        node.started_wall = None;
+        node.stuck = false;
+        self.set_phase(id, Phase::Stopped);
+        if let Some(error) = fatal {
+            tracing::warn!(engine = %self.name, manifold = %name, %error, "fatal error; stopping the engine");
+            self.record_worst(error);
+            self.begin_shutdown(now, out);
+        }
+        if self.dying {
+            self.stopped_while_dying(id, now, out);
+            out.push(Action::RecordStop {
+                name,
+                error: filtered,
+            });
+            return;
+        }
+        let uninstall = self.nodes[id].uninstall;
+        if !uninstall {
+            if stop_requested {
+                let cause = self.nodes[id].pending.take().unwrap_or(Cause::Bounced);
+                self.request_start(id, Delay::Bounce, cause, now, out);
+            } else {
+                match &filtered {
+                    None => tracing::debug!(engine = %self.name, manifold = %name, "completed"),
+                    Some(e) if e.is::<Missing>() => {
+                        tracing::debug!(engine = %self.name, manifold = %name, error = %e, "missing an input")
+                    }
+                    Some(e) if e.is::<Bounce>() => {
+                        self.request_start(id, Delay::Bounce, Cause::Bounced, now, out)
+                    }
+                    Some(e) if e.is::<Uninstall>() => self.nodes[id].uninstall = true,
+                    Some(e) => {
+                        let step = self.nodes[id].recent_errors;
+                        tracing::warn!(engine = %self.name, manifold = %name, error = %e, step, "manifold failed; restarting after a delay");
+                        let cause = Cause::Failed {
+                            error: e.clone(),
+                            step,
+                        };
+                        self.request_start(id, Delay::Error, cause, now, out);
+                    }
+                }
+            }
+        }
+        if registered {
+            self.bounce_dependents(id, Cause::InputStopped(name.clone()), now, out);
+        }
+        if self.nodes[id].uninstall {
+            self.remove(id, out);
+        }
+        out.push(Action::RecordStop {
+            name,
+            error: filtered,
+        });
+    }
+
+    /// Whether `error` is fatal; `Some(error to record)` if so. A panic in
+    /// `is_fatal` counts as fatal, with the panic ([`Panicked`]) as the
+    /// error.
+    ///
+    /// [`Panicked`]: worker_core::Panicked
+    pub(super) fn fatal(&self, name: &str, error: &Error) -> Option<Error> {
+        let is_fatal = self.policy.is_fatal.clone();
+        match catch_panic(
+            || format!("is_fatal (for manifold {name:?})"),
+            || Ok(is_fatal(error)),
+        ) {
+            Ok(true) => Some(error.clone()),
+            Ok(false) => None,
+            Err(panicked) => Some(panicked),
+        }
+    }
+
+    pub(super) fn record_worst(&mut self, error: Error) {
+        let worst_error = self.policy.worst_error.clone();
+        let previous = self.worst.take();
+        let worst = catch_panic(
+            || "worst_error".to_owned(),
+            || Ok(worst_error(&error, previous.as_ref())),
+        )
+        .unwrap_or_else(|panicked| panicked);
+        self.worst = Some(worst);
+    }
+}

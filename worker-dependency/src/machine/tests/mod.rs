@@ -1,0 +1,270 @@
+//! The state machine driven directly: no threads, no clock. `World`
+//! plays the shell's part; `rules` pins each rule with a scenario, and
+//! `props` checks random graphs with random failures.
+
+mod props;
+mod rules;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use worker_core::{Error, Passive, SharedWorker, Worker};
+
+use super::*;
+use crate::backoff::NoJitter;
+use crate::{
+    Bounce, GetError, InstallError, Internal, Missing, Outputs, Uninstall, UninstallError,
+};
+
+const MS: Duration = Duration::from_millis(1);
+
+#[derive(Debug, thiserror::Error)]
+#[error("fatal!")]
+struct Fatal;
+
+type Snapshot = Vec<(Arc<str>, InputState)>;
+type Seen = Vec<(Arc<str>, Option<usize>)>;
+
+/// A simulated world around the machine: it records the actions, keeps
+/// the pending starts and live workers, and plays the shell's part.
+pub(super) struct World {
+    m: Machine,
+    now: Instant,
+    /// Pending starts: node -> (generation, input snapshot).
+    starts: HashMap<NodeId, (u64, Snapshot)>,
+    /// Watched workers: node -> (generation, worker).
+    watched: HashMap<NodeId, (u64, SharedWorker)>,
+    /// Workers killed whose end has not been delivered yet.
+    dying: Vec<(NodeId, u64)>,
+    kills: Vec<Arc<str>>,
+    aborts: Vec<NodeId>,
+    removed: Vec<NodeId>,
+    stuck: Vec<Arc<str>>,
+    starts_recorded: Vec<Arc<str>>,
+    worst_calls: Arc<AtomicUsize>,
+    /// What each running worker saw of its inputs: node -> snapshot.
+    seen: HashMap<NodeId, Seen>,
+    all_workers: Vec<SharedWorker>,
+    check_order: bool,
+}
+
+fn policy(worst_calls: Arc<AtomicUsize>) -> Policy {
+    let mut config = EngineConfig::new("test");
+    config.error_delay = 100 * MS;
+    config.bounce_delay = 10 * MS;
+    config.backoff_factor = 2.0;
+    config.backoff_reset_time = Duration::from_secs(1);
+    config.max_delay = Duration::from_secs(10);
+    config.stop_timeout = Duration::from_secs(5);
+    config.jitter = Arc::new(NoJitter);
+    config.is_fatal =
+        Arc::new(|e: &Error| e.is::<Fatal>() || e.to_string().contains("is_fatal panics"));
+    config.worst_error = Arc::new(move |new: &Error, worst: Option<&Error>| {
+        worst_calls.fetch_add(1, Ordering::SeqCst);
+        worst.unwrap_or(new).clone()
+    });
+    Policy::from_config(&config)
+}
+
+fn manifold(inputs: &[&str]) -> Manifold {
+    Manifold::new(|_| Ok(Passive::new())).inputs(inputs)
+}
+
+impl World {
+    fn new() -> Self {
+        let worst_calls = Arc::new(AtomicUsize::new(0));
+        World {
+            m: Machine::new(Arc::from("test"), policy(worst_calls.clone())),
+            now: Instant::now(),
+            starts: HashMap::new(),
+            watched: HashMap::new(),
+            dying: Vec::new(),
+            kills: Vec::new(),
+            aborts: Vec::new(),
+            removed: Vec::new(),
+            stuck: Vec::new(),
+            starts_recorded: Vec::new(),
+            worst_calls,
+            seen: HashMap::new(),
+            all_workers: Vec::new(),
+            check_order: true,
+        }
+    }
+
+    fn id(&self, name: &str) -> NodeId {
+        self.m.graph.id(name).unwrap()
+    }
+
+    fn state(&self, name: &str) -> &'static str {
+        self.m.nodes[self.id(name)].phase.name()
+    }
+
+    fn node(&self, name: &str) -> &Node {
+        &self.m.nodes[self.id(name)]
+    }
+
+    fn apply(&mut self, out: Vec<Action>) {
+        for action in out {
+            match action {
+                Action::Start {
+                    node,
+                    generation,
+                    inputs,
+                    ..
+                } => {
+                    assert!(self.starts.insert(node, (generation, inputs)).is_none());
+                }
+                Action::Abort { node } => self.aborts.push(node),
+                Action::Kill { name, worker } => {
+                    let id = self.id(&name);
+                    let offered = matches!(self.m.nodes[id].phase, Phase::Running { .. });
+                    if self.check_order && self.m.dying && offered {
+                        // Dependents stop before their inputs, unless stuck.
+                        for &dep in self.m.graph.dependents(id) {
+                            let d = &self.m.nodes[dep];
+                            assert!(
+                                d.phase.is_stopped() || d.stuck,
+                                "{name} killed while its dependent {} is {}",
+                                self.m.graph.name(dep),
+                                d.phase.name()
+                            );
+                        }
+                    }
+                    worker.kill();
+                    self.kills.push(name);
+                    let (node, generation) = self
+                        .watched
+                        .iter()
+                        .find(|(_, (_, w))| Arc::ptr_eq(w, &worker))
+                        .map(|(n, (g, _))| (*n, *g))
+                        .expect("killed worker is watched");
+                    self.dying.push((node, generation));
+                }
+                Action::Watch {
+                    node,
+                    generation,
+                    worker,
+                } => {
+                    self.watched.insert(node, (generation, worker));
+                }
+                Action::RecordStart { name } => self.starts_recorded.push(name),
+                Action::RecordStop { .. } => {}
+                Action::Removed { node } => self.removed.push(node),
+                Action::Stuck { name, .. } => self.stuck.push(name),
+            }
+        }
+        self.check_invariants();
+    }
+
+    fn check_invariants(&self) {
+        let live = self
+            .m
+            .nodes
+            .iter()
+            .filter(|n| !n.phase.is_stopped())
+            .count();
+        assert_eq!(live, self.m.live, "live counter");
+        for id in self.m.graph.installed() {
+            let n = &self.m.nodes[id];
+            assert!(n.manifold.is_some());
+            let starting = matches!(n.phase, Phase::Starting { .. });
+            assert_eq!(
+                starting,
+                self.starts.contains_key(&id),
+                "start in flight for {id}"
+            );
+        }
+    }
+
+    fn install(&mut self, name: &str, inputs: &[&str]) -> Result<(), InstallError> {
+        self.install_all(vec![(name, inputs)])
+    }
+
+    fn install_all(&mut self, batch: Vec<(&str, &[&str])>) -> Result<(), InstallError> {
+        let mut out = Vec::new();
+        let batch = batch
+            .into_iter()
+            .map(|(n, i)| (n.to_owned(), manifold(i)))
+            .collect();
+        let r = self.m.install(batch, self.now, &mut out);
+        self.apply(out);
+        r
+    }
+
+    /// Completes the pending start of `name` with `result`.
+    fn start(&mut self, name: &str, result: Result<(), Error>) {
+        let id = self.id(name);
+        let (generation, inputs) = self.starts.remove(&id).expect("a start is pending");
+        let mut out = Vec::new();
+        let result = result.map(|()| {
+            let worker: SharedWorker = Arc::new(Passive::new());
+            self.all_workers.push(worker.clone());
+            let seen = inputs
+                .iter()
+                .map(|(n, s)| {
+                    let g = match s {
+                        InputState::Running(o) => o.get::<usize>(),
+                        _ => None,
+                    };
+                    (n.clone(), g)
+                })
+                .collect();
+            self.seen.insert(id, seen);
+            Live {
+                worker,
+                outputs: Arc::new(Outputs::new().with(generation as usize)),
+            }
+        });
+        self.m.start_done(
+            id,
+            generation,
+            result,
+            self.now,
+            SystemTime::now(),
+            &mut out,
+        );
+        self.apply(out);
+    }
+
+    /// Ends the running worker of `name` with `result`.
+    fn end(&mut self, name: &str, result: Result<(), Error>) {
+        let id = self.id(name);
+        let (generation, worker) = self.watched.get(&id).cloned().expect("watched");
+        worker.kill();
+        self.dying.retain(|d| d.0 != id);
+        let mut out = Vec::new();
+        self.m
+            .worker_done(id, generation, result, self.now, &mut out);
+        self.apply(out);
+    }
+
+    /// Delivers the ends of the killed workers.
+    fn deliver_ends(&mut self) {
+        while !self.dying.is_empty() {
+            let (node, generation) = self.dying.remove(0);
+            let mut out = Vec::new();
+            self.m
+                .worker_done(node, generation, Ok(()), self.now, &mut out);
+            self.apply(out);
+        }
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        let mut out = Vec::new();
+        self.m.tick(self.now, &mut out);
+        self.apply(out);
+    }
+
+    fn kill(&mut self) {
+        let mut out = Vec::new();
+        self.m.kill(self.now, &mut out);
+        self.apply(out);
+    }
+
+    fn why(&self, name: &str) -> String {
+        self.node(name).why.as_ref().unwrap().to_string()
+    }
+}
