@@ -1,4 +1,247 @@
-//! The restarting runner of named workers (documentation being written).
+//! A runner of named workers that restarts them when they fail: the Rust
+//! successor of Go's `worker.Runner` (juju/worker v3).
+//!
+//! # Why a runner
+//!
+//! A long-running service is mostly background work: a connection to keep
+//! open, a queue to drain, a lease to renew, one watcher per tenant. Each
+//! piece can fail for reasons that pass (a network blip, a restarted
+//! peer), and the right answer is then to try again a little later, not to
+//! bring the service down. Some failures do not pass (bad configuration, a
+//! corrupt store), and the right answer is then to stop everything, in
+//! order, and say why. A [`Runner`] is that policy, applied to workers
+//! identified by name:
+//!
+//! - [`start_worker(id, start)`](Runner::start_worker) registers a start
+//!   function under an id and calls it to make the worker;
+//! - when the worker ends with an error that `is_fatal` says is not fatal,
+//!   the runner calls the start function again after a delay; when it ends
+//!   cleanly, the runner forgets it;
+//! - when a worker ends with a fatal error, the runner stops every worker
+//!   and finishes with the most important fatal error it saw;
+//! - [`worker(id)`](Runner::worker) hands out the running instance,
+//!   waiting while it is starting or between two incarnations;
+//! - [`stop_worker`](Runner::stop_worker) and
+//!   [`stop_and_remove_worker`](Runner::stop_and_remove_worker) take one
+//!   out.
+//!
+//! The runner is itself a [`Worker`](worker_core::Worker) and a
+//! [`Reporter`](worker_core::Reporter): it can run inside another runner,
+//! a catacomb or a dependency engine, and its report nests its workers'.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use worker_core::{spawn, Error, Reporter, SharedWorker, Worker};
+//! use worker_runner::{Runner, RunnerParams};
+//!
+//! // Nothing is fatal; a failed worker comes back after 10 ms.
+//! let runner = Runner::new(
+//!     RunnerParams::new("example")
+//!         .is_fatal(|_| false)
+//!         .restart_delay(Duration::from_millis(10)),
+//! )?;
+//!
+//! // A worker that runs until it is killed.
+//! runner.start_worker("poller", || -> Result<SharedWorker, Error> {
+//!     Ok(Arc::new(spawn("poller", |tomb| {
+//!         let _ = tomb.dying().recv(); // wait to be told to stop
+//!         Ok(())
+//!     })))
+//! })?;
+//!
+//! // Wait until it runs, look at it, and take it out again.
+//! let poller = runner.worker("poller", None)?;
+//! assert_eq!(runner.report()["workers"]["poller"]["state"], "started");
+//! runner.stop_and_remove_worker("poller", None)?;
+//! assert!(poller.wait().is_ok());
+//!
+//! runner.kill();
+//! runner.wait()?; // every worker has stopped, every thread is joined
+//! # Ok::<(), worker_core::Error>(())
+//! ```
+//!
+//! # How it works
+//!
+//! Every decision (what to start, kill, restart, when, what to report)
+//! is made by a pure state machine that holds each id as an explicit state
+//! (starting, started, stopping, waiting to restart), its deadlines as
+//! data and its final error. One loop thread per runner owns it; the
+//! public methods send it messages, and the answers come back on reply
+//! channels. There is no lock around the runner's state, so there is no
+//! lock order to get wrong, and the rules are tested without threads or
+//! clocks (including a property test over random sequences of events).
+//!
+//! Nothing costs a thread per worker beyond the worker's own. Start
+//! functions run on a few start threads (two by default; see
+//! [`RunnerParams::start_threads`]), never on the loop or on the caller's
+//! thread; the runner learns that a worker ended through its completion
+//! callback ([`Worker::on_done`](worker_core::Worker::on_done)), which
+//! costs no thread for workers built on [`Tomb`](worker_core::Tomb); a
+//! caller waiting in `worker()` is an entry in a list, answered once. The
+//! loop asks the [`Clock`](worker_core::Clock) for one timer at a time,
+//! for the earliest deadline, so an idle runner uses no CPU and a fake
+//! clock in a test sees exactly the timers that matter. Every incarnation
+//! gets a generation number, so news about an incarnation that is gone is
+//! never taken for news about the current one.
+//!
+//! Every thread the runner starts is named after it (`<name>-loop`,
+//! `<name>-start-<n>`, `<name>-watch` for workers that cannot report their
+//! own end) and has been joined when [`wait`](worker_core::Worker::wait)
+//! returns.
+//!
+//! # The life of an id
+//!
+//! The report's `state` is where the id is:
+//!
+//! | state | meaning | `worker(id)` |
+//! |---|---|---|
+//! | `starting` | its start function is running | waits |
+//! | `started` | an instance is running | returns it |
+//! | `stopping` | its instance was killed and has not finished | waits, then `NotFound` |
+//! | `stopped` | it failed and waits out its restart delay | waits |
+//!
+//! An id that ends for good (a clean exit, a stop, an error that is not
+//! restarted) is forgotten: `worker(id)` says
+//! [`NotFound`](worker_core::NotFound) and the id can be started again.
+//!
+//! # Errors
+//!
+//! | error | when |
+//! |---|---|
+//! | [`AlreadyExists`](worker_core::AlreadyExists) | `start_worker` with an id the runner knows, in any state |
+//! | [`NotFound`](worker_core::NotFound) | `worker` / `stop_and_remove_worker` of an unknown id, or one that went away while waiting |
+//! | [`Aborted`](worker_core::Aborted) | the caller's abort signal fired while it waited |
+//! | [`Dying`] | `start_worker` while the runner shuts down |
+//! | [`Dead`](worker_core::Dead) | any call once the runner has finished; `worker` and `stop_and_remove_worker` while it shuts down |
+//! | [`EmptyId`], [`InvalidParams`] | bad input; nothing else is affected |
+//! | [`RestartIntensityExceeded`] | the runner's own fatal error when a worker restarts too often |
+//! | [`CalledFromLoop`] | a waiting call made on the runner's own loop thread (from a completion callback) |
+//!
+//! All are returned wrapped in [`worker_core::Error`]; match them with
+//! `err.is::<NotFound>()`.
+//!
+//! # Restart policies
+//!
+//! By default the runner behaves as Go's: every error is fatal unless
+//! `is_fatal` says otherwise, a non-fatal error restarts the worker after
+//! a fixed 3 s, forever, and a clean exit removes it. Each of these can be
+//! changed, for the whole runner ([`RunnerParams`]) or for one worker
+//! ([`WorkerOptions`] with [`Runner::start_worker_with`]):
+//!
+//! - [`RestartPolicy::exponential`]: a delay that doubles (or grows by any
+//!   factor) with consecutive failures, up to a cap, starts over after a
+//!   healthy run, and is spread by jitter from an injectable
+//!   [`JitterSource`];
+//! - [`RestartPolicy::intensity`]: at most N restarts in a sliding window,
+//!   after which the failure becomes fatal
+//!   ([`RestartIntensityExceeded`]), as an Erlang/OTP supervisor does;
+//! - [`RestartType`]: permanent workers are restarted even after a clean
+//!   exit, temporary ones never.
+//!
+//! # Reports
+//!
+//! `report()` returns `{"workers": {<id>: {...}}}`, each worker with its
+//! `state`, `started` (when the current or last incarnation started, UTC),
+//! `report` (the worker's own, if it is a [`Reporter`](worker_core::Reporter)
+//! with something to say), [`reason`](KEY_REASON) (why it was restarted,
+//! with the error, the attempt and the delay; absent after a first start)
+//! and [`stuck`](KEY_STUCK). The loop only copies the list out; the JSON
+//! and the workers' own reports are made on the caller's thread, so a slow
+//! worker report delays that caller and nothing else.
+//!
+//! # Workers that will not stop
+//!
+//! A thread cannot be forced to stop. With
+//! [`RunnerParams::stop_timeout`], a worker that has not finished that long
+//! after it was killed is reported as stuck (in the report, in
+//! [`Runner::waiting_for`], and with a tracing warning); `wait` still
+//! waits for it, and `waiting_for` says on whom.
+//!
+//! # Differences from Go
+//!
+//! Each difference fixes a weak point of Go's runner or picks the safer of
+//! two behaviours Go documents and implements differently; the test that
+//! pins it is named.
+//!
+//! - **No dead instance during a restart delay.** Go's `Worker(id)` returns
+//!   the instance that just failed until the next one starts, and its
+//!   report calls it "started". Here the caller waits for the next
+//!   incarnation and the report says "stopped"
+//!   (`lookup::a_dead_instance_is_never_handed_out_during_the_restart_delay`).
+//! - **`stop_and_remove_worker` goes through the runner.** Go stops the
+//!   instance behind the runner's back: a non-nil stop error is then fatal
+//!   (the whole runner dies) or restarts the worker, and the call hangs
+//!   without an abort channel. Here the id is marked stopped, the call
+//!   returns once the id is gone, with the instance's error, and that error
+//!   is the caller's: it does not go to `is_fatal`
+//!   (`remove::the_worker_error_goes_to_the_caller_not_to_is_fatal`,
+//!   `remove::a_non_fatal_stop_error_neither_restarts_nor_hangs`). Any
+//!   number of callers can wait for the same removal; Go signals one
+//!   (`remove::concurrent_removers_never_hang_nor_lose_the_error`). During
+//!   a restart delay it returns at once, where Go waits for the delay and
+//!   a new instance (`remove::during_the_restart_delay_it_returns_at_once`).
+//! - **A start request while the runner shuts down fails with [`Dying`].**
+//!   Go returns nil and never runs the worker
+//!   (`start_stop::start_while_dying_is_a_typed_error_not_a_silent_no_op`).
+//! - **A restart delay can be cut short.** Go's sleeping restart wakes only
+//!   on `Kill`: a `StopWorker` during the delay still calls the start
+//!   function afterwards, and a fatal shutdown waits the delay out. Here
+//!   stopping during the delay removes the id at once, and shutdown never
+//!   waits for a delay (`restart::stop_during_the_restart_delay_never_calls_start_again`,
+//!   `fatal::a_fatal_shutdown_does_not_wait_out_restart_delays`,
+//!   `lookup::stopping_the_worker_ends_the_wait_with_not_found_at_once`).
+//! - **A fatal error makes the runner dying for everyone at once.** In Go,
+//!   until the last worker is gone, `Worker(id)` blocks then says
+//!   NotFound and `StartWorker` is accepted and ignored. Here they answer
+//!   [`Dead`](worker_core::Dead) and [`Dying`] at once
+//!   (`fatal::a_fatal_error_makes_the_runner_dying_for_everyone_at_once`).
+//! - **The first fatal error wins by default.** Go's documentation says so;
+//!   its code keeps the last one. We follow the documentation; pass
+//!   `more_important` to rank errors (`fatal::the_first_fatal_error_wins_by_default`,
+//!   `fatal::more_important_ranks_the_errors_seen_during_shutdown`).
+//! - **A zero restart delay can be asked for** with
+//!   `RestartPolicy::fixed(Duration::ZERO)` (in Go, zero means 3 s and only
+//!   a negative delay restarts at once); `restart_delay(Duration::ZERO)`
+//!   still means 3 s, as in Go (`restart::a_zero_delay_policy_restarts_at_once`).
+//! - **Worker reports never block the runner**, and the report's states
+//!   are all reachable, with a start time that follows restarts. Go calls
+//!   every worker's `Report` under the runner's lock, never shows
+//!   "stopping" and shows the first start time forever
+//!   (`report::a_slow_worker_report_does_not_stall_the_runner`,
+//!   `report::report_shows_every_state_why_it_restarted_and_the_last_start_time`).
+//! - **Waiting callers cost no thread and wake once.** Go parks a goroutine
+//!   per waiting `Worker()` call and wakes all of them on every event
+//!   (`lookup::waiting_callers_cost_the_runner_no_thread`).
+//! - **Panics become errors.** A panic in a start function, a worker body,
+//!   a policy callback or a worker's report is caught and handled like an
+//!   error from that place; in Go it crashes the process, and a start
+//!   function returning `(nil, nil)` does too (impossible here by type)
+//!   (`restart::a_panicking_start_function_is_a_failed_start`,
+//!   `restart::a_panicking_worker_body_is_a_worker_error`,
+//!   `report::a_panicking_worker_report_shows_as_an_error`).
+//! - **One timer per runner.** Go leaves one clock timer per restart
+//!   running; here the loop holds one timer, for the earliest deadline
+//!   (`restart::the_restart_waits_for_the_whole_delay`).
+//! - **Bad input is refused:** an empty worker id ([`EmptyId`]), an empty
+//!   runner name or an unusable policy ([`InvalidParams`]); Go accepts
+//!   anything (`start_stop::empty_id_is_refused`,
+//!   `policies::bad_parameters_are_refused_with_the_reason`).
+//! - **Dropping the last handle kills the runner** (its workers are stopped
+//!   in the background); a dropped Go runner runs on
+//!   (`shutdown::dropping_the_runner_kills_it`).
+//! - **`worker_names` is sorted**, and the abort parameter is a
+//!   [`Signal`](worker_core::Signal) that fires when its sender is dropped.
+//!
+//! Kept as in Go, deliberately: every error is fatal unless `is_fatal`
+//! says otherwise (a runner that silently restarts a worker forever is
+//! worse than one that stops and says why; callers decide what may be
+//! retried), and an error returned by a worker stopped with `stop_worker`
+//! or during shutdown goes to `is_fatal` and may become the runner's error
+//! (`fatal::an_error_on_stop_goes_to_is_fatal_as_in_go`): `stop_worker`
+//! does not wait, so nobody else would see it.
 
 #![forbid(unsafe_code)]
 

@@ -16,7 +16,7 @@ use crate::policy::{
 /// adding more (see [`RunnerParams::start_threads`]).
 pub const DEFAULT_START_THREADS: usize = 2;
 
-/// The parameters of `Runner::new`, built with
+/// The parameters of [`Runner::new`](crate::Runner::new), built with
 /// chained setters; everything but the name has a default, and the
 /// defaults are Go's.
 ///
@@ -144,7 +144,7 @@ impl RunnerParams {
     }
 
     /// Reports a worker as stuck (in the report, in
-    /// `Runner::waiting_for`, and with a
+    /// [`Runner::waiting_for`](crate::Runner::waiting_for), and with a
     /// tracing warning) when it has not finished `timeout` after it was
     /// killed. The runner still waits for it: threads cannot be forced.
     pub fn stop_timeout(mut self, timeout: Duration) -> Self {

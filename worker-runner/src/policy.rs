@@ -281,7 +281,7 @@ impl JitterSource for SplitMix64 {
 }
 
 /// Per-worker choices that override the runner's defaults; pass them to
-/// `Runner::start_worker_with`.
+/// [`Runner::start_worker_with`](crate::Runner::start_worker_with).
 ///
 /// ```
 /// use std::time::Duration;

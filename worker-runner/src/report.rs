@@ -30,31 +30,35 @@ pub(crate) fn build(snapshot: Vec<EntrySnapshot<SharedWorker>>, clock: &dyn Cloc
     let now = clock.now();
     let wall_now = clock.wall_now();
     let mut times = TimeLabels::default();
-    let mut workers = Map::new();
-    for entry in snapshot {
-        let mut w = Map::new();
-        w.insert(KEY_STATE.into(), entry.state.as_str().into());
-        w.insert(
-            KEY_LAST_START.into(),
-            times.label(wall_at(entry.started_at, now, wall_now)).into(),
-        );
-        if let Some(report) = entry.worker.as_ref().and_then(worker_report) {
-            w.insert(KEY_REPORT.into(), report.into());
-        }
-        if let Some(cause) = &entry.cause {
-            w.insert(KEY_REASON.into(), describe(cause).into());
-        }
-        if let Some(since) = entry.stuck_since {
-            let after = now.saturating_duration_since(since);
-            w.insert(
-                KEY_STUCK.into(),
-                format!("not stopped {after:?} after kill").into(),
-            );
-        }
-        workers.insert(entry.id.to_string(), Value::Object(w));
-    }
+    // Collected, then bulk-built: a sorted B-tree is built in one pass,
+    // where inserting 10,000 ids one by one walks the tree each time.
+    let mut workers: Vec<(String, Value)> = snapshot
+        .into_iter()
+        .map(|entry| {
+            let mut w: Vec<(String, Value)> = Vec::with_capacity(5);
+            w.push((KEY_STATE.into(), entry.state.as_str().into()));
+            let started = times.label(wall_at(entry.started_at, now, wall_now));
+            w.push((KEY_LAST_START.into(), started.into()));
+            if let Some(report) = entry.worker.as_ref().and_then(worker_report) {
+                w.push((KEY_REPORT.into(), report.into()));
+            }
+            if let Some(cause) = &entry.cause {
+                w.push((KEY_REASON.into(), describe(cause).into()));
+            }
+            if let Some(since) = entry.stuck_since {
+                let after = now.saturating_duration_since(since);
+                let stuck = format!("not stopped {after:?} after kill");
+                w.push((KEY_STUCK.into(), stuck.into()));
+            }
+            (entry.id.to_string(), Value::Object(w.into_iter().collect()))
+        })
+        .collect();
+    workers.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut report = Map::new();
-    report.insert(KEY_WORKERS.into(), Value::Object(workers));
+    report.insert(
+        KEY_WORKERS.into(),
+        Value::Object(workers.into_iter().collect()),
+    );
     report
 }
 

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, ThreadId};
 
-use crossbeam_channel::{Receiver, Sender, select};
+use crossbeam_channel::{Sender, select};
 use worker_core::{
     Aborted, Clock, Dead, DoneCallback, Error, Report, Reporter, SharedWorker, Signal, Tomb, Worker,
 };
@@ -15,8 +15,9 @@ use crate::machine::Machine;
 use crate::params::RunnerParams;
 use crate::policy::WorkerOptions;
 use crate::report;
+use crate::shell::reply::{Answer, Cached, Channel};
 use crate::shell::starter::Starter;
-use crate::shell::{Answer, Loop, Msg, StartFn};
+use crate::shell::{Loop, Msg, StartFn};
 use crate::status::WaitingFor;
 
 /// Runs named workers, restarting them when they fail; see the
@@ -132,14 +133,22 @@ impl Runner {
         start: StartFn,
     ) -> Result<(), Error> {
         self.not_on_loop()?;
-        let (reply, rx) = crossbeam_channel::bounded(1);
+        let mut channel = Channel::take();
         self.send(Msg::Start {
             id,
             options,
             start,
-            reply,
+            reply: channel.sender(),
         })?;
-        rx.recv().map_err(|_| Error::new(Dead))?
+        match channel.rx.recv() {
+            Ok(Answer::Done(result, back)) => {
+                channel.reuse(back);
+                result
+            }
+            // A start request is never acknowledged before its answer.
+            Ok(Answer::Waiting) => unreachable!("start requests do not wait"),
+            Err(_) => Err(Dead.into()),
+        }
     }
 
     /// Stops the worker `id`: it is killed (at once, or as soon as its
@@ -167,13 +176,13 @@ impl Runner {
     pub fn stop_and_remove_worker(&self, id: &str, abort: Option<&Signal>) -> Result<(), Error> {
         self.not_on_loop()?;
         let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
-        let (reply, rx) = crossbeam_channel::bounded(2);
+        let mut channel = Channel::take();
         self.send(Msg::StopAndRemove {
             id: id.to_owned(),
             waiter,
-            reply,
+            reply: channel.sender(),
         })?;
-        self.await_answer(id, waiter, &rx, abort)?
+        self.await_answer(id, waiter, channel, abort)?
     }
 
     /// The running instance of `id`, waiting while it is starting or
@@ -188,41 +197,45 @@ impl Runner {
     pub fn worker(&self, id: &str, abort: Option<&Signal>) -> Result<SharedWorker, Error> {
         self.not_on_loop()?;
         let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
-        let (reply, rx) = crossbeam_channel::bounded(2);
+        let mut channel = Channel::take();
         self.send(Msg::Lookup {
             id: id.to_owned(),
             waiter,
-            reply,
+            reply: channel.sender(),
         })?;
-        self.await_answer(id, waiter, &rx, abort)?
+        self.await_answer(id, waiter, channel, abort)?
     }
 
-    /// Waits for the answer of a waiting request: the immediate part
+    /// Waits for the answer of a request that may wait: the immediate part
     /// without looking at `abort`, then the rest until `abort` fires.
-    fn await_answer<R>(
+    fn await_answer<R: Cached>(
         &self,
         id: &str,
         waiter: u64,
-        rx: &Receiver<Answer<R>>,
+        channel: Channel<R>,
         abort: Option<&Signal>,
     ) -> Result<R, Error> {
         let dead = |_| Error::new(Dead);
-        match rx.recv().map_err(dead)? {
-            Answer::Done(r) => return Ok(r),
-            Answer::Waiting => {}
-        }
-        let answer = match abort {
-            None => rx.recv().map_err(dead)?,
-            Some(abort) => select! {
-                recv(rx) -> answer => answer.map_err(dead)?,
-                recv(abort) -> _ => {
-                    let _ = self.send(Msg::Cancel { id: id.to_owned(), waiter });
-                    return Err(Aborted.into());
-                }
+        let answer = match channel.rx.recv().map_err(dead)? {
+            Answer::Waiting => match abort {
+                None => channel.rx.recv().map_err(dead)?,
+                Some(abort) => select! {
+                    recv(channel.rx) -> answer => answer.map_err(dead)?,
+                    recv(abort) -> _ => {
+                        // The channel is dropped, not reused: the answer
+                        // may still come.
+                        let _ = self.send(Msg::Cancel { id: id.to_owned(), waiter });
+                        return Err(Aborted.into());
+                    }
+                },
             },
+            done => done,
         };
         match answer {
-            Answer::Done(r) => Ok(r),
+            Answer::Done(result, back) => {
+                channel.reuse(back);
+                Ok(result)
+            }
             Answer::Waiting => unreachable!("a request is acknowledged once"),
         }
     }

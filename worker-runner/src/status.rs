@@ -13,7 +13,7 @@ pub enum Stage {
 }
 
 /// A worker that was asked to stop and has not finished: what
-/// `Runner::waiting_for` lists, and what a
+/// [`Runner::waiting_for`](crate::Runner::waiting_for) lists, and what a
 /// runner's `wait()` is blocked on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WaitingFor {

@@ -21,6 +21,7 @@
 
 mod deadlines;
 mod entry;
+mod hash;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
@@ -135,7 +136,7 @@ pub(crate) struct Machine<T: Io> {
     config: Config,
     slots: Vec<Option<Entry<T>>>,
     free: Vec<Slot>,
-    index: HashMap<Arc<str>, Slot>,
+    index: HashMap<Arc<str>, Slot, hash::FxBuild>,
     deadlines: Deadlines,
     next_generation: Generation,
     dying: bool,
@@ -149,7 +150,7 @@ impl<T: Io> Machine<T> {
             config,
             slots: Vec::new(),
             free: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             deadlines: Deadlines::default(),
             next_generation: 0,
             dying: false,

@@ -10,30 +10,25 @@
 //! (or the timer has fired), so a fake clock sees exactly the timers the
 //! runner needs.
 
+pub(crate) mod reply;
 pub(crate) mod starter;
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, select};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, select};
 use worker_core::{Clock, Error, Outcome, SharedWorker, Tomb, Worker, catch_panic};
 
 use crate::machine::{Action, Actions, EntrySnapshot, Generation, Io, Machine, Slot, WaiterId};
 use crate::policy::WorkerOptions;
 use crate::status::WaitingFor;
 
+use self::reply::{ReplyTo, acknowledge, answer};
 use self::starter::{StartJob, Starter};
 
 /// A start function, boxed: what the runner calls to make each incarnation.
 pub(crate) type StartFn = Box<dyn FnMut() -> Result<SharedWorker, Error> + Send + 'static>;
-
-/// The answer to a `worker()` or `stop_and_remove_worker()` call: first,
-/// at once, either the result or `Waiting`; then, if waiting, the result.
-pub(crate) enum Answer<R> {
-    Waiting,
-    Done(R),
-}
 
 /// Everything the loop can be told.
 pub(crate) enum Msg {
@@ -41,7 +36,7 @@ pub(crate) enum Msg {
         id: String,
         options: Option<WorkerOptions>,
         start: StartFn,
-        reply: Sender<Result<(), Error>>,
+        reply: ReplyTo<Result<(), Error>>,
     },
     Stop {
         id: String,
@@ -49,12 +44,12 @@ pub(crate) enum Msg {
     StopAndRemove {
         id: String,
         waiter: WaiterId,
-        reply: Sender<Answer<Result<(), Error>>>,
+        reply: ReplyTo<Result<(), Error>>,
     },
     Lookup {
         id: String,
         waiter: WaiterId,
-        reply: Sender<Answer<Result<SharedWorker, Error>>>,
+        reply: ReplyTo<Result<SharedWorker, Error>>,
     },
     Cancel {
         id: String,
@@ -83,8 +78,8 @@ pub(crate) enum Msg {
         generation: Generation,
         outcome: Outcome,
     },
-    /// A starter went back to the pool.
-    StarterIdle,
+    /// A starter left, having had no work for a while.
+    StarterGone,
     /// A watcher thread was started for a worker without `on_done`.
     Watcher(JoinHandle<()>),
 }
@@ -95,13 +90,21 @@ pub(crate) struct ShellIo;
 impl Io for ShellIo {
     type Start = StartFn;
     type Worker = SharedWorker;
-    type WorkerReply = Sender<Answer<Result<SharedWorker, Error>>>;
-    type RemoveReply = Sender<Answer<Result<(), Error>>>;
+    type WorkerReply = ReplyTo<Result<SharedWorker, Error>>;
+    type RemoveReply = ReplyTo<Result<(), Error>>;
 }
 
-/// The most messages handled between two looks at the clock, so a flood
-/// of messages cannot delay due restarts indefinitely.
+/// The most messages handled between two looks at the clock and two
+/// hand-overs of start jobs, so a flood of messages delays neither.
 const BATCH: usize = 256;
+
+/// How long the loop keeps looking for more work, spinning, before it
+/// blocks. Requests of a caller that is making many calls in a row arrive
+/// well within it, so the loop does not sleep and wake between them, and
+/// a deadline due within it is met without a timer (a timed sleep costs
+/// tens of microseconds of timer slack). It is real time: a matter of CPU
+/// scheduling, not of the runner's behaviour.
+const SPIN: Duration = Duration::from_micros(5);
 
 /// The loop thread's state.
 pub(crate) struct Loop {
@@ -124,17 +127,9 @@ impl Loop {
     /// runner's tomb say it is dead.
     pub(crate) fn run(mut self) {
         while !self.machine.is_finished() {
-            self.wait_and_handle();
-            for _ in 0..BATCH {
-                if self.machine.is_finished() {
-                    break;
-                }
-                match self.rx.try_recv() {
-                    Ok(msg) => self.handle(msg),
-                    Err(_) => break,
-                }
-            }
-            self.tick_due();
+            self.block();
+            self.stay_busy();
+            self.starter.flush();
             self.arm_timer();
         }
         let Loop {
@@ -155,28 +150,64 @@ impl Loop {
     }
 
     /// Blocks until a message or a timer, and handles it.
-    fn wait_and_handle(&mut self) {
-        let deadline_timer = self.timer.as_ref().map(|(t, _)| t.clone());
-        let overflow_timer = self.starter.overflow_timer().cloned();
-        if deadline_timer.is_none() && overflow_timer.is_none() {
-            // The loop holds a sender of its own channel: never closed.
-            if let Ok(msg) = self.rx.recv() {
-                self.handle(msg);
+    fn block(&mut self) {
+        let overflow_at = self.starter.overflow_at();
+        let Some((timer, _)) = &self.timer else {
+            match overflow_at {
+                // The loop holds a sender of its own channel: never closed.
+                None => {
+                    if let Ok(msg) = self.rx.recv() {
+                        self.handle(msg);
+                    }
+                }
+                Some(at) => match self.rx.recv_deadline(at) {
+                    Ok(msg) => self.handle(msg),
+                    Err(RecvTimeoutError::Timeout) => self.starter.overflow_fired(),
+                    Err(RecvTimeoutError::Disconnected) => {}
+                },
             }
             return;
-        }
-        let never = crossbeam_channel::never();
+        };
+        let timer = timer.clone();
+        let timeout = overflow_at.map_or(Duration::MAX, |at| {
+            at.saturating_duration_since(Instant::now())
+        });
         select! {
             recv(self.rx) -> msg => {
                 if let Ok(msg) = msg {
                     self.handle(msg);
                 }
             }
-            recv(deadline_timer.as_ref().unwrap_or(&never)) -> _ => {
-                self.timer = None;
+            recv(timer) -> _ => self.timer = None,
+            default(timeout) => self.starter.overflow_fired(),
+        }
+    }
+
+    /// Goes on handling messages and due deadlines while they keep coming,
+    /// spinning for up to [`SPIN`] when there is none, before the loop
+    /// blocks again.
+    fn stay_busy(&mut self) {
+        let mut handled = 0;
+        let mut idle_since: Option<Instant> = None;
+        while !self.machine.is_finished() {
+            match self.rx.try_recv() {
+                Ok(msg) => {
+                    self.handle(msg);
+                    idle_since = None;
+                    handled += 1;
+                    if handled % BATCH == 0 {
+                        self.tick_due();
+                        self.starter.flush();
+                    }
+                    continue;
+                }
+                Err(_) => self.tick_due(),
             }
-            recv(overflow_timer.as_ref().unwrap_or(&never)) -> _ => {
-                self.starter.overflow_fired();
+            let now = Instant::now();
+            match idle_since {
+                None => idle_since = Some(now),
+                Some(since) if now.duration_since(since) >= SPIN => return,
+                Some(_) => std::hint::spin_loop(),
             }
         }
     }
@@ -187,6 +218,9 @@ impl Loop {
         self.tick_due();
         let now = self.clock.now();
         let mut out = std::mem::take(&mut self.out);
+        // Start jobs from callers' requests are collected, to go out in a
+        // batch when the burst pauses; any other message sends them.
+        let mut flush = true;
         match msg {
             Msg::Start {
                 id,
@@ -195,7 +229,8 @@ impl Loop {
                 reply,
             } => {
                 let result = self.machine.start(id, options, start, now, &mut out);
-                let _ = reply.send(result);
+                answer(reply, result);
+                flush = false;
             }
             Msg::Stop { id } => self.machine.stop(&id, now, &mut out),
             Msg::StopAndRemove { id, waiter, reply } => {
@@ -203,14 +238,14 @@ impl Loop {
                 self.machine
                     .stop_and_remove(&id, waiter, reply, now, &mut out);
                 if !answers(&out, &ack) {
-                    let _ = ack.send(Answer::Waiting);
+                    acknowledge(&ack);
                 }
             }
             Msg::Lookup { id, waiter, reply } => {
                 let ack = reply.clone();
                 self.machine.lookup(&id, waiter, reply, &mut out);
                 if !replies(&out, &ack) {
-                    let _ = ack.send(Answer::Waiting);
+                    acknowledge(&ack);
                 }
             }
             Msg::Cancel { id, waiter } => self.machine.cancel_wait(&id, waiter),
@@ -241,7 +276,7 @@ impl Loop {
             } => self
                 .machine
                 .exited(slot, generation, outcome, now, &mut out),
-            Msg::StarterIdle => self.starter.starter_idle(),
+            Msg::StarterGone => self.starter.starter_gone(),
             Msg::Watcher(handle) => {
                 self.watchers.retain(|h| !h.is_finished());
                 self.watchers.push(handle);
@@ -249,10 +284,13 @@ impl Loop {
         }
         self.execute(&mut out);
         self.out = out;
+        if flush || self.starter.pending() >= BATCH {
+            self.starter.flush();
+        }
     }
 
     /// Starts the restarts that are due (repeatedly: a zero delay makes a
-    /// deadline that is due at once).
+    /// deadline that is due at once), and hands them to the starters.
     fn tick_due(&mut self) {
         while let Some(deadline) = self.machine.next_deadline() {
             let now = self.clock.now();
@@ -263,6 +301,7 @@ impl Loop {
             self.machine.tick(now, &mut out);
             self.execute(&mut out);
             self.out = out;
+            self.starter.flush();
         }
     }
 
@@ -290,7 +329,7 @@ impl Loop {
                     generation,
                     id,
                     start,
-                } => self.starter.dispatch(StartJob {
+                } => self.starter.push(StartJob {
                     slot,
                     generation,
                     id,
@@ -314,12 +353,8 @@ impl Loop {
                     let _ =
                         catch_panic(|| "wait of a finished worker".to_owned(), || worker.wait());
                 }
-                Action::Reply { to, result } => {
-                    let _ = to.send(Answer::Done(result));
-                }
-                Action::Removed { to, result } => {
-                    let _ = to.send(Answer::Done(result));
-                }
+                Action::Reply { to, result } => answer(to, result),
+                Action::Removed { to, result } => answer(to, result),
                 Action::Stuck { id, after } => {
                     tracing::warn!(%id, ?after, "worker has not stopped since it was killed; still waiting for it");
                 }

@@ -1,31 +1,43 @@
-//! Running start functions off the loop, on a bounded number of threads.
+//! Running start functions off the loop, on a bounded number of threads,
+//! with as few thread wake-ups as possible.
 //!
-//! Start jobs go into one queue. Up to `limit` *starters* (jobs on the
-//! runner's [`ThreadPool`]) take them one after another and return to the
-//! pool when the queue is empty, so a burst of 10,000 starts costs `limit`
-//! threads, not 10,000, and an idle runner has no starter at all.
+//! Start jobs go into one queue, served by up to `limit` *starters*: jobs
+//! on the runner's [`ThreadPool`] that take start jobs one after another.
+//! A starter that finds the queue empty waits on it for [`LINGER`] of real
+//! time before going back to the pool, so a steady flow of starts does not
+//! pay a pool hand-off per job, and an idle runner soon holds no starter.
+//! A burst of 10,000 starts therefore costs `limit` threads, not 10,000.
+//!
+//! The loop hands jobs over in batches ([`Starter::push`] collects,
+//! [`Starter::flush`] sends): while callers keep sending start requests,
+//! their jobs wait in the loop, and go out together when the burst pauses,
+//! so a burst wakes a starter once rather than once per start.
 //!
 //! A start function may block (on a network, a lock, a slow disk). One
-//! that does holds up only its own starter; should all `limit` starters be
-//! blocked while jobs wait, the loop notices that no start has completed
-//! for [`OVERFLOW_AFTER`] of real time and adds one more starter, and again
-//! after each such period. This watch is armed only while jobs are
-//! waiting, and it measures the CPU's reality rather than the runner's
-//! behaviour, so it uses real time, not the runner's clock: a fake clock in
-//! a test must not be able to stall a start.
+//! that does holds up only its own starter; should every starter be busy
+//! while jobs wait, and no start complete for [`OVERFLOW_AFTER`] of real
+//! time, the loop adds a starter, and again after each such period. This
+//! watch is armed only while jobs wait. It measures the CPU's reality
+//! rather than the runner's behaviour, so it uses real time, not the
+//! runner's clock: a fake clock in a test must not be able to stall a
+//! start.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use worker_core::{DoneCallback, Error, Outcome, SharedWorker, ThreadPool, catch_panic};
 
 use super::{Msg, StartFn};
 use crate::machine::{Generation, Slot};
 
-/// How long waiting start jobs tolerate all starters being busy without
-/// any completing, before another starter is added.
+/// How long waiting start jobs tolerate every starter being busy without
+/// any start completing, before another starter is added.
 pub(crate) const OVERFLOW_AFTER: Duration = Duration::from_millis(20);
+
+/// How long an idle starter waits for more work before it returns its
+/// thread to the pool.
+pub(crate) const LINGER: Duration = Duration::from_millis(200);
 
 /// One start function to run, for one incarnation.
 pub(crate) struct StartJob {
@@ -42,13 +54,17 @@ pub(crate) struct Starter {
     queue_tx: Sender<StartJob>,
     queue_rx: Receiver<StartJob>,
     events: Sender<Msg>,
+    /// Jobs not yet handed over.
+    pending: Vec<StartJob>,
     limit: usize,
-    /// Starters running (not yet reported idle).
+    /// Starters running (not yet reported gone).
     active: usize,
+    /// Jobs handed over and not yet completed.
+    in_flight: usize,
     /// Start jobs completed so far.
     completed: u64,
-    /// The overflow watch: its timer and `completed` when it was armed.
-    overflow: Option<(Receiver<Instant>, u64)>,
+    /// The overflow watch: when it fires, and `completed` when armed.
+    overflow: Option<(Instant, u64)>,
 }
 
 impl Starter {
@@ -60,41 +76,55 @@ impl Starter {
             queue_tx,
             queue_rx,
             events,
+            pending: Vec::new(),
             limit,
             active: 0,
+            in_flight: 0,
             completed: 0,
             overflow: None,
         }
     }
 
-    /// Queues `job`, adding a starter if fewer than `limit` are running.
-    pub(crate) fn dispatch(&mut self, job: StartJob) {
-        // The receiver lives in `self`, so the queue is never closed here.
-        let _ = self.queue_tx.send(job);
-        if self.active < self.limit {
-            self.add_starter();
-        } else if self.overflow.is_none() {
-            self.arm_overflow();
+    /// Collects `job`; it is handed over at the next [`flush`](Self::flush).
+    pub(crate) fn push(&mut self, job: StartJob) {
+        self.pending.push(job);
+    }
+
+    /// How many jobs wait to be handed over.
+    pub(crate) fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Hands the collected jobs to the starters, adding starters up to the
+    /// limit as the work in flight needs them.
+    pub(crate) fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
         }
+        self.in_flight += self.pending.len();
+        for job in self.pending.drain(..) {
+            // The receiver lives in `self`, so the queue is never closed here.
+            let _ = self.queue_tx.send(job);
+        }
+        self.staff();
     }
 
     /// A start job has completed.
     pub(crate) fn completed(&mut self) {
         self.completed += 1;
+        self.in_flight = self.in_flight.saturating_sub(1);
     }
 
-    /// A starter found the queue empty and went back to the pool.
-    pub(crate) fn starter_idle(&mut self) {
+    /// A starter found no work for a while and left.
+    pub(crate) fn starter_gone(&mut self) {
         self.active -= 1;
-        // A job queued just after that starter last looked needs one.
-        if !self.queue_tx.is_empty() && self.active < self.limit {
-            self.add_starter();
-        }
+        // A job queued just as it left needs someone.
+        self.staff();
     }
 
-    /// The overflow watch's timer, while armed.
-    pub(crate) fn overflow_timer(&self) -> Option<&Receiver<Instant>> {
-        self.overflow.as_ref().map(|(timer, _)| timer)
+    /// When the overflow watch fires, while armed.
+    pub(crate) fn overflow_at(&self) -> Option<Instant> {
+        self.overflow.map(|(at, _)| at)
     }
 
     /// The overflow watch fired: if jobs still wait and nothing completed
@@ -117,11 +147,24 @@ impl Starter {
         self.arm_overflow();
     }
 
-    fn arm_overflow(&mut self) {
-        self.overflow = Some((crossbeam_channel::after(OVERFLOW_AFTER), self.completed));
+    /// Makes sure enough starters run for the work in flight, and watches
+    /// for stuck starters while jobs wait for one.
+    fn staff(&mut self) {
+        while self.active < self.limit.min(self.in_flight) {
+            if !self.add_starter() {
+                break;
+            }
+        }
+        if self.in_flight > self.active && self.overflow.is_none() {
+            self.arm_overflow();
+        }
     }
 
-    fn add_starter(&mut self) {
+    fn arm_overflow(&mut self) {
+        self.overflow = Some((Instant::now() + OVERFLOW_AFTER, self.completed));
+    }
+
+    fn add_starter(&mut self) -> bool {
         let queue = self.queue_rx.clone();
         let events = self.events.clone();
         let name = self.name.clone();
@@ -129,7 +172,10 @@ impl Starter {
             .pool
             .execute(move || run_starter(&name, &queue, &events))
         {
-            Ok(()) => self.active += 1,
+            Ok(()) => {
+                self.active += 1;
+                true
+            }
             Err(e) => {
                 tracing::error!(error = %e, "cannot get a thread to run start functions");
                 if self.active == 0 {
@@ -143,26 +189,36 @@ impl Starter {
                             result: Err(e.clone()),
                             start: job.start,
                         });
-                        self.completed += 1;
                     }
                 }
+                false
             }
         }
     }
 
-    /// Lets running jobs finish and joins the pool's threads; called when
-    /// the runner has finished, so none is running.
-    pub(crate) fn join(&self) {
-        self.pool.join();
+    /// Closes the queue and joins the pool's threads; called when the
+    /// runner has finished, so no job is left.
+    pub(crate) fn join(self) {
+        let Starter { pool, queue_tx, .. } = self;
+        drop(queue_tx);
+        pool.join();
     }
 }
 
-/// A starter: runs queued start jobs until the queue is empty.
+/// A starter: runs start jobs until none comes for [`LINGER`], or the
+/// queue closes.
 fn run_starter(name: &Arc<str>, queue: &Receiver<StartJob>, events: &Sender<Msg>) {
-    while let Ok(job) = queue.try_recv() {
-        run_job(name, job, events);
+    loop {
+        match queue.recv_timeout(LINGER) {
+            Ok(job) => run_job(name, job, events),
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = events.send(Msg::StarterGone);
+                return;
+            }
+            // The runner has finished.
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
     }
-    let _ = events.send(Msg::StarterIdle);
 }
 
 fn run_job(name: &Arc<str>, job: StartJob, events: &Sender<Msg>) {
@@ -195,7 +251,7 @@ fn run_job(name: &Arc<str>, job: StartJob, events: &Sender<Msg>) {
 
 /// Arranges for `Exited` to reach the loop when `worker` finishes: through
 /// the worker's completion callback when it has one (no thread), else
-/// through a watcher thread named after the runner.
+/// through a watcher thread named after the runner, which the loop joins.
 fn watch(
     name: &Arc<str>,
     id: &str,
