@@ -6,11 +6,12 @@ use std::sync::{Arc, OnceLock};
 
 use crossbeam_channel::{Sender, bounded, never, unbounded};
 use worker_core::{
-    DoneCallback, Error, Passive, Report, Reporter, Signal, ThreadPool, ThreadWorker, Tomb,
-    TombState, Worker, spawn,
+    DoneCallback, Error, Passive, Report, Reporter, Signal, ThreadWorker, Tomb, TombState, Worker,
+    spawn,
 };
 
 use crate::machine::{Machine, Policy, Snapshot};
+use crate::shell::starter::Starter;
 use crate::shell::{Msg, Shell};
 use crate::{ConfigError, EngineConfig, InstallError, Manifold, ShuttingDown, UninstallError};
 
@@ -60,7 +61,7 @@ impl Engine {
             filter: config.filter.clone(),
             tx: tx.clone(),
             final_snapshot: final_snapshot.clone(),
-            pool: ThreadPool::new(format!("{name}-start")),
+            starter: Starter::new(&name, tx.clone()),
             aborts: Vec::new(),
             uninstalls: HashMap::new(),
             watchers: Vec::new(),

@@ -82,10 +82,14 @@
 //! The decisions (what to start, stop and restart, when, and why) live in
 //! a pure state machine with no threads, clocks or channels, driven by
 //! events; its tests and property tests run it directly. One loop thread
-//! per engine (named after it) owns that state, start functions run on a
-//! per-engine thread pool (`<name>-start-N`), and the engine learns that a
-//! worker ended through the worker's completion callback, so no thread
-//! waits on a worker. Time comes from the configured
+//! per engine (named after it) owns that state. Start functions run off
+//! the loop, from a queue drained by a few threads of a per-engine pool
+//! (`<name>-start-N`, about two per CPU), so a burst of 10,000 starts does
+//! not start hundreds of threads; when the queue stalls for 2 ms because
+//! start functions block, one more thread joins, so a blocking start
+//! cannot hold the others up. The engine learns that a worker ended
+//! through the worker's completion callback, so no thread waits on a
+//! worker. Time comes from the configured
 //! [`Clock`](worker_core::Clock); the loop asks it for one timer only when
 //! the earliest deadline changes, and an idle engine does no work at all.
 //!
@@ -189,6 +193,11 @@
 //! - **The engine-wide filter runs once**, when the engine stops, and every
 //!   `wait` returns the same result (Go filters on every `Wait`)
 //!   (`errors::the_engine_filter_maps_the_final_error`).
+//! - **Start functions share a few threads** instead of one goroutine each:
+//!   a start queued behind start functions that block waits about 2 ms per
+//!   stalled round before another thread takes it
+//!   (`install::a_blocking_start_function_does_not_hold_up_the_others`,
+//!   `shell::starter::tests`).
 //! - **Configuration** has safe defaults ([`EngineConfig::new`]) instead of
 //!   zero values that spin; durations cannot be negative; logging goes
 //!   through `tracing` (no logger field) and never picks a level by

@@ -217,3 +217,29 @@ fn metrics_hear_of_each_registered_start_and_each_stop() {
     h.assert_quiet();
     h.stop().unwrap();
 }
+
+#[test]
+fn a_blocking_start_function_does_not_hold_up_the_others() {
+    let h = Harness::new("dep-install-blocking");
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let blocked = 2 * cpus + 2; // more than the engine's usual start threads
+    let (release_tx, release) = crossbeam_channel::bounded::<()>(0);
+    let manifolds: Vec<(String, Manifold)> = (0..blocked)
+        .map(|i| {
+            let release = release.clone();
+            let m = Manifold::new(move |_| {
+                let _ = release.recv();
+                Ok(Passive::new())
+            });
+            (format!("blocked-{i}"), m)
+        })
+        .collect();
+    h.engine.install_all(manifolds).unwrap();
+    h.install("quick", &[]);
+    h.expect_started(&["quick"]);
+    drop(release_tx);
+    let names: Vec<String> = (0..blocked).map(|i| format!("blocked-{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    h.expect_started(&names);
+    h.stop().unwrap();
+}

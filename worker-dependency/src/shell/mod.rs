@@ -2,8 +2,8 @@
 //! requests, start results, worker ends and timer firings into events,
 //! and carries out the machine's actions.
 //!
-//! Start functions run on the engine's [`ThreadPool`]; a worker's end is
-//! learnt through its completion callback ([`Worker::on_done`]), so no
+//! Start functions run on the engine's thread pool, through the queue of
+//! [`starter`]; a worker's end is learnt through its completion callback ([`Worker::on_done`]), so no
 //! thread waits on a worker (only a foreign worker without completion
 //! callbacks gets one watcher thread, named after the engine and joined
 //! when the engine stops). The loop asks the clock for a timer only when
@@ -18,14 +18,18 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, never, select};
-use worker_core::{Clock, Error, SharedWorker, ThreadPool, Tomb, Worker, catch_panic};
+use worker_core::{Clock, Error, SharedWorker, Tomb, Worker};
 
 use crate::config::Metrics;
-use crate::context::{Context, InputState};
+use crate::context::InputState;
 use crate::graph::NodeId;
 use crate::machine::{Action, Live, Machine, Snapshot};
 use crate::manifold::FilterFn;
-use crate::{InstallError, Manifold, Outputs, ShuttingDown, UninstallError};
+use crate::{InstallError, Manifold, ShuttingDown, UninstallError};
+
+pub(crate) mod starter;
+
+use starter::{StartJob, Starter};
 
 /// A message to the loop: a request from a handle, or news from a start
 /// job or a worker.
@@ -65,7 +69,7 @@ pub(crate) struct Shell {
     pub(crate) filter: Option<FilterFn>,
     pub(crate) tx: Sender<Msg>,
     pub(crate) final_snapshot: Arc<OnceLock<Snapshot>>,
-    pub(crate) pool: ThreadPool,
+    pub(crate) starter: Starter,
     pub(crate) aborts: Vec<Option<Sender<Infallible>>>,
     pub(crate) uninstalls: HashMap<NodeId, Vec<Sender<Result<(), UninstallError>>>>,
     pub(crate) watchers: Vec<JoinHandle<()>>,
@@ -108,7 +112,9 @@ impl Shell {
                     self.run_actions();
                     self.update_timer();
                 }
+                recv(self.starter.stall) -> _ => self.starter.stalled(),
             }
+            self.starter.watch();
             if self.machine.is_dying() && tomb.is_alive() {
                 // A fatal or internal error: let everyone see the engine
                 // is stopping (our own dying signal then fires: harmless).
@@ -148,7 +154,7 @@ impl Shell {
                 let _ = reply.send(Err(ShuttingDown(self.name.to_string()).into()));
             }
         }
-        self.pool.join();
+        self.starter.join();
         for watcher in self.watchers.drain(..) {
             let _ = watcher.join();
         }
@@ -201,6 +207,7 @@ impl Shell {
                 generation,
                 result,
             } => {
+                self.starter.finished_one();
                 if let Some(abort) = self.aborts.get_mut(node) {
                     *abort = None;
                 }
@@ -313,22 +320,15 @@ impl Shell {
             self.aborts.resize_with(node + 1, || None);
         }
         self.aborts[node] = Some(abort_tx);
-        let tx = self.tx.clone();
-        let job = move || {
-            let result = run_start(&name, &manifold, inputs, abort_rx);
-            let _ = tx.send(Msg::Started {
-                node,
-                generation,
-                result,
-            });
+        let job = StartJob {
+            node,
+            generation,
+            name,
+            manifold,
+            inputs,
+            abort: abort_rx,
         };
-        if let Err(e) = self.pool.execute(job) {
-            let _ = self.tx.send(Msg::Started {
-                node,
-                generation,
-                result: Err(e),
-            });
-        }
+        self.starter.submit(job);
     }
 
     fn watch(&mut self, node: NodeId, generation: u64, worker: SharedWorker) {
@@ -362,37 +362,4 @@ impl Shell {
             }
         }
     }
-}
-
-/// Runs a start function and its output function, on a pool thread.
-fn run_start(
-    name: &Arc<str>,
-    manifold: &Manifold,
-    inputs: Vec<(Arc<str>, InputState)>,
-    abort: Receiver<Infallible>,
-) -> Result<Live, Error> {
-    let ctx = Context::new(name.clone(), inputs, abort);
-    let started = catch_panic(
-        || format!("start function of manifold {name:?}"),
-        || (manifold.start)(&ctx),
-    );
-    ctx.expire();
-    let worker = started?;
-    let mut outputs = Outputs::new();
-    if let Some(output) = &manifold.output {
-        let offered = catch_panic(
-            || format!("output function of manifold {name:?}"),
-            || output(&worker, &mut outputs),
-        );
-        if let Err(e) = offered {
-            // The worker was never offered: stop it here, off the loop.
-            worker.kill();
-            let _ = worker.wait();
-            return Err(e);
-        }
-    }
-    Ok(Live {
-        worker,
-        outputs: Arc::new(outputs),
-    })
 }
