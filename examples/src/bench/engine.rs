@@ -232,9 +232,20 @@ fn idle_phases(n: usize, variant: Variant) -> Result<Measurement, String> {
     let mut m = Measurement::default();
     let mut setup = Measurement::default();
     let (engine, _progress) = start(Shape::Fan, n, variant, &mut setup)?;
-    // Let the last start's consequences (pool threads going idle) settle
-    // before measuring; the engine itself has nothing left to do.
-    let _ = engine.report();
+    // "Fully started": the start functions have all returned, but the
+    // engine may still be registering the last workers. Wait until its
+    // report says so, then let the start threads park.
+    for _ in 0..1000 {
+        let report = engine.report();
+        let manifolds = report["manifolds"].as_object().map_or(0, |m| {
+            m.values().filter(|v| v["state"] == "started").count()
+        });
+        if manifolds == n {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
     let cpu0 = cpu_time();
     let switches0 = voluntary_switches();
     std::thread::sleep(Duration::from_secs(2));
