@@ -3,4 +3,5 @@
 
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod bench;

@@ -1,63 +1,37 @@
-//! The demo agent: runs a few real workers built on the core, stops them,
-//! and prints how each one ended.
+//! The demo agent: `cargo run --release -p worker-examples --bin agent -- --help`.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::io::IsTerminal;
+use std::process::ExitCode;
 
-use worker_core::crossbeam_channel::{select, tick};
-use worker_core::{Error, Passive, SharedWorker, Worker, spawn, watch};
+use tracing_subscriber::EnvFilter;
+use worker_examples::agent::{self, options::Options};
 
-fn main() {
-    let (done_tx, done_rx) = worker_core::crossbeam_channel::unbounded();
-    let workers: Vec<(&str, SharedWorker)> = vec![
-        (
-            "ticker",
-            Arc::new(spawn("ticker", |tomb| {
-                let ticks = tick(Duration::from_millis(20));
-                let mut n = 0u32;
-                loop {
-                    select! {
-                        recv(tomb.dying()) -> _ => {
-                            println!("ticker: saw {n} ticks, stopping cleanly");
-                            return Ok(());
-                        }
-                        recv(ticks) -> _ => n += 1,
-                    }
-                }
-            })),
-        ),
-        (
-            "failing",
-            Arc::new(spawn("failing", |_tomb| {
-                Err(Error::msg("could not reach the controller"))
-            })),
-        ),
-        (
-            "panicking",
-            Arc::new(spawn("panicking", |_tomb| -> Result<(), Error> {
-                panic!("index out of range")
-            })),
-        ),
-        ("lease", Arc::new(Passive::new())),
-    ];
-    for (name, w) in &workers {
-        let tx = done_tx.clone();
-        let name = name.to_string();
-        watch(w, move |outcome| {
-            let _ = tx.send((name, outcome.clone()));
-        });
+fn main() -> ExitCode {
+    let options = match Options::parse(std::env::args().skip(1)) {
+        Ok(Some(options)) => options,
+        Ok(None) => {
+            println!("{}", agent::options::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("agent: {e}\n\n{}", agent::options::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    // Logs go to stderr; reports go to stdout. RUST_LOG overrides the level.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+    match agent::run(&options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("agent: {e}");
+            ExitCode::FAILURE
+        }
     }
-    std::thread::sleep(Duration::from_millis(200));
-    for (_, w) in &workers {
-        w.kill();
-    }
-    for (name, w) in &workers {
-        let ended = match w.wait() {
-            Ok(()) => "stopped cleanly".to_string(),
-            Err(e) => format!("failed: {e}"),
-        };
-        println!("{name:>10}: {ended}");
-    }
-    drop(done_tx);
-    println!("completion callbacks seen: {}", done_rx.iter().count());
 }

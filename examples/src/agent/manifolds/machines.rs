@@ -1,0 +1,165 @@
+//! Machines that come and go, and a runner that keeps one worker per
+//! machine: the dynamic part of the agent.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use crossbeam_channel::select;
+use worker_catacomb::{Catacomb, Plan};
+use worker_core::{DoneCallback, Error, Report, Reporter, SharedWorker, Signal, Worker};
+use worker_dependency::Manifold;
+use worker_runner::{Runner, RunnerParams};
+
+use super::names::*;
+use super::{Serving, closed_connection_is_a_bounce, every};
+use crate::agent::chaos::Chaos;
+use crate::agent::model::{AgentConfig, ApiClient, MachineFeed};
+
+/// Watches the controller for the machines this agent looks after: a new
+/// one appears every so often, and the oldest goes once there are more
+/// than three.
+pub(super) fn watcher() -> Manifold {
+    Manifold::new(|ctx| {
+        let config: AgentConfig = ctx.get(CONFIG)?;
+        let api: ApiClient = ctx.get(API)?;
+        let feed = MachineFeed::default();
+        let publish = feed.clone();
+        let mut next = 0u32;
+        let worker = every(MACHINE_WATCHER, config.machines_every, move |_| {
+            api.call("watch-machines")?;
+            let mut machines = publish.current();
+            next += 1;
+            machines.insert(format!("machine-{next}"));
+            while machines.len() > 3 {
+                let oldest = machines.iter().next().cloned();
+                if let Some(oldest) = oldest {
+                    machines.remove(&oldest);
+                }
+            }
+            publish.set(machines);
+            Ok(())
+        });
+        Ok(Serving {
+            value: feed,
+            worker,
+        })
+    })
+    .inputs([CONFIG, API])
+    .output(|w: &Serving<MachineFeed>, out| out.put(w.value()))
+    .filter(closed_connection_is_a_bounce)
+}
+
+/// Keeps one worker per machine with a [`Runner`]: starts a worker when a
+/// machine appears, stops it when the machine goes, and lets the runner
+/// restart workers that fail. The manifold's worker is a catacomb that
+/// binds the runner to the loop reading the feed.
+pub(super) fn runner() -> Manifold {
+    Manifold::new(|ctx| {
+        let config: AgentConfig = ctx.get(CONFIG)?;
+        let feed: MachineFeed = ctx.get(MACHINE_WATCHER)?;
+        let runner = Arc::new(Runner::new(
+            RunnerParams::new(MACHINES)
+                .is_fatal(|_| false)
+                .restart_delay(Duration::from_millis(500))
+                .stop_timeout(Duration::from_secs(1)),
+        )?);
+        let looked_after = runner.clone();
+        let chaos = config.chaos.clone();
+        let plan = Plan::new(MACHINES, move |c: &Catacomb| {
+            let mut current = BTreeSet::new();
+            loop {
+                reconcile(&looked_after, &mut current, feed.current(), &chaos)?;
+                select! {
+                    recv(c.dying()) -> _ => return Err(c.err_dying()),
+                    recv(feed.changes()) -> _ => {}
+                }
+            }
+        })
+        .with_init([runner.clone() as SharedWorker]);
+        Ok(MachineFleet {
+            catacomb: Catacomb::invoke(plan)?,
+            runner,
+        })
+    })
+    .inputs([CONFIG, MACHINE_WATCHER])
+}
+
+/// Starts workers for new machines and stops those of machines that went.
+fn reconcile(
+    runner: &Runner,
+    current: &mut BTreeSet<String>,
+    wanted: BTreeSet<String>,
+    chaos: &Arc<Chaos>,
+) -> Result<(), Error> {
+    for gone in current.difference(&wanted) {
+        tracing::info!(machine = %gone, "machine gone; stopping its worker");
+        runner.stop_worker(gone)?;
+    }
+    for new in wanted.difference(current) {
+        tracing::info!(machine = %new, "machine appeared; starting its worker");
+        let (id, chaos) = (new.clone(), chaos.clone());
+        let incarnations = Arc::new(AtomicU32::new(0));
+        runner.start_worker(new.clone(), move || {
+            let incarnation = incarnations.fetch_add(1, Ordering::SeqCst) + 1;
+            Ok(Arc::new(machine_worker(&id, incarnation, chaos.clone())) as SharedWorker)
+        })?;
+    }
+    *current = wanted;
+    Ok(())
+}
+
+/// The worker of one machine. The first incarnation of every odd-numbered
+/// machine times out once, so the runner's restarts show in a plain run;
+/// under chaos any of them may fail.
+fn machine_worker(id: &str, incarnation: u32, chaos: Arc<Chaos>) -> worker_core::ThreadWorker {
+    let odd = id
+        .rsplit('-')
+        .next()
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|n| n % 2 == 1);
+    let (id, mut checks) = (id.to_owned(), 0u32);
+    every(&id.clone(), Duration::from_millis(700), move |_| {
+        checks += 1;
+        if odd && incarnation == 1 && checks == 2 {
+            return Err(Error::msg(format!("provisioning {id} timed out")));
+        }
+        if chaos.strikes(0.05) {
+            return Err(Error::msg(format!("{id} agent unreachable")));
+        }
+        Ok(())
+    })
+}
+
+/// The `machines` manifold's worker: the catacomb's lifetime, the runner's
+/// report (so the engine's report shows every machine's worker).
+#[derive(Debug)]
+struct MachineFleet {
+    catacomb: Catacomb,
+    runner: Arc<Runner>,
+}
+
+impl Worker for MachineFleet {
+    fn kill(&self) {
+        self.catacomb.kill(None)
+    }
+    fn wait(&self) -> Result<(), Error> {
+        self.catacomb.wait()
+    }
+    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
+        Worker::on_done(&self.catacomb, callback)
+    }
+    fn dead_signal(&self) -> Option<Signal> {
+        Some(self.catacomb.dead())
+    }
+    fn reporter(&self) -> Option<&dyn Reporter> {
+        Some(self)
+    }
+}
+
+impl Reporter for MachineFleet {
+    fn report(&self) -> Report {
+        self.runner.report()
+    }
+}

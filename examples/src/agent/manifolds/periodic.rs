@@ -1,0 +1,91 @@
+//! Workers that do a little work every so often: metrics, status, disk
+//! checks, cleanup.
+
+use std::time::Duration;
+
+use worker_core::{Error, spawn};
+use worker_dependency::{EngineHandle, Manifold};
+
+use super::names::*;
+use super::{Serving, every};
+use crate::agent::model::{AgentConfig, MetricsStore};
+
+/// Collects counters, and offers the store to its dependents.
+pub(super) fn metrics() -> Manifold {
+    Manifold::new(|ctx| {
+        let _config: AgentConfig = ctx.get(CONFIG)?;
+        let store = MetricsStore::default();
+        let samples = store.clone();
+        let worker = every(METRICS, Duration::from_millis(500), move |_| {
+            samples.add("samples", 1);
+            Ok(())
+        });
+        Ok(Serving {
+            value: store,
+            worker,
+        })
+    })
+    .inputs([CONFIG])
+    .output(|m: &Serving<MetricsStore>, out| out.put(m.value()))
+}
+
+/// Logs a one-line status from the engine's own report (the engine reaches
+/// its manifolds through the self manifold, `engine`).
+pub(super) fn status() -> Manifold {
+    Manifold::new(|ctx| {
+        let engine: EngineHandle = ctx.get(ENGINE)?;
+        Ok(every(STATUS, Duration::from_secs(2), move |_| {
+            let report = engine.report();
+            let mut counts = std::collections::BTreeMap::<String, usize>::new();
+            if let Some(manifolds) = report.get("manifolds").and_then(|m| m.as_object()) {
+                for m in manifolds.values() {
+                    let state = m["state"].as_str().unwrap_or("?").to_owned();
+                    *counts.entry(state).or_default() += 1;
+                }
+            }
+            let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+            tracing::info!("status: {}", summary.join(", "));
+            Ok(())
+        }))
+    })
+    .inputs([ENGINE])
+}
+
+/// Checks the disk. Under chaos its reading sometimes goes out of range
+/// and it panics: the engine turns the panic into the manifold's error and
+/// restarts it.
+pub(super) fn disk_monitor() -> Manifold {
+    Manifold::new(|ctx| {
+        let config: AgentConfig = ctx.get(CONFIG)?;
+        Ok(every(DISK, Duration::from_secs(1), move |_| {
+            let mut usage = 40.0 + 40.0 * config.chaos.uniform();
+            if config.chaos.strikes(0.2) {
+                usage += 100.0;
+            }
+            assert!(
+                usage <= 100.0,
+                "disk usage reading out of range: {usage:.0}%"
+            );
+            Ok::<(), Error>(())
+        }))
+    })
+    .inputs([CONFIG])
+}
+
+/// Cleans up now and then. Under chaos it ignores kill for three seconds,
+/// longer than the engine's stop timeout: the engine reports it stuck,
+/// stops the rest in order, and waits for it.
+pub(super) fn janitor() -> Manifold {
+    Manifold::new(|ctx| {
+        let config: AgentConfig = ctx.get(CONFIG)?;
+        Ok(spawn(format!("agent-{JANITOR}"), move |tomb| {
+            let _ = tomb.dying().recv();
+            if config.chaos.enabled() {
+                tracing::info!("janitor: finishing a long sweep before stopping");
+                std::thread::sleep(Duration::from_secs(3));
+            }
+            Ok(())
+        }))
+    })
+    .inputs([CONFIG])
+}

@@ -1,0 +1,139 @@
+//! The demo agent: a small machine agent, like those the Go library was
+//! built for, running on the dependency engine.
+//!
+//! Fourteen manifolds wired through typed outputs: a configuration, a
+//! flaky connection to a controller and the workers that use it, a runner
+//! of per-machine workers that come and go, a catacomb of log-shipping
+//! helpers, the engine offered to its own manifolds, and a leadership lease
+//! installed while the agent runs. A plain run shows restarts, bounce
+//! cascades and backoff; `--chaos` adds failures, panics and a worker that
+//! hangs on kill. At the end the agent shuts down in dependency order and
+//! prints the engine's report.
+
+pub mod chaos;
+pub mod manifolds;
+pub mod model;
+pub mod options;
+pub mod present;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{after, never, select, tick};
+use worker_core::{Error, Worker, dead};
+use worker_dependency::{Engine, EngineConfig};
+
+use chaos::Chaos;
+use manifolds::names::LEADERSHIP;
+use model::AgentConfig;
+use options::Options;
+use present::{StateLog, tree};
+
+/// When the leadership lease is installed, after the start.
+const LEADERSHIP_AFTER: Duration = Duration::from_millis(2500);
+
+/// How the agent's engine is configured: short delays, so that a ten-second
+/// run shows restarts and backoff.
+fn engine_config() -> EngineConfig {
+    let mut config = EngineConfig::new("agent");
+    config.error_delay = Duration::from_millis(300);
+    config.bounce_delay = Duration::from_millis(100);
+    config.backoff_factor = 2.0;
+    config.backoff_reset_time = Duration::from_secs(2);
+    config.max_delay = Duration::from_secs(5);
+    config.stop_timeout = Duration::from_secs(1);
+    config.metrics = Arc::new(StateLog);
+    config
+}
+
+/// Runs the agent until `options.duration` has passed or Ctrl-C, then
+/// shuts it down. Returns the engine's final result.
+pub fn run(options: &Options) -> Result<(), Error> {
+    let chaos = Arc::new(Chaos::new(options.chaos, options.seed));
+    let config = AgentConfig {
+        api_url: "https://controller.invalid:17070".into(),
+        connection_lifetime: Duration::from_secs(3),
+        heartbeat_every: Duration::from_secs(1),
+        upload_every: Duration::from_secs(2),
+        machines_every: Duration::from_millis(1200),
+        chaos,
+    };
+    tracing::info!(
+        duration = ?options.duration,
+        chaos = options.chaos,
+        seed = options.seed,
+        "agent starting"
+    );
+    let engine = Arc::new(Engine::new(engine_config())?);
+    engine.install_all(manifolds::all(config, &engine.handle()))?;
+
+    let (interrupt_tx, interrupted) = crossbeam_channel::bounded(1);
+    ctrlc::set_handler(move || {
+        let _ = interrupt_tx.try_send(());
+    })
+    .map_err(|e| Error::msg(format!("cannot handle Ctrl-C: {e}")))?;
+
+    let deadline = after(options.duration);
+    let mut leadership = after(LEADERSHIP_AFTER);
+    let reports = options.report_every.map_or_else(never, tick);
+    let engine_dead = dead(&engine);
+    let why = loop {
+        select! {
+            recv(deadline) -> _ => break "the run's duration is over",
+            recv(interrupted) -> _ => break "interrupted",
+            recv(engine_dead) -> _ => break "the engine stopped on its own",
+            recv(leadership) -> _ => {
+                engine.install(LEADERSHIP, manifolds::leadership())?;
+                tracing::info!("installed the leadership manifold");
+                leadership = never();
+            }
+            recv(reports) -> _ => show(&engine, options)?,
+        }
+    };
+
+    show(&engine, options)?;
+    shutdown(&engine, why)
+}
+
+/// Prints the live report as a tree and as one line of JSON, and writes the
+/// files asked for.
+fn show(engine: &Engine, options: &Options) -> Result<(), Error> {
+    let report = engine.report();
+    println!("--- engine report ---\n{}", tree(&report));
+    println!(
+        "report (JSON): {}",
+        serde_json::Value::Object(report.clone())
+    );
+    if let Some(path) = &options.dot {
+        std::fs::write(path, engine.dot())
+            .map_err(|e| Error::new(e).context(format!("writing {}", path.display())))?;
+    }
+    if let Some(path) = &options.report_json {
+        let json = serde_json::to_string_pretty(&report).map_err(Error::new)?;
+        std::fs::write(path, json)
+            .map_err(|e| Error::new(e).context(format!("writing {}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// Stops the engine (dependents before the inputs they use), saying whom
+/// it still waits for while that takes long.
+fn shutdown(engine: &Arc<Engine>, why: &str) -> Result<(), Error> {
+    tracing::info!("shutting down ({why}): dependents first, then their inputs");
+    engine.kill();
+    let finished = dead(engine);
+    loop {
+        select! {
+            recv(finished) -> _ => break,
+            recv(after(Duration::from_millis(500))) -> _ => {
+                tracing::info!(waiting_for = ?engine.waiting_for(), "still shutting down");
+            }
+        }
+    }
+    let result = engine.wait();
+    match &result {
+        Ok(()) => tracing::info!("agent stopped cleanly"),
+        Err(e) => tracing::error!(error = %e, "agent stopped with an error"),
+    }
+    result
+}
