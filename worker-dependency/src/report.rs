@@ -130,7 +130,7 @@ fn manifold_report(view: &View, with_workers: bool, times: &mut TimeCache) -> Re
         r.insert(KEY_ERROR.into(), e.to_string().into());
     }
     if let Some(why) = &view.why {
-        r.insert(KEY_WHY.into(), why.to_string().into());
+        r.insert(KEY_WHY.into(), why.text().into());
     }
     if let Some(d) = view.stopping_for {
         r.insert(KEY_STOPPING_FOR.into(), format!("{d:?}").into());
@@ -228,36 +228,50 @@ pub(crate) fn dot(snapshot: &Snapshot) -> String {
     s
 }
 
+fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    Value::Object(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    )
+}
+
 pub(crate) fn graph_json(snapshot: &Snapshot) -> Value {
     let mut nodes: Vec<Value> = snapshot
         .manifolds
         .iter()
         .map(|v| {
-            let mut node = json!({ "name": &*v.name, "state": v.state, "installed": true });
+            let mut node = Report::new();
+            node.insert("name".into(), Value::from(&*v.name));
+            node.insert(KEY_STATE.into(), v.state.into());
+            node.insert("installed".into(), true.into());
             if let Some(e) = &v.error {
-                node[KEY_ERROR] = e.to_string().into();
+                node.insert(KEY_ERROR.into(), e.to_string().into());
             }
             if v.stuck {
-                node[KEY_STUCK] = true.into();
+                node.insert(KEY_STUCK.into(), true.into());
             }
-            node
+            Value::Object(node)
         })
         .collect();
-    nodes.extend(
-        placeholders(snapshot)
-            .into_iter()
-            .map(|n| json!({ "name": n, "state": "not installed", "installed": false })),
-    );
+    nodes.extend(placeholders(snapshot).into_iter().map(|n| {
+        object([
+            ("name", n.into()),
+            (KEY_STATE, "not installed".into()),
+            ("installed", false.into()),
+        ])
+    }));
     let edges: Vec<Value> = snapshot
         .manifolds
         .iter()
         .flat_map(|v| {
             v.inputs
                 .iter()
-                .map(move |i| json!({ "from": &**i, "to": &*v.name }))
+                .map(move |i| object([("from", (&**i).into()), ("to", (&*v.name).into())]))
         })
         .collect();
-    json!({ "nodes": nodes, "edges": edges })
+    object([("nodes", nodes.into()), ("edges", edges.into())])
 }
 
 #[cfg(test)]

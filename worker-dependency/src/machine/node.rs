@@ -93,7 +93,7 @@ pub(crate) struct Node {
     pub(crate) started_wall: Option<SystemTime>,
     pub(crate) last_error: Option<Error>,
     /// Why the current (or last) start was requested.
-    pub(crate) why: Option<Why>,
+    pub(crate) why: Option<Arc<Why>>,
     /// Why it will restart once the stop the engine requested completes.
     pub(crate) pending: Option<super::why::Cause>,
     /// Took longer than the stop timeout to stop.

@@ -40,7 +40,7 @@ impl Machine {
         let node = self.node(id);
         node.generation = generation;
         node.start_attempts += 1;
-        node.why = Some(Why { cause, delay });
+        node.why = Some(Why::new(cause, delay));
         if delay.is_zero() {
             self.dispatch(id, now, out);
         } else {

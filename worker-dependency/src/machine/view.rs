@@ -21,7 +21,7 @@ pub(crate) struct View {
     pub(crate) error: Option<Error>,
     /// The worker, when it runs: its own report is taken by the caller.
     pub(crate) worker: Option<SharedWorker>,
-    pub(crate) why: Option<Why>,
+    pub(crate) why: Option<Arc<Why>>,
     /// How long ago the engine asked it to stop, if it did.
     pub(crate) stopping_for: Option<Duration>,
     pub(crate) stuck: bool,

@@ -1,7 +1,7 @@
 //! Why a manifold was (re)started: kept per manifold for the report.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use worker_core::Error;
@@ -22,10 +22,28 @@ pub(crate) enum Cause {
 }
 
 /// A cause and the delay the engine waited (or waits) before the start.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Why {
     pub(crate) cause: Cause,
     pub(crate) delay: Duration,
+    /// The text, made by the first report that shows it (on the caller's
+    /// thread) and shared by the later ones.
+    text: OnceLock<String>,
+}
+
+impl Why {
+    pub(crate) fn new(cause: Cause, delay: Duration) -> Arc<Self> {
+        Arc::new(Why {
+            cause,
+            delay,
+            text: OnceLock::new(),
+        })
+    }
+
+    /// The text, formatted once.
+    pub(crate) fn text(&self) -> &str {
+        self.text.get_or_init(|| self.to_string())
+    }
 }
 
 impl fmt::Display for Why {
@@ -50,10 +68,7 @@ mod tests {
 
     #[test]
     fn reads_like_a_sentence() {
-        let why = |cause, ms| Why {
-            cause,
-            delay: Duration::from_millis(ms),
-        };
+        let why = |cause, ms| Why::new(cause, Duration::from_millis(ms));
         assert_eq!(why(Cause::Installed, 0).to_string(), "installed");
         assert_eq!(
             why(Cause::InputStarted("db".into()), 10).to_string(),
@@ -75,5 +90,7 @@ mod tests {
             "input \"a\" stopped"
         );
         assert_eq!(why(Cause::Bounced, 0).to_string(), "worker asked to bounce");
+        let w = why(Cause::Installed, 0);
+        assert!(std::ptr::eq(w.text(), w.text()));
     }
 }
