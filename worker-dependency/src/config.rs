@@ -20,7 +20,9 @@ pub type WorstErrorFn = Arc<dyn Fn(&Error, Option<&Error>) -> Error + Send + Syn
 
 /// Told about every successful start (Go's `Metrics.RecordStart`) and,
 /// beyond Go, every stop. Called on the engine's loop thread, after the
-/// engine has decided what follows: keep it quick.
+/// engine has decided what follows: keep it quick, and do not call back
+/// into the engine from it (the loop would wait for itself). The same
+/// holds for filters, `is_fatal`, `worst_error` and [`Jitter`].
 pub trait Metrics: Send + Sync + 'static {
     /// The manifold `name` has a new running worker.
     fn record_start(&self, name: &str);

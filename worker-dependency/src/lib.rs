@@ -185,8 +185,9 @@
 //!   (`report::a_slow_worker_report_does_not_stall_the_engine`,
 //!   `report::a_report_that_includes_its_own_engine_does_not_recurse_forever`).
 //!   The last error stays visible while a manifold waits to restart (Go
-//!   clears it when the restart is requested), and the report explains
-//!   each (re)start (`report::the_report_has_go_layout_plus_explanations`).
+//!   clears it when the restart is requested), a worker discarded after an
+//!   aborted start shows as "stopping" (Go: "starting"), and the report
+//!   explains each (re)start (`report::the_report_has_go_layout_plus_explanations`).
 //! - **The self manifold is an ordinary worker**: no goroutine left
 //!   blocked at shutdown, no `ErrDying` reaching `is_fatal`
 //!   (`shutdown::the_self_manifold_stops_cleanly_even_when_every_error_is_fatal`).
@@ -201,7 +202,16 @@
 //! - **Configuration** has safe defaults ([`EngineConfig::new`]) instead of
 //!   zero values that spin; durations cannot be negative; logging goes
 //!   through `tracing` (no logger field) and never picks a level by
-//!   matching error text; [`Metrics`] also hears of every stop.
+//!   matching error text; [`Metrics`] also hears of every stop
+//!   (`install::metrics_hear_of_each_registered_start_and_each_stop`).
+//! - **Dropping an [`Engine`] kills it**, so an engine that goes out of
+//!   scope leaves no thread running (`shutdown::dropping_the_engine_stops_it`).
+//!
+//! Kept from Go on purpose: the blunt bounce rule (no check whether an
+//! output really changed), control errors passing through `is_fatal`
+//! (an all-fatal policy makes [`Missing`] fatal too), and an input change
+//! cutting a long error backoff short (a changed input is new
+//! information, so the manifold retries after the bounce delay).
 //!
 //! The test names above are in this crate's `tests/` and `src/` trees.
 

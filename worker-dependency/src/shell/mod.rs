@@ -91,8 +91,8 @@ impl Shell {
                     if let Ok(msg) = msg {
                         self.handle(msg);
                     }
-                    // Take whatever else is queued before deciding on the
-                    // timer: one wake-up for a burst of events.
+                    // Take whatever else is queued: one wake-up for a
+                    // burst of events.
                     while let Ok(msg) = rx.try_recv() {
                         self.handle(msg);
                     }

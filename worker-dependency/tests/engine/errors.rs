@@ -240,3 +240,51 @@ fn an_output_panic_stops_the_worker_it_could_not_offer() {
     assert!(w.wait().is_ok());
     h.stop().unwrap();
 }
+
+#[test]
+fn every_fatal_error_is_ranked_once_and_wait_returns_the_worst() {
+    // a fails fatally; while the engine stops, b's worker ends with a
+    // worse fatal error when killed: worst_error sees both, once each.
+    let ranked = Arc::new(AtomicUsize::new(0));
+    let r = ranked.clone();
+    let h = Harness::with("dep-errors-worst", |c| {
+        c.is_fatal = Arc::new(|e| e.is::<Fatal>());
+        c.worst_error = Arc::new(move |new: &Error, worst: Option<&Error>| {
+            r.fetch_add(1, Ordering::SeqCst);
+            match worst {
+                Some(w) if w.to_string().contains("worse") => w.clone(),
+                _ if new.to_string().contains("worse") => new.clone(),
+                Some(w) => w.clone(),
+                None => new.clone(),
+            }
+        });
+    });
+    h.install("a", &[]);
+    h.expect_started(&["a"]);
+    let a = h.call_of("a").unwrap();
+    h.engine
+        .install(
+            "b",
+            Manifold::new(|_| {
+                Ok(worker_testing::error_worker(Some(Error::new(Fatal(
+                    "worse",
+                )))))
+            }),
+        )
+        .unwrap();
+    h.expect_started(&["b"]);
+    end(&a, Some(Error::new(Fatal("bad"))));
+    assert_eq!(h.engine.wait().unwrap_err().to_string(), "fatal: worse");
+    assert_eq!(ranked.load(Ordering::SeqCst), 2);
+    assert!(h.stop().is_err());
+}
+
+#[test]
+fn control_errors_go_through_is_fatal_as_in_go() {
+    // An all-fatal policy makes even Missing fatal: kept from Go.
+    let h = Harness::with("dep-errors-all-fatal", |c| c.is_fatal = Arc::new(|_| true));
+    h.install("b", &["a"]);
+    let err = h.engine.wait().unwrap_err();
+    assert!(err.is::<Missing>(), "{err}");
+    assert!(h.stop().is_err());
+}
