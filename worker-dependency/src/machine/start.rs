@@ -56,6 +56,11 @@ impl Machine {
     }
 
     pub(super) fn dispatch(&mut self, id: NodeId, now: Instant, out: &mut Vec<Action>) {
+        let Some(manifold) = self.nodes[id].manifold.clone() else {
+            let message = format!("dispatching placeholder {:?}", self.graph.name(id));
+            self.set_phase(id, Phase::Stopped);
+            return self.fail_internal(message, now, out);
+        };
         self.set_phase(id, Phase::Starting { abort: None });
         let inputs = self
             .graph
@@ -70,10 +75,6 @@ impl Machine {
             })
             .collect();
         let node = &self.nodes[id];
-        let Some(manifold) = node.manifold.clone() else {
-            let message = format!("dispatching placeholder {:?}", self.graph.name(id));
-            return self.fail_internal(message, now, out);
-        };
         out.push(Action::Start {
             node: id,
             generation: node.generation,
