@@ -122,14 +122,14 @@ impl Runner {
         F: FnMut() -> Result<SharedWorker, Error> + Send + 'static,
     {
         options.validate()?;
-        let options = (options != WorkerOptions::default()).then_some(options);
+        let options = (options != WorkerOptions::default()).then(|| Box::new(options));
         self.start_boxed(id.into(), options, Box::new(start))
     }
 
     fn start_boxed(
         &self,
         id: String,
-        options: Option<WorkerOptions>,
+        options: Option<Box<WorkerOptions>>,
         start: StartFn,
     ) -> Result<(), Error> {
         self.not_on_loop()?;

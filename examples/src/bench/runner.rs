@@ -75,25 +75,29 @@ fn s1_runner(name: &str) -> Result<Runner, String> {
     .map_err(fail("making the runner"))
 }
 
-/// The start function of a variant's worker.
-fn start_fn(variant: Variant) -> impl FnMut() -> Result<SharedWorker, Error> + Send + 'static {
-    move || -> Result<SharedWorker, Error> {
-        Ok(match variant {
-            Variant::Thread => Arc::new(spawn("s1-worker", |tomb| {
-                let _ = tomb.dying().recv();
-                Ok(())
-            })),
-            Variant::Passive => Arc::new(Passive::new()),
-        })
-    }
+/// The start function of the thread variant: a worker on its own thread,
+/// blocking until killed.
+fn thread_worker() -> Result<SharedWorker, Error> {
+    Ok(Arc::new(spawn("s1-worker", |tomb| {
+        let _ = tomb.dying().recv();
+        Ok(())
+    })))
+}
+
+/// The start function of the passive variant: a worker with no thread.
+fn passive_worker() -> Result<SharedWorker, Error> {
+    Ok(Arc::new(Passive::new()))
 }
 
 /// Starts N workers and waits until `worker(id)` has returned for each.
 fn start_all(runner: &Runner, n: usize, variant: Variant) -> Result<(), String> {
     for i in 0..n {
-        runner
-            .start_worker(format!("w{i}"), start_fn(variant))
-            .map_err(fail("start_worker"))?;
+        let id = format!("w{i}");
+        match variant {
+            Variant::Thread => runner.start_worker(id, thread_worker),
+            Variant::Passive => runner.start_worker(id, passive_worker),
+        }
+        .map_err(fail("start_worker"))?;
     }
     for i in 0..n {
         runner
@@ -109,6 +113,9 @@ fn start_stop(n: usize, variant: Variant) -> Result<Measurement, String> {
     let runner = s1_runner("s1")?;
     let (started, start) = timed(|| start_all(&runner, n, variant));
     started?;
+    eprintln!(
+        super::common::peak_rss_kib()
+    );
     m.phase("start", start);
     let (result, stop) = timed(|| {
         runner.kill();

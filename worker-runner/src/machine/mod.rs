@@ -184,7 +184,7 @@ impl<T: Io> Machine<T> {
     pub(crate) fn start(
         &mut self,
         id: String,
-        options: Option<WorkerOptions>,
+        options: Option<Box<WorkerOptions>>,
         start: T::Start,
         now: Instant,
         out: &mut Actions<T>,
@@ -195,33 +195,35 @@ impl<T: Io> Machine<T> {
         if self.dying {
             return Err(Dying.into());
         }
-        if self.index.contains_key(id.as_str()) {
-            return Err(AlreadyExists::new(id).into());
-        }
         let id: Arc<str> = id.into();
+        let vacant = match self.index.entry(id.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                return Err(AlreadyExists::new(&*id).into());
+            }
+            std::collections::hash_map::Entry::Vacant(v) => v,
+        };
+        let slot = match self.free.last() {
+            Some(&slot) => slot,
+            None => self.slots.len() as Slot,
+        };
+        vacant.insert(slot);
         let generation = self.new_generation();
         let entry = Entry {
             id: id.clone(),
             generation,
             state: State::Starting,
             start: None,
-            options: options.map(Box::new),
+            options,
             started_at: now,
             attempts: 0,
             stop_requested: false,
             extra: None,
         };
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot as usize] = Some(entry);
-                slot
-            }
-            None => {
-                self.slots.push(Some(entry));
-                (self.slots.len() - 1) as Slot
-            }
-        };
-        self.index.insert(id.clone(), slot);
+        if self.free.pop().is_some() {
+            self.slots[slot as usize] = Some(entry);
+        } else {
+            self.slots.push(Some(entry));
+        }
         tracing::trace!(%id, generation, "starting worker");
         out.push(Action::Start {
             slot,

@@ -96,8 +96,11 @@ struct World {
     ended_at: HashMap<&'static str, Instant>,
     /// Ids stopped since they were last started by a request.
     stopped: HashSet<&'static str>,
-    /// Ids with a `stop_and_remove` caller waiting.
-    removing: HashSet<&'static str>,
+    /// Ids with `stop_and_remove` callers registered, and how many.
+    removing: HashMap<&'static str, usize>,
+    /// The `stop_and_remove` callers that were registered (not answered
+    /// at once).
+    registered_removers: HashSet<u32>,
     /// Waiting callers: id of caller -> worker id.
     waiting: HashMap<u32, &'static str>,
     next_caller: u32,
@@ -120,7 +123,8 @@ impl World {
             next_instance: 0,
             ended_at: HashMap::new(),
             stopped: HashSet::new(),
-            removing: HashSet::new(),
+            removing: HashMap::new(),
+            registered_removers: HashSet::new(),
             waiting: HashMap::new(),
             next_caller: 0,
             fatal: Vec::new(),
@@ -149,7 +153,7 @@ impl World {
         self.ended_at.insert(id, self.now);
         if let Some(e) = err {
             let text = e.to_string();
-            if text.starts_with("fatal") && !self.removing.contains(id) {
+            if text.starts_with("fatal") && !self.removing.contains_key(id) {
                 self.fatal.push(text);
             }
         }
@@ -167,7 +171,7 @@ impl World {
         match *op {
             Op::Start(i, restart_type) => {
                 let id = IDS[i];
-                let options = restart_type.map(|t| WorkerOptions::new().restart_type(t));
+                let options = restart_type.map(|t| Box::new(WorkerOptions::new().restart_type(t)));
                 let ok = self
                     .m
                     .start(id.to_owned(), options, "f", self.now, &mut out)
@@ -188,7 +192,8 @@ impl World {
                 let caller = self.caller(id);
                 if !self.m.is_dying() && self.m.names().iter().any(|n| n == id) {
                     self.stopped.insert(id);
-                    self.removing.insert(id);
+                    *self.removing.entry(id).or_default() += 1;
+                    self.registered_removers.insert(caller);
                 }
                 self.m
                     .stop_and_remove(id, caller.into(), caller, self.now, &mut out);
@@ -205,7 +210,7 @@ impl World {
                 lookups.sort();
                 if let Some(&caller) = lookups.get(k % lookups.len().max(1)) {
                     let id = self.waiting[&caller];
-                    if !self.removing.contains(id) {
+                    if !self.removing.contains_key(id) {
                         self.m.cancel_wait(id, caller.into());
                         self.waiting.remove(&caller);
                     }
@@ -314,7 +319,14 @@ impl World {
                 Action::Removed { to, .. } => {
                     let id = self.waiting.remove(&to);
                     prop_assert!(id.is_some(), "removal reply to unknown caller {}", to);
-                    self.removing.remove(id.unwrap());
+                    if self.registered_removers.remove(&to) {
+                        let id = id.unwrap();
+                        let left = self.removing.get_mut(id).expect("counted");
+                        *left -= 1;
+                        if *left == 0 {
+                            self.removing.remove(id);
+                        }
+                    }
                 }
                 Action::Stuck { .. } => {}
                 Action::Dying => {

@@ -70,8 +70,13 @@ impl H {
         options: Option<WorkerOptions>,
     ) -> Result<Vec<Action<TestIo>>, Error> {
         let mut out = Vec::new();
-        self.m
-            .start(id.to_owned(), options, "start-fn", self.now, &mut out)?;
+        self.m.start(
+            id.to_owned(),
+            options.map(Box::new),
+            "start-fn",
+            self.now,
+            &mut out,
+        )?;
         Ok(out)
     }
 

@@ -34,7 +34,7 @@ pub(crate) type StartFn = Box<dyn FnMut() -> Result<SharedWorker, Error> + Send 
 pub(crate) enum Msg {
     Start {
         id: String,
-        options: Option<WorkerOptions>,
+        options: Option<Box<WorkerOptions>>,
         start: StartFn,
         reply: ReplyTo<Result<(), Error>>,
     },
@@ -94,9 +94,16 @@ impl Io for ShellIo {
     type RemoveReply = ReplyTo<Result<(), Error>>;
 }
 
-/// The most messages handled between two looks at the clock and two
-/// hand-overs of start jobs, so a flood of messages delays neither.
+/// The most messages handled between two looks at the clock, so a flood
+/// of messages cannot delay a due restart.
 const BATCH: usize = 256;
+
+/// The most start jobs held back while start requests keep coming. Jobs
+/// from a burst of requests are handed over when the burst pauses: the
+/// starters then run while the callers wait, rather than taking the
+/// CPU from the callers and the loop in the middle of it (on a two-core
+/// machine that turns a burst's quick exchanges into thread switches).
+const HOLD_BACK: usize = 8192;
 
 /// How long the loop keeps looking for more work, spinning, before it
 /// blocks. Requests of a caller that is making many calls in a row arrive
@@ -105,6 +112,10 @@ const BATCH: usize = 256;
 /// tens of microseconds of timer slack). It is real time: a matter of CPU
 /// scheduling, not of the runner's behaviour.
 const SPIN: Duration = Duration::from_micros(5);
+
+/// How many kills the loop carries out before it handles the endings they
+/// caused.
+const KILL_CHUNK: usize = 512;
 
 /// The loop thread's state.
 pub(crate) struct Loop {
@@ -197,7 +208,6 @@ impl Loop {
                     handled += 1;
                     if handled % BATCH == 0 {
                         self.tick_due();
-                        self.starter.flush();
                     }
                     continue;
                 }
@@ -284,7 +294,7 @@ impl Loop {
         }
         self.execute(&mut out);
         self.out = out;
-        if flush || self.starter.pending() >= BATCH {
+        if flush || self.starter.pending() >= HOLD_BACK {
             self.starter.flush();
         }
     }
@@ -322,6 +332,7 @@ impl Loop {
     }
 
     fn execute(&mut self, out: &mut Actions<ShellIo>) {
+        let mut kills = 0usize;
         for action in out.drain(..) {
             match action {
                 Action::Start {
@@ -345,6 +356,15 @@ impl Loop {
                     );
                     if let Err(e) = killed {
                         tracing::error!(%id, error = %e, "killing a worker panicked");
+                    }
+                    // Killing a whole runner of thread-less workers makes
+                    // each report its end at once; handle those as we go,
+                    // so 100,000 endings never wait in the queue together.
+                    kills += 1;
+                    if kills % KILL_CHUNK == 0 {
+                        while let Ok(msg) = self.rx.try_recv() {
+                            self.handle(msg);
+                        }
                     }
                 }
                 Action::Reap { worker } => {
@@ -376,4 +396,21 @@ fn replies(out: &Actions<ShellIo>, ack: &<ShellIo as Io>::WorkerReply) -> bool {
 fn answers(out: &Actions<ShellIo>, ack: &<ShellIo as Io>::RemoveReply) -> bool {
     out.iter()
         .any(|a| matches!(a, Action::Removed { to, .. } if to.same_channel(ack)))
+}
+
+#[cfg(test)]
+mod tests {
+    /// Messages and actions queue up by the hundred thousand when a big
+    /// runner stops; they must stay small.
+    #[test]
+    fn messages_and_actions_stay_small() {
+        use std::mem::size_of;
+        assert!(
+            size_of::<super::Msg>() <= 80,
+            "Msg: {}",
+            size_of::<super::Msg>()
+        );
+        let action = size_of::<crate::machine::Action<super::ShellIo>>();
+        assert!(action <= 48, "Action: {action}");
+    }
 }
