@@ -113,9 +113,6 @@ fn start_stop(n: usize, variant: Variant) -> Result<Measurement, String> {
     let runner = s1_runner("s1")?;
     let (started, start) = timed(|| start_all(&runner, n, variant));
     started?;
-    eprintln!(
-        super::common::peak_rss_kib()
-    );
     m.phase("start", start);
     let (result, stop) = timed(|| {
         runner.kill();
