@@ -244,6 +244,26 @@ mod tests {
     }
 
     #[test]
+    fn no_job_is_stranded_when_drainers_leave_as_jobs_arrive() {
+        // Without ever calling `watch`/`stalled`: the hand-off between a
+        // leaving drainer and a new job must not lose the job.
+        let (tx, rx) = unbounded();
+        let mut starter = Starter::new("starter-test-handoff", tx);
+        for round in 0..300 {
+            for i in 0..(round % 5 + 1) {
+                starter.submit(job(i, Manifold::new(|_| Ok(Passive::new()))));
+            }
+            for _ in 0..(round % 5 + 1) {
+                assert!(
+                    rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+                    "a job was stranded in round {round}"
+                );
+            }
+        }
+        starter.join();
+    }
+
+    #[test]
     fn blocked_starts_do_not_hold_up_the_queue() {
         let (tx, rx) = unbounded();
         let mut starter = Starter::new("starter-test-blocked", tx);

@@ -82,6 +82,7 @@ fn dependents_stop_before_the_inputs_they_use() {
 
 #[test]
 fn a_stuck_worker_is_reported_and_waited_for_but_does_not_hold_up_the_rest() {
+    let _ = logs(); // capture warnings from now on
     let h = Harness::with("dep-shutdown-stuck", |c| {
         c.stop_timeout = Duration::from_secs(5)
     });
@@ -113,6 +114,12 @@ fn a_stuck_worker_is_reported_and_waited_for_but_does_not_hold_up_the_rest() {
     assert!(is_dead(&*a));
     let report = h.manifold_report("stubborn");
     assert_eq!(report["stuck"], true);
+    let warned = logs().lines().any(|l| {
+        l.contains("manifold is slow to stop")
+            && l.contains("dep-shutdown-stuck")
+            && l.contains("stubborn")
+    });
+    assert!(warned, "no warning in {}", logs());
     assert_eq!(report["stopping-for"], "5s");
     assert_eq!(h.engine.waiting_for(), vec!["stubborn".to_owned()]);
     assert!(h.engine.dead_signal().unwrap().try_recv().is_err());
