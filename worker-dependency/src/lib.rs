@@ -28,41 +28,33 @@
 //!
 //! A manifold is a start function plus builder calls. The start function
 //! gets a [`Context`], reads its inputs' outputs by name and type, and
-//! returns any [`Worker`](worker_core::Worker); the output function says
-//! what the running worker offers to its dependents:
+//! returns any [`Worker`](worker_core::Worker), together with what it
+//! offers to its dependents if it offers anything:
 //!
 //! ```
 //! use std::sync::Arc;
-//! use worker_core::{stop, Passive, Worker};
-//! use worker_dependency::{Engine, EngineConfig, Manifold};
+//! use worker_core::{stop, Passive};
+//! use worker_dependency::{Engine, EngineConfig, Manifold, Outputs};
 //!
 //! #[derive(Clone)]
 //! struct Config { url: String }
-//!
-//! // A client that lives as long as its worker.
-//! struct Client { config: Config, life: Passive }
-//! impl Worker for Client {
-//!     fn kill(&self) { self.life.kill() }
-//!     fn wait(&self) -> Result<(), worker_core::Error> { self.life.wait() }
-//!     fn on_done(&self, cb: worker_core::DoneCallback) -> Result<(), worker_core::DoneCallback> {
-//!         self.life.on_done(cb)
-//!     }
-//! }
+//! struct Client { url: String } // say, an HTTP client
 //!
 //! let engine = Engine::new(EngineConfig::new("doc-agent")).unwrap();
-//! let (seen_tx, seen) = std::sync::mpsc::channel();
+//! let (uploads, seen) = std::sync::mpsc::channel();
 //! engine.install_all([
 //!     ("config", Manifold::constant(Config { url: "https://api.invalid".into() })),
-//!     ("client", Manifold::new(|ctx| {
+//!     // A client, offered to dependents, alive as long as its worker.
+//!     ("client", Manifold::offering(|ctx| {
 //!         let config: Config = ctx.get("config")?; // Missing until "config" runs
-//!         Ok(Client { config, life: Passive::new() })
+//!         let client = Arc::new(Client { url: config.url });
+//!         Ok((Passive::new(), Outputs::new().with(client)))
 //!     })
-//!     .inputs(["config"])
-//!     .output(|client: &Client, out| out.put(Arc::new(client.config.url.clone())))),
+//!     .inputs(["config"])),
 //!     ("uploader", Manifold::new(move |ctx| {
-//!         let url: Arc<String> = ctx.get("client")?;
-//!         seen_tx.send(url.to_string()).unwrap();
-//!         Ok(Passive::new())
+//!         let client: Arc<Client> = ctx.get("client")?;
+//!         uploads.send(client.url.clone()).unwrap();
+//!         Ok(Passive::new()) // a real one would `spawn` a thread using `client`
 //!     })
 //!     .inputs(["client"])),
 //! ]).unwrap();
@@ -73,6 +65,10 @@
 //! assert_eq!(engine.report()["manifolds"]["config"]["state"], "started");
 //! stop(&engine).unwrap(); // dependents stop before their inputs
 //! ```
+//!
+//! [`Manifold::offering`] returns the outputs with the worker;
+//! [`Manifold::output`] derives them from a running worker instead, and
+//! [`Manifold::constant`] offers a fixed value.
 //!
 //! Test a start function without an engine with [`Context::builder`] (or
 //! the stubs in `worker-testing`).

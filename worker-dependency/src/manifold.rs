@@ -71,6 +71,38 @@ impl Manifold {
         }
     }
 
+    /// A manifold whose start function returns its worker together with
+    /// what it offers to its dependents: the shortest way to share a
+    /// client or a handle that the start function made.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use worker_core::Passive;
+    /// use worker_dependency::{Manifold, Outputs};
+    ///
+    /// struct Client { url: String }
+    ///
+    /// let client = Manifold::offering(|ctx| {
+    ///     let url: String = ctx.get("config")?;
+    ///     let client = Arc::new(Client { url });
+    ///     Ok((Passive::new(), Outputs::new().with(client)))
+    /// })
+    /// .inputs(["config"]);
+    /// # let _ = client;
+    /// ```
+    ///
+    /// The worker the engine sees wraps the one returned (kill, wait,
+    /// completion and report go straight through), so do not add an
+    /// [`output`](Self::output) function to such a manifold.
+    pub fn offering<W, F>(start: F) -> Self
+    where
+        W: Worker,
+        F: Fn(&Context) -> Result<(W, Outputs), Error> + Send + Sync + 'static,
+    {
+        Manifold::new(move |ctx| start(ctx).map(|(worker, outputs)| Offering { worker, outputs }))
+            .output(|offering: &Offering<W>, out| *out = offering.outputs.clone())
+    }
+
     /// A manifold that always offers `value` to its dependents, with a
     /// worker that does nothing until stopped. Handy for configuration,
     /// shared clients and tests.
@@ -166,6 +198,34 @@ impl fmt::Debug for Manifold {
             .field("output", &self.output.is_some())
             .field("filter", &self.filter.is_some())
             .finish()
+    }
+}
+
+/// A worker with the outputs its start function returned
+/// ([`Manifold::offering`]).
+struct Offering<W> {
+    worker: W,
+    outputs: Outputs,
+}
+
+impl<W: Worker> Worker for Offering<W> {
+    fn kill(&self) {
+        self.worker.kill()
+    }
+    fn wait(&self) -> Result<(), Error> {
+        self.worker.wait()
+    }
+    fn on_done(
+        &self,
+        callback: worker_core::DoneCallback,
+    ) -> Result<(), worker_core::DoneCallback> {
+        self.worker.on_done(callback)
+    }
+    fn dead_signal(&self) -> Option<worker_core::Signal> {
+        self.worker.dead_signal()
+    }
+    fn reporter(&self) -> Option<&dyn worker_core::Reporter> {
+        self.worker.reporter()
     }
 }
 
@@ -280,6 +340,17 @@ mod tests {
         assert!(Arc::ptr_eq(&shared, &again));
         let plain = into_shared(Passive::new());
         assert!(downcast_worker::<Passive>(&plain).is_some());
+    }
+
+    #[test]
+    fn offering_manifolds_offer_what_start_returned() {
+        let m = Manifold::offering(|_| Ok((Passive::new(), Outputs::new().with(9_u32))));
+        let ctx = Context::builder("m").build();
+        let worker = m.start_worker(&ctx).unwrap();
+        assert_eq!(m.outputs(&worker).unwrap().get::<u32>(), Some(9));
+        worker.kill();
+        assert!(worker.wait().is_ok());
+        assert!(worker.dead_signal().is_some());
     }
 
     #[test]

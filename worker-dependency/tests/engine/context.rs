@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use worker_core::{Error, Passive};
-use worker_dependency::{Context, GetError, Manifold, Missing};
+use worker_dependency::{Context, GetError, Manifold, Missing, Outputs};
 
 use crate::common::*;
 
@@ -133,4 +133,31 @@ fn the_abort_signal_fires_when_the_engine_stops() {
     entered.recv_timeout(LONG).unwrap();
     h.stop().unwrap();
     let _ = Arc::new(());
+}
+
+#[test]
+fn a_start_function_can_return_what_it_offers() {
+    let h = Harness::new("dep-context-offering");
+    let (tx, rx) = crossbeam_channel::unbounded();
+    h.engine
+        .install_all([
+            (
+                "db",
+                Manifold::offering(|_| Ok((Passive::new(), Outputs::new().with(Db("pooled"))))),
+            ),
+            (
+                "user",
+                Manifold::new(move |ctx| {
+                    tx.send(ctx.get::<Db>("db")?).unwrap();
+                    Ok(Passive::new())
+                })
+                .inputs(["db"]),
+            ),
+        ])
+        .unwrap();
+    h.expect_started(&["db"]);
+    h.advance(BOUNCE_DELAY, 1);
+    h.expect_started(&["user"]);
+    assert_eq!(rx.recv_timeout(LONG).unwrap(), Db("pooled"));
+    h.stop().unwrap();
 }
