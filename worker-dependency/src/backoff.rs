@@ -10,7 +10,7 @@
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The longest delay the engine ever waits when `max_delay` is zero (no
@@ -43,14 +43,14 @@ impl Jitter for NoJitter {
 /// source, seeded from the process's random hasher keys unless a seed is
 /// given. Not for cryptography.
 pub struct SeededJitter {
-    state: Mutex<u64>,
+    state: AtomicU64,
 }
 
 impl SeededJitter {
     /// A generator with a fixed seed: the same seed gives the same delays.
     pub fn new(seed: u64) -> Self {
         SeededJitter {
-            state: Mutex::new(seed),
+            state: AtomicU64::new(seed),
         }
     }
 
@@ -63,9 +63,11 @@ impl SeededJitter {
     }
 
     fn next_u64(&self) -> u64 {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = *state;
+        const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut z = self
+            .state
+            .fetch_add(GOLDEN, Ordering::Relaxed)
+            .wrapping_add(GOLDEN);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
