@@ -65,6 +65,7 @@ impl Engine {
             aborts: Vec::new(),
             uninstalls: HashMap::new(),
             watchers: Vec::new(),
+            ended: Vec::new(),
             timer: never(),
             timer_at: None,
             out: Vec::new(),

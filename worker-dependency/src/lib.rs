@@ -200,6 +200,10 @@
 //!   through `tracing` (no logger field) and never picks a level by
 //!   matching error text; [`Metrics`] also hears of every stop
 //!   (`install::metrics_hear_of_each_registered_start_and_each_stop`).
+//! - **When `wait` returns, every worker has ended and been waited for**
+//!   (joining its thread, if it has one), although the engine learns of
+//!   endings from completion callbacks that can run before a worker's
+//!   thread returns (`shutdown::when_wait_returns_the_workers_threads_are_gone`).
 //! - **Dropping an [`Engine`] kills it**, so an engine that goes out of
 //!   scope leaves no thread running (`shutdown::dropping_the_engine_stops_it`).
 //!

@@ -73,6 +73,9 @@ pub(crate) enum Action {
     },
     /// An uninstall finished.
     Removed { node: NodeId },
+    /// A worker ended: the shell waits for it (joining its thread, if it
+    /// has one) before the engine finishes.
+    Reap { worker: SharedWorker },
     /// A manifold exceeded the stop timeout.
     Stuck { name: Arc<str>, waited: Duration },
 }

@@ -42,7 +42,7 @@ pub(crate) enum Phase {
     },
     /// A start that was aborted still produced a worker: it was killed at
     /// once and never offered to anyone; waiting for it to end.
-    Discarding { since: Instant },
+    Discarding { since: Instant, live: Live },
 }
 
 impl Phase {
@@ -55,7 +55,7 @@ impl Phase {
         match self {
             Phase::Starting { abort } => *abort,
             Phase::Running { stopping, .. } => *stopping,
-            Phase::Discarding { since } => Some(*since),
+            Phase::Discarding { since, .. } => Some(*since),
             Phase::Stopped | Phase::Waiting { .. } => None,
         }
     }

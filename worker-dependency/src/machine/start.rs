@@ -122,9 +122,9 @@ impl Machine {
             // Asked to stop while starting: never offer this worker.
             out.push(Action::Kill {
                 name,
-                worker: live.worker,
+                worker: live.worker.clone(),
             });
-            self.set_phase(id, Phase::Discarding { since });
+            self.set_phase(id, Phase::Discarding { since, live });
             return;
         }
         let node = self.node(id);

@@ -159,6 +159,14 @@ impl Machine {
             None => raw,
         };
         let fatal = filtered.as_ref().and_then(|e| self.fatal(&name, e));
+        match &self.nodes[id].phase {
+            Phase::Running { live, .. } | Phase::Discarding { live, .. } => {
+                out.push(Action::Reap {
+                    worker: live.worker.clone(),
+                })
+            }
+            Phase::Stopped | Phase::Waiting { .. } | Phase::Starting { .. } => {}
+        }
         let node = self.node(id);
         // A panicking is_fatal is the manifold's error, as well as fatal.
         node.last_error = match &fatal {

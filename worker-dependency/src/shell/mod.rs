@@ -73,6 +73,8 @@ pub(crate) struct Shell {
     pub(crate) aborts: Vec<Option<Sender<Infallible>>>,
     pub(crate) uninstalls: HashMap<NodeId, Vec<Sender<Result<(), UninstallError>>>>,
     pub(crate) watchers: Vec<JoinHandle<()>>,
+    /// Workers that ended and have not been waited for yet.
+    pub(crate) ended: Vec<SharedWorker>,
     pub(crate) timer: Receiver<Instant>,
     pub(crate) timer_at: Option<Instant>,
     pub(crate) out: Vec<Action>,
@@ -154,6 +156,9 @@ impl Shell {
                 let _ = reply.send(Err(ShuttingDown(self.name.to_string()).into()));
             }
         }
+        // Every worker has ended; wait for each (joining its thread, if it
+        // has one), so that none is still winding down when `wait` returns.
+        reap(std::mem::take(&mut self.ended));
         self.starter.join();
         for watcher in self.watchers.drain(..) {
             let _ = watcher.join();
@@ -301,6 +306,13 @@ impl Shell {
                     let _ = reply.send(Ok(()));
                 }
             }
+            Action::Reap { worker } => {
+                self.ended.push(worker);
+                if self.ended.len() >= REAP_BATCH {
+                    let batch = std::mem::take(&mut self.ended);
+                    self.starter.background(move || reap(batch));
+                }
+            }
             Action::Stuck { name, waited } => {
                 tracing::warn!(engine = %self.name, manifold = %name, ?waited, "manifold is slow to stop");
             }
@@ -361,5 +373,17 @@ impl Shell {
                 }
             }
         }
+    }
+}
+
+/// How many ended workers the loop collects before waiting for them on a
+/// pool thread.
+const REAP_BATCH: usize = 256;
+
+/// Waits for workers that have ended (their completion callback ran), so
+/// their threads, if any, are joined. Quick: they have nothing left to do.
+fn reap(workers: Vec<SharedWorker>) {
+    for worker in workers {
+        let _ = catch_unwind(AssertUnwindSafe(|| worker.wait()));
     }
 }

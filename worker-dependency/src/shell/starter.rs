@@ -138,6 +138,24 @@ impl Starter {
         self.watch();
     }
 
+    /// Runs `job` on the engine's pool (for work the loop must not wait
+    /// for); if no thread can be had, runs it here.
+    pub(crate) fn background(&self, job: impl FnOnce() + Send + 'static) {
+        let job = std::sync::Mutex::new(Some(job));
+        let job = Arc::new(job);
+        let for_pool = job.clone();
+        let queued = self.pool.execute(move || {
+            if let Some(job) = for_pool.lock().ok().and_then(|mut j| j.take()) {
+                job();
+            }
+        });
+        if queued.is_err() {
+            if let Some(job) = job.lock().ok().and_then(|mut j| j.take()) {
+                job();
+            }
+        }
+    }
+
     /// How many threads the pool has started (for tests and diagnostics).
     #[cfg(test)]
     pub(crate) fn threads(&self) -> usize {

@@ -198,3 +198,68 @@ fn dropping_the_engine_stops_it() {
             .is_err()
     );
 }
+
+/// A worker whose thread, after reporting its end, lingers until `gate`
+/// opens; `wait` joins the thread.
+struct Lingering {
+    tomb: Tomb,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Worker for Lingering {
+    fn kill(&self) {
+        self.tomb.kill(None);
+    }
+    fn wait(&self) -> Result<(), Error> {
+        let result = self.tomb.wait();
+        if let Some(thread) = self.thread.lock().unwrap().take() {
+            let _ = thread.join();
+        }
+        result
+    }
+    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
+        Worker::on_done(&self.tomb, callback)
+    }
+}
+
+#[test]
+fn when_wait_returns_the_workers_threads_are_gone() {
+    // The engine learns of a worker's end from its completion callback,
+    // which may run well before the worker's thread returns; it waits for
+    // every ended worker before its own wait returns.
+    let h = Harness::new("dep-shutdown-joined");
+    let (ended_tx, ended) = crossbeam_channel::unbounded();
+    let (gate_tx, gate) = crossbeam_channel::bounded::<()>(0);
+    let m = Manifold::new(move |_| {
+        let tomb = Tomb::new();
+        let body = tomb.clone();
+        let (ended_tx, gate) = (ended_tx.clone(), gate.clone());
+        let thread =
+            worker_core::threads::spawn_named("dep-shutdown-joined-w".into(), move || {
+                let _ = body.dying().recv();
+                body.done(Ok(()));
+                ended_tx.send(()).unwrap();
+                let _ = gate.recv();
+            })?;
+        Ok(Lingering {
+            tomb,
+            thread: Mutex::new(Some(thread)),
+        })
+    });
+    h.engine.install("lingering", m).unwrap();
+    h.expect_started(&["lingering"]);
+    h.engine.kill();
+    ended.recv_timeout(LONG).unwrap();
+    let dead = h.engine.dead_signal().unwrap();
+    crossbeam_channel::select! {
+        recv(dead) -> _ => panic!("the engine finished while a worker's thread still ran"),
+        default(Duration::from_millis(200)) => {}
+    }
+    drop(gate_tx);
+    h.engine.wait().unwrap();
+    assert_eq!(
+        worker_core::threads::live_threads_with_prefix("dep-shutdown-joined-w"),
+        0
+    );
+    h.stop().unwrap();
+}

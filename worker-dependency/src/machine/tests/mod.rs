@@ -48,6 +48,7 @@ pub(super) struct World {
     seen: HashMap<NodeId, Seen>,
     all_workers: Vec<SharedWorker>,
     check_order: bool,
+    reaped: usize,
 }
 
 fn policy(worst_calls: Arc<AtomicUsize>) -> Policy {
@@ -90,6 +91,7 @@ impl World {
             seen: HashMap::new(),
             all_workers: Vec::new(),
             check_order: true,
+            reaped: 0,
         }
     }
 
@@ -151,6 +153,11 @@ impl World {
                 }
                 Action::RecordStart { name } => self.starts_recorded.push(name),
                 Action::RecordStop { .. } => {}
+                Action::Reap { worker } => {
+                    // It has ended: reaping never waits.
+                    assert!(worker.wait().is_ok() || worker.dead_signal().is_some());
+                    self.reaped += 1;
+                }
                 Action::Removed { node } => self.removed.push(node),
                 Action::Stuck { name, .. } => self.stuck.push(name),
             }

@@ -185,7 +185,9 @@ proptest! {
         prop_assert!(w.m.is_finished());
         prop_assert!(w.m.waiting_for().is_empty());
         prop_assert_eq!(w.m.next_deadline(), None);
-        // Every worker ever started has ended.
+        // Every worker ever started has ended, and was handed over to be
+        // reaped exactly once.
+        prop_assert_eq!(w.reaped, w.all_workers.len());
         for worker in &w.all_workers {
             prop_assert!(worker.dead_signal().unwrap().try_recv().is_err());
             prop_assert!(matches!(
