@@ -170,8 +170,10 @@
 //!   [`Uninstall`] error (`install::uninstall_stops_the_worker_bounces_dependents_and_forgets_the_name`).
 //! - **Panics** in start, output and filter functions, and in `is_fatal`
 //!   and `worst_error`, become the manifold's error (a panicking
-//!   `is_fatal` counts as fatal) (`errors::panics_in_start_output_and_filter_become_the_manifolds_error`,
-//!   `machine::tests::rules::a_panicking_is_fatal_counts_as_fatal`).
+//!   `is_fatal` counts as fatal; a panicking `worst_error` is the engine's
+//!   error) (`errors::panics_in_start_output_and_filter_become_the_manifolds_error`,
+//!   `machine::tests::rules::a_panicking_is_fatal_counts_as_fatal`,
+//!   `machine::tests::rules::a_panicking_worst_error_is_the_engines_and_the_manifolds_error`).
 //! - **Internal inconsistencies stop the engine** with [`Internal`], which
 //!   `wait` returns; Go kills its tomb and carries on
 //!   (`machine::tests::rules::unexpected_events_are_internal_errors_that_stop_the_engine`).

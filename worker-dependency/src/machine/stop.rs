@@ -179,7 +179,9 @@ impl Machine {
         self.set_phase(id, Phase::Stopped);
         if let Some(error) = fatal {
             tracing::warn!(engine = %self.name, manifold = %name, %error, "fatal error; stopping the engine");
-            self.record_worst(error);
+            if let Some(panicked) = self.record_worst(error) {
+                self.nodes[id].last_error = Some(panicked);
+            }
             self.begin_shutdown(now, out);
         }
         if self.dying {
@@ -246,14 +248,24 @@ impl Machine {
         }
     }
 
-    pub(super) fn record_worst(&mut self, error: Error) {
+    /// Ranks a new fatal error against the worst so far. A panic in
+    /// `worst_error` becomes the worst error, and is returned so that it
+    /// is the manifold's error too.
+    pub(super) fn record_worst(&mut self, error: Error) -> Option<Error> {
         let worst_error = self.policy.worst_error.clone();
         let previous = self.worst.take();
-        let worst = catch_panic(
+        match catch_panic(
             || "worst_error".to_owned(),
             || Ok(worst_error(&error, previous.as_ref())),
-        )
-        .unwrap_or_else(|panicked| panicked);
-        self.worst = Some(worst);
+        ) {
+            Ok(worst) => {
+                self.worst = Some(worst);
+                None
+            }
+            Err(panicked) => {
+                self.worst = Some(panicked.clone());
+                Some(panicked)
+            }
+        }
     }
 }

@@ -318,6 +318,18 @@ fn a_panicking_is_fatal_counts_as_fatal() {
 }
 
 #[test]
+fn a_panicking_worst_error_is_the_engines_and_the_manifolds_error() {
+    let mut w = World::new();
+    w.m.policy.worst_error = Arc::new(|_, _| panic!("worst_error broke"));
+    w.install("a", &[]).unwrap();
+    w.start("a", Err(Fatal.into()));
+    assert!(w.m.is_finished());
+    let err = w.m.error().unwrap();
+    assert_eq!(err.to_string(), "worst_error panicked: worst_error broke");
+    assert!(w.node("a").last_error.as_ref().unwrap().same(&err));
+}
+
+#[test]
 fn a_stuck_stop_is_reported_and_releases_inputs_during_shutdown() {
     let mut w = World::new();
     w.install("a", &[]).unwrap();
