@@ -220,7 +220,7 @@ fn report_phase(n: usize, variant: Variant) -> Result<Measurement, String> {
     }
     m.phase("engine_report", d);
     m.extra.push((
-        "engine_report_per_call_ns".into(),
+        "engine_report_ns_per_call".into(),
         (d / CALLS).as_nanos() as f64,
     ));
     stop(engine, &mut setup)?;
