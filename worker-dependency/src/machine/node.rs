@@ -13,6 +13,9 @@ use crate::{Manifold, Outputs};
 pub(crate) struct Live {
     pub(crate) worker: SharedWorker,
     pub(crate) outputs: Arc<Outputs>,
+    /// Whether the worker is a [`Reporter`](worker_core::Reporter), asked
+    /// once off the loop: reports only hold on to the workers that are.
+    pub(crate) reports: bool,
 }
 
 impl std::fmt::Debug for Live {

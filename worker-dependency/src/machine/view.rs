@@ -19,7 +19,8 @@ pub(crate) struct View {
     pub(crate) start_attempts: u64,
     pub(crate) started: Option<SystemTime>,
     pub(crate) error: Option<Error>,
-    /// The worker, when it runs: its own report is taken by the caller.
+    /// The worker, when it runs and is a reporter: its own report is
+    /// taken by the caller.
     pub(crate) worker: Option<SharedWorker>,
     pub(crate) why: Option<Arc<Why>>,
     /// How long ago the engine asked it to stop, if it did.
@@ -46,7 +47,9 @@ impl Machine {
             .map(|id| {
                 let node = &self.nodes[id];
                 let (worker, starts_in) = match &node.phase {
-                    Phase::Running { live, .. } => (Some(live.worker.clone()), None),
+                    Phase::Running { live, .. } => {
+                        (live.reports.then(|| live.worker.clone()), None)
+                    }
                     Phase::Waiting { until } => (None, Some(until.saturating_duration_since(now))),
                     _ => (None, None),
                 };

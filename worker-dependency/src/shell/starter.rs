@@ -5,8 +5,8 @@
 //! busy, growing to hundreds of threads for jobs of a few microseconds.
 //! Instead, start jobs go into one queue per engine, and a few "drainer"
 //! jobs on the engine's [`ThreadPool`] run them one after another until
-//! the queue is empty: at most twice the number of CPUs while starts make
-//! progress.
+//! the queue has been empty for [`LINGER`]: at most twice the number of
+//! CPUs while starts make progress.
 //!
 //! A start function may block (on the network, say), and must not hold up
 //! the others for long: when the queue has not moved for [`STALL`] of real
@@ -34,6 +34,12 @@ use crate::{Manifold, Outputs};
 /// time, not the engine's clock: it is about thread scheduling, not about
 /// the engine's delays.
 pub(crate) const STALL: Duration = Duration::from_millis(2);
+
+/// How long a drainer waits for more work before it gives its thread back
+/// to the pool: starts that come in a trickle (a chain bouncing, one link
+/// per bounce delay) then find a drainer ready, and the pool is not asked
+/// for a thread per start.
+pub(crate) const LINGER: Duration = Duration::from_millis(5);
 
 /// One start function to run.
 pub(crate) struct StartJob {
@@ -162,16 +168,21 @@ impl Starter {
         self.pool.threads()
     }
 
-    /// Joins every pool thread; no start may be queued or running.
-    pub(crate) fn join(&self) {
+    /// Closes the queue and joins every pool thread; no start may be
+    /// queued or running.
+    pub(crate) fn join(&mut self) {
+        // Replacing the only sender closes the queue: lingering drainers
+        // leave at once.
+        self.jobs = unbounded().0;
         self.pool.join();
     }
 }
 
-/// A drainer: runs queued starts until the queue is empty.
+/// A drainer: runs queued starts until the queue has been empty for
+/// [`LINGER`] (or is closed).
 fn drain(queue: &Queue) {
     loop {
-        while let Ok(job) = queue.jobs.try_recv() {
+        while let Ok(job) = queue.jobs.recv_timeout(LINGER) {
             let result = run_start(&job.name, &job.manifold, job.inputs, job.abort);
             let _ = queue.results.send(Msg::Started {
                 node: job.node,
@@ -217,9 +228,15 @@ fn run_start(
             return Err(e);
         }
     }
+    let reports = catch_panic(
+        || format!("reporter of manifold {name:?}"),
+        || Ok(worker.reporter().is_some()),
+    )
+    .unwrap_or(false);
     Ok(Live {
         worker,
         outputs: Arc::new(outputs),
+        reports,
     })
 }
 

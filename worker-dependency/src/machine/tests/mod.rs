@@ -220,6 +220,7 @@ impl World {
                 .collect();
             self.seen.insert(id, seen);
             Live {
+                reports: worker.reporter().is_some(),
                 worker,
                 outputs: Arc::new(Outputs::new().with(generation as usize)),
             }
