@@ -1,5 +1,5 @@
-//! The dependency engine: a graph of named workers, each started when it
-//! likes and restarted whenever one of its inputs restarts.
+//! The dependency engine: a graph of named workers, each started as soon
+//! as it can and restarted whenever one of its inputs starts or stops.
 //!
 //! # Why an engine
 //!
