@@ -354,6 +354,7 @@ impl Shell {
         });
         if let Err(callback) = worker.on_done(callback) {
             // A worker without completion callbacks: one thread waits.
+            let worker_for_kill = worker.clone();
             self.watchers.retain(|w| !w.is_finished());
             let spawned =
                 worker_core::threads::spawn_named(format!("{}-watch", self.name), move || {
@@ -363,8 +364,10 @@ impl Shell {
             match spawned {
                 Ok(handle) => self.watchers.push(handle),
                 Err(e) => {
-                    // Cannot watch it: better say it ended than hang.
+                    // Cannot watch it: stop it (it would run unsupervised)
+                    // and say it ended, rather than wait forever.
                     tracing::error!(engine = %self.name, error = %e, "cannot watch a worker");
+                    worker_for_kill.kill();
                     let _ = self.tx.send(Msg::Ended {
                         node,
                         generation,

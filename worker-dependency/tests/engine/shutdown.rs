@@ -263,3 +263,41 @@ fn when_wait_returns_the_workers_threads_are_gone() {
     );
     h.stop().unwrap();
 }
+
+/// A worker that cannot report its end by callback (only kill and wait).
+struct Foreign(Tomb);
+
+impl Worker for Foreign {
+    fn kill(&self) {
+        self.0.kill(None);
+        self.0.done(Ok(()));
+    }
+    fn wait(&self) -> Result<(), Error> {
+        self.0.wait()
+    }
+}
+
+#[test]
+fn foreign_workers_are_watched_by_a_named_thread_that_is_joined() {
+    let h = Harness::new("dep-shutdown-foreign");
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let m = Manifold::new(move |_| {
+        let tomb = Tomb::new();
+        tx.send(tomb.clone()).unwrap();
+        Ok(Foreign(tomb))
+    });
+    h.engine.install("f", m).unwrap();
+    h.expect_started(&["f"]);
+    assert_eq!(
+        worker_core::threads::live_threads_with_prefix("dep-shutdown-foreign-watch"),
+        1
+    );
+    // Its end is noticed like any other.
+    let tomb = rx.recv_timeout(LONG).unwrap();
+    tomb.done(Err(Error::msg("foreign failure")));
+    assert_eq!(
+        h.expect_stopped(&["f"]),
+        vec![Some("foreign failure".to_owned())]
+    );
+    h.stop().unwrap();
+}
