@@ -61,6 +61,12 @@ pub(crate) trait Io {
     type WorkerReply;
     /// Where the answer to a `stop_and_remove_worker()` call goes.
     type RemoveReply;
+
+    /// What a report snapshot keeps of an instance: the instance if the
+    /// report needs it (the shell keeps only those that report).
+    fn for_report(worker: &Self::Worker) -> Option<Self::Worker> {
+        Some(worker.clone())
+    }
 }
 
 /// What the shell must do.
@@ -473,7 +479,7 @@ impl<T: Io> Machine<T> {
             .map(|e| EntrySnapshot {
                 id: e.id.clone(),
                 state: e.state.name(),
-                worker: e.state.worker().cloned(),
+                worker: e.state.worker().and_then(T::for_report),
                 started_at: e.started_at,
                 cause: e.cause().cloned(),
                 stuck_since: match &e.state {

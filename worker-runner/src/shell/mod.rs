@@ -56,7 +56,7 @@ pub(crate) enum Msg {
         waiter: WaiterId,
     },
     Snapshot {
-        reply: Sender<Vec<EntrySnapshot<SharedWorker>>>,
+        reply: Sender<Vec<EntrySnapshot<Instance>>>,
     },
     WaitingFor {
         reply: Sender<Vec<WaitingFor>>,
@@ -69,7 +69,7 @@ pub(crate) enum Msg {
     Started {
         slot: Slot,
         generation: Generation,
-        result: Result<SharedWorker, Error>,
+        result: Result<Instance, Error>,
         start: StartFn,
     },
     /// An instance finished.
@@ -84,14 +84,27 @@ pub(crate) enum Msg {
     Watcher(JoinHandle<()>),
 }
 
+/// A running worker, as the loop keeps it.
+#[derive(Clone)]
+pub(crate) struct Instance {
+    pub(crate) worker: SharedWorker,
+    /// Whether it is a [`Reporter`](worker_core::Reporter), asked once on
+    /// the start thread (as Go's type assertion, it does not change).
+    pub(crate) reports: bool,
+}
+
 /// The shell's types, as the machine sees them.
 pub(crate) struct ShellIo;
 
 impl Io for ShellIo {
     type Start = StartFn;
-    type Worker = SharedWorker;
+    type Worker = Instance;
     type WorkerReply = ReplyTo<Result<SharedWorker, Error>>;
     type RemoveReply = ReplyTo<Result<(), Error>>;
+
+    fn for_report(instance: &Instance) -> Option<Instance> {
+        instance.reports.then(|| instance.clone())
+    }
 }
 
 /// The most messages handled between two looks at the clock, so a flood
@@ -105,12 +118,13 @@ const BATCH: usize = 256;
 /// machine that turns a burst's quick exchanges into thread switches).
 const HOLD_BACK: usize = 8192;
 
-/// How long the loop keeps looking for more work, spinning, before it
-/// blocks. Requests of a caller that is making many calls in a row arrive
-/// well within it, so the loop does not sleep and wake between them, and
-/// a deadline due within it is met without a timer (a timed sleep costs
-/// tens of microseconds of timer slack). It is real time: a matter of CPU
-/// scheduling, not of the runner's behaviour.
+/// How long the loop waits for more work, after a message, before it
+/// hands held-back start jobs over and blocks. The requests of a caller
+/// making many calls in a row arrive well within it, so a burst is seen as
+/// one; and a deadline due within it is waited for directly, without a
+/// clock timer (a timer sleep overshoots by tens of microseconds of timer
+/// slack). It is real time: a matter of CPU scheduling, not of the
+/// runner's behaviour.
 const SPIN: Duration = Duration::from_micros(5);
 
 /// How many kills the loop carries out before it handles the endings they
@@ -195,16 +209,14 @@ impl Loop {
     }
 
     /// Goes on handling messages and due deadlines while they keep coming,
-    /// spinning for up to [`SPIN`] when there is none, before the loop
-    /// blocks again.
+    /// waiting up to [`SPIN`] for more (or for a deadline due within it)
+    /// before the loop blocks again.
     fn stay_busy(&mut self) {
-        let mut handled = 0;
-        let mut idle_since: Option<Instant> = None;
+        let mut handled = 0usize;
         while !self.machine.is_finished() {
             match self.rx.try_recv() {
                 Ok(msg) => {
                     self.handle(msg);
-                    idle_since = None;
                     handled += 1;
                     if handled % BATCH == 0 {
                         self.tick_due();
@@ -213,11 +225,22 @@ impl Loop {
                 }
                 Err(_) => self.tick_due(),
             }
-            let now = Instant::now();
-            match idle_since {
-                None => idle_since = Some(now),
-                Some(since) if now.duration_since(since) >= SPIN => return,
-                Some(_) => std::hint::spin_loop(),
+            // A short wait: crossbeam spins, then yields (so a caller on
+            // the same core can run), then sleeps until a message comes.
+            let wait = match self.machine.next_deadline() {
+                Some(due) => SPIN.min(due.saturating_duration_since(self.clock.now())),
+                None => SPIN,
+            };
+            match self.rx.recv_timeout(wait) {
+                Ok(msg) => {
+                    self.handle(msg);
+                    handled += 1;
+                }
+                Err(_) => {
+                    // Only once: a fake clock does not move while we wait.
+                    self.tick_due();
+                    return;
+                }
             }
         }
     }
@@ -350,7 +373,7 @@ impl Loop {
                     let killed = catch_panic(
                         || format!("kill of worker {id:?}"),
                         || {
-                            worker.kill();
+                            worker.worker.kill();
                             Ok(())
                         },
                     );
@@ -370,10 +393,12 @@ impl Loop {
                 Action::Reap { worker } => {
                     // The worker has finished, so this returns at once; for
                     // a thread-backed worker it joins the thread.
-                    let _ =
-                        catch_panic(|| "wait of a finished worker".to_owned(), || worker.wait());
+                    let _ = catch_panic(
+                        || "wait of a finished worker".to_owned(),
+                        || worker.worker.wait(),
+                    );
                 }
-                Action::Reply { to, result } => answer(to, result),
+                Action::Reply { to, result } => answer(to, result.map(|i| i.worker)),
                 Action::Removed { to, result } => answer(to, result),
                 Action::Stuck { id, after } => {
                     tracing::warn!(%id, ?after, "worker has not stopped since it was killed; still waiting for it");

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use worker_core::{DoneCallback, Error, Outcome, SharedWorker, ThreadPool, catch_panic};
 
-use super::{Msg, StartFn};
+use super::{Instance, Msg, StartFn};
 use crate::machine::{Generation, Slot};
 
 /// How long waiting start jobs tolerate every starter being busy without
@@ -230,6 +230,12 @@ fn run_job(name: &Arc<str>, job: StartJob, events: &Sender<Msg>) {
     } = job;
     let result = catch_panic(|| format!("start function of worker {id:?}"), &mut start);
     let worker = result.as_ref().ok().cloned();
+    let result = result.map(|worker| {
+        let reports =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.reporter().is_some()))
+                .unwrap_or(false);
+        Instance { worker, reports }
+    });
     // `Started` goes first, so the loop always learns of an instance before
     // its ending: the completion callback is registered only afterwards.
     let sent = events.send(Msg::Started {
