@@ -88,6 +88,7 @@
 
 mod clock;
 mod error;
+pub mod jitter;
 pub mod pool;
 mod report;
 mod spawn;
@@ -101,7 +102,9 @@ use std::time::Duration;
 pub use clock::{Clock, WallClock};
 pub use error::{Aborted, AlreadyExists, Chain, Dead, Error, NotFound, Panicked, catch_panic};
 pub use pool::ThreadPool;
-pub use report::{KEY_LAST_START, KEY_REPORT, KEY_STATE, Report, Reporter, format_time};
+pub use report::{
+    KEY_LAST_START, KEY_REPORT, KEY_STATE, Report, Reporter, TimeLabels, format_time,
+};
 pub use spawn::{Passive, ThreadWorker, spawn};
 pub use tomb::{Tomb, TombState};
 pub use worker::{

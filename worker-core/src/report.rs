@@ -58,6 +58,40 @@ pub fn format_time(time: SystemTime) -> String {
     )
 }
 
+/// [`format_time`] with a memory of the last second it formatted.
+///
+/// A report of 10,000 workers started within the same few seconds formats
+/// the same few labels over and over; this formats each second once.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use worker_core::TimeLabels;
+///
+/// let mut labels = TimeLabels::default();
+/// let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_250);
+/// assert_eq!(labels.label(t), "2023-11-14 22:13:20");
+/// assert_eq!(labels.label(t + Duration::from_millis(500)), "2023-11-14 22:13:20");
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct TimeLabels {
+    last: Option<(u64, String)>,
+}
+
+impl TimeLabels {
+    /// `time` as [`format_time`] shows it.
+    pub fn label(&mut self, time: SystemTime) -> String {
+        let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        match &self.last {
+            Some((s, text)) if *s == secs => text.clone(),
+            _ => {
+                let text = format_time(time);
+                self.last = Some((secs, text.clone()));
+                text
+            }
+        }
+    }
+}
+
 /// Converts days since 1970-01-01 to a proleptic Gregorian (year, month,
 /// day), using the era arithmetic of H. Hinnant's `civil_from_days`.
 fn civil_from_days(days: i64) -> (i64, u32, u32) {

@@ -1,8 +1,7 @@
 //! Ready-made workers on top of [`Tomb`]: one backed by a thread, one with
 //! no thread at all.
 
-use std::sync::Mutex;
-use std::thread::JoinHandle;
+use crate::threads::JoinSlot;
 
 use crate::worker::{DoneCallback, Signal, Worker};
 use crate::{Error, Panicked, Tomb};
@@ -14,7 +13,7 @@ use crate::{Error, Panicked, Tomb};
 /// joins the thread, so after `wait` returns the thread is gone.
 pub struct ThreadWorker {
     tomb: Tomb,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: JoinSlot,
 }
 
 /// Runs `body` on a new thread as a worker.
@@ -61,17 +60,15 @@ where
             };
         body_tomb.done(result);
     });
-    let thread = match spawned {
-        Ok(handle) => Some(handle),
-        Err(e) => {
-            tomb.done(Err(Error::new(e).context("cannot start worker thread")));
-            None
+    let thread = JoinSlot::default();
+    match spawned {
+        Ok(handle) => {
+            // A fresh slot always takes its first handle.
+            let _ = thread.set(handle);
         }
-    };
-    ThreadWorker {
-        tomb,
-        thread: Mutex::new(thread),
+        Err(e) => tomb.done(Err(Error::new(e).context("cannot start worker thread"))),
     }
+    ThreadWorker { tomb, thread }
 }
 
 impl ThreadWorker {
@@ -88,23 +85,10 @@ impl Worker for ThreadWorker {
 
     fn wait(&self) -> Result<(), Error> {
         let result = self.tomb.wait();
-        // Reap the thread. It has nothing left to do but return, so this is
-        // quick; holding the lock makes every concurrent waiter return only
-        // after the thread is gone.
-        let mut thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(handle) = thread.take() {
-            if handle.thread().id() == std::thread::current().id() {
-                // The body waited on its own worker; it cannot join itself.
-                *thread = Some(handle);
-            } else {
-                // The body's panic was caught inside the thread, so the join
-                // cannot fail.
-                let _ = handle.join();
-            }
-        }
+        // Reap the thread: it has nothing left to do but return, so this is
+        // quick, and every concurrent waiter returns only after it is gone.
+        // (The body waiting on its own worker does not join itself.)
+        self.thread.join();
         result
     }
 

@@ -17,8 +17,8 @@
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::{Condvar, LazyLock, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
 static REGISTRY: LazyLock<Mutex<HashMap<u64, String>>> =
@@ -78,6 +78,61 @@ where
         })
 }
 
+/// Where an owner keeps the handle of a thread it started, so that every
+/// caller of its `wait` returns only once that thread is gone.
+///
+/// [`join`](JoinSlot::join) joins the thread the first time; concurrent
+/// callers block until that join is over, and later ones return at once.
+/// Called on the very thread it holds (a worker waiting for itself from a
+/// completion callback), it leaves the handle for another caller instead of
+/// deadlocking on a self-join.
+///
+/// ```
+/// use worker_core::threads::{spawn_named, JoinSlot};
+///
+/// let slot = JoinSlot::default();
+/// slot.set(spawn_named("join-slot-doc".into(), || {}).unwrap()).unwrap();
+/// slot.join();
+/// slot.join(); // already joined: returns at once
+/// ```
+#[derive(Debug, Default)]
+pub struct JoinSlot {
+    handle: Mutex<Option<JoinHandle<()>>>,
+    /// The thread's id, readable without the lock: the thread itself must
+    /// never wait for the lock, which a joiner holds until it has exited.
+    thread: OnceLock<ThreadId>,
+}
+
+impl JoinSlot {
+    /// Keeps `handle` for [`join`](JoinSlot::join). A slot holds one thread
+    /// for its whole life; a second `set` is refused, and the handle
+    /// returned.
+    pub fn set(&self, handle: JoinHandle<()>) -> Result<(), JoinHandle<()>> {
+        if self.thread.set(handle.thread().id()).is_err() {
+            return Err(handle);
+        }
+        *self.lock() = Some(handle);
+        Ok(())
+    }
+
+    /// Joins the thread, unless it is the calling thread or was joined
+    /// already. A panic that escaped the thread is not re-raised: the
+    /// library's threads catch their user code's panics themselves.
+    pub fn join(&self) {
+        if self.thread.get() == Some(&std::thread::current().id()) {
+            return;
+        }
+        // Joined under the lock, so concurrent callers return after it.
+        if let Some(handle) = self.lock().take() {
+            let _ = handle.join();
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<JoinHandle<()>>> {
+        self.handle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// The names of the library's threads that are running now (in no
 /// particular order).
 pub fn live_threads() -> Vec<String> {
@@ -127,6 +182,48 @@ pub fn wait_threads_gone(prefix: &str, timeout: Duration) -> Result<(), Vec<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_thread_itself_can_join_while_another_thread_joins_it() {
+        // The deadlock this guards against: a joiner holds the slot's lock
+        // while joining the thread, and the thread (say, a completion
+        // callback waiting for its own worker) asks the slot too.
+        let slot = std::sync::Arc::new(JoinSlot::default());
+        let (go_tx, go) = crossbeam_channel::bounded::<()>(0);
+        let (back_tx, back) = crossbeam_channel::bounded::<()>(1);
+        let inner = slot.clone();
+        let handle = spawn_named("threads-test-self-join".into(), move || {
+            let _ = go.recv();
+            inner.join();
+            let _ = back_tx.send(());
+        })
+        .unwrap();
+        slot.set(handle).unwrap();
+        let (joining_tx, joining) = crossbeam_channel::bounded::<()>(1);
+        let joiner = slot.clone();
+        let outer = std::thread::spawn(move || {
+            joining_tx.send(()).unwrap();
+            joiner.join();
+        });
+        joining.recv().unwrap();
+        go_tx.send(()).unwrap();
+        back.recv_timeout(Duration::from_secs(10))
+            .expect("the thread's own join returned");
+        outer.join().unwrap();
+        assert_eq!(live_threads_with_prefix("threads-test-self-join"), 0);
+    }
+
+    #[test]
+    fn a_slot_takes_one_thread() {
+        let slot = JoinSlot::default();
+        slot.set(spawn_named("threads-test-one".into(), || {}).unwrap())
+            .unwrap();
+        let second = spawn_named("threads-test-one".into(), || {}).unwrap();
+        let refused = slot.set(second).unwrap_err();
+        refused.join().unwrap();
+        slot.join();
+        assert_eq!(live_threads_with_prefix("threads-test-one"), 0);
+    }
 
     #[test]
     fn a_panicking_thread_is_removed() {

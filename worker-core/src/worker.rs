@@ -115,6 +115,52 @@ impl<W: Worker + ?Sized> Worker for Box<W> {
     }
 }
 
+/// Implements the [`Worker`] methods of a type by delegating to one of its
+/// fields: `kill`, `wait`, and the completion capabilities `on_done` and
+/// `dead_signal`, which keep the type cheap for supervisors to watch.
+/// (`reporter` is left out: write it if the type is a [`Reporter`].)
+///
+/// Use it inside the `impl Worker` block:
+///
+/// ```
+/// use worker_core::{delegate_worker, Passive, Worker};
+///
+/// /// A database handle that stays valid while its lease holds.
+/// struct Handle {
+///     dsn: String,
+///     lease: Passive,
+/// }
+///
+/// impl Worker for Handle {
+///     delegate_worker!(lease);
+/// }
+///
+/// let h = Handle { dsn: "db".into(), lease: Passive::new() };
+/// h.kill();
+/// assert!(h.wait().is_ok());
+/// assert!(h.dead_signal().is_some()); // watched without a thread
+/// ```
+#[macro_export]
+macro_rules! delegate_worker {
+    ($field:ident) => {
+        fn kill(&self) {
+            $crate::Worker::kill(&self.$field)
+        }
+        fn wait(&self) -> ::std::result::Result<(), $crate::Error> {
+            $crate::Worker::wait(&self.$field)
+        }
+        fn on_done(
+            &self,
+            callback: $crate::DoneCallback,
+        ) -> ::std::result::Result<(), $crate::DoneCallback> {
+            $crate::Worker::on_done(&self.$field, callback)
+        }
+        fn dead_signal(&self) -> ::std::option::Option<$crate::Signal> {
+            $crate::Worker::dead_signal(&self.$field)
+        }
+    };
+}
+
 /// A shared, type-erased worker: what supervisors store and hand out.
 pub type SharedWorker = Arc<dyn Worker>;
 
