@@ -14,7 +14,6 @@ use worker_core::{
 };
 
 use crate::machine::{EntrySnapshot, RestartCause};
-use crate::shell::Instance;
 
 /// Report key: why the worker was last (re)started; absent after a first
 /// start.
@@ -27,7 +26,7 @@ pub const KEY_STUCK: &str = "stuck";
 /// Report key of the runner's map of workers, by id (Go's).
 pub const KEY_WORKERS: &str = "workers";
 
-pub(crate) fn build(snapshot: Vec<EntrySnapshot<Instance>>, clock: &dyn Clock) -> Report {
+pub(crate) fn build(snapshot: Vec<EntrySnapshot<SharedWorker>>, clock: &dyn Clock) -> Report {
     let now = clock.now();
     let wall_now = clock.wall_now();
     let mut times = TimeLabels::default();
@@ -41,7 +40,7 @@ pub(crate) fn build(snapshot: Vec<EntrySnapshot<Instance>>, clock: &dyn Clock) -
             w.insert(KEY_STATE.into(), entry.state.as_str().into());
             let started = times.label(wall_at(entry.started_at, now, wall_now));
             w.insert(KEY_LAST_START.into(), started.into());
-            if let Some(report) = entry.worker.as_ref().and_then(|i| worker_report(&i.worker)) {
+            if let Some(report) = entry.worker.as_ref().and_then(worker_report) {
                 w.insert(KEY_REPORT.into(), report.into());
             }
             if let Some(cause) = &entry.cause {

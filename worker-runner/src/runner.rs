@@ -53,7 +53,7 @@ impl Runner {
         let (tx, rx) = crossbeam_channel::unbounded();
         let tomb = Tomb::new();
         let event_loop = Loop {
-            machine: Machine::new(parts.config),
+            machine: Machine::new(parts.config, parts.clock.now()),
             rx,
             clock: parts.clock.clone(),
             tomb: tomb.clone(),

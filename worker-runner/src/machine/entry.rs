@@ -9,6 +9,22 @@ use worker_core::Error;
 use super::{Generation, Io, WaiterId};
 use crate::policy::WorkerOptions;
 
+/// A time, as nanoseconds since the machine's epoch: half the size of an
+/// `Instant`, which counts when there are 100,000 entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp(u64);
+
+impl Stamp {
+    pub(crate) fn new(epoch: Instant, at: Instant) -> Stamp {
+        let nanos = at.saturating_duration_since(epoch).as_nanos();
+        Stamp(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+
+    pub(crate) fn instant(self, epoch: Instant) -> Instant {
+        epoch + Duration::from_nanos(self.0)
+    }
+}
+
 /// Where one id is in its life. The transitions all live in
 /// [`Machine`](super::Machine); this enum is also what the report prints.
 ///
@@ -33,7 +49,7 @@ pub(crate) enum State<W> {
     Stopping {
         worker: W,
         /// When it was killed.
-        since: Instant,
+        since: Stamp,
         /// Whether it has outlived the stop timeout (reported once).
         stuck: bool,
     },
@@ -90,11 +106,14 @@ pub(crate) struct Entry<T: Io> {
     /// Per-worker overrides of the runner's defaults.
     pub(crate) options: Option<Box<WorkerOptions>>,
     /// When the current (or last) incarnation was started.
-    pub(crate) started_at: Instant,
+    pub(crate) started_at: Stamp,
     /// Consecutive restarts without a healthy run (for backoff).
     pub(crate) attempts: u32,
     /// Never restart again: stopped, being removed, or the runner is dying.
     pub(crate) stop_requested: bool,
+    /// Whether the current instance is a reporter (reports include only
+    /// those instances).
+    pub(crate) reports: bool,
     pub(crate) extra: Option<Box<Extra<T>>>,
 }
 

@@ -24,6 +24,7 @@ mod entry;
 mod hash;
 #[cfg(test)]
 mod proptests;
+mod slab;
 #[cfg(test)]
 mod tests;
 
@@ -34,6 +35,8 @@ use std::time::{Duration, Instant};
 use worker_core::{AlreadyExists, Dead, Error, NotFound, Outcome};
 
 pub(crate) use entry::{EntrySnapshot, RestartCause};
+
+use self::entry::Stamp;
 
 use self::deadlines::{Deadline, Deadlines, Kind};
 use self::entry::{Entry, State};
@@ -61,12 +64,6 @@ pub(crate) trait Io {
     type WorkerReply;
     /// Where the answer to a `stop_and_remove_worker()` call goes.
     type RemoveReply;
-
-    /// What a report snapshot keeps of an instance: the instance if the
-    /// report needs it (the shell keeps only those that report).
-    fn for_report(worker: &Self::Worker) -> Option<Self::Worker> {
-        Some(worker.clone())
-    }
 }
 
 /// What the shell must do.
@@ -123,6 +120,16 @@ impl<T: Io> std::fmt::Debug for Action<T> {
     }
 }
 
+/// What comes back from running a start function.
+pub(crate) struct Started<T: Io> {
+    /// The new instance, or why there is none.
+    pub(crate) result: Result<T::Worker, Error>,
+    /// Whether the instance is a reporter.
+    pub(crate) reports: bool,
+    /// The start function, back for later restarts.
+    pub(crate) start: T::Start,
+}
+
 /// The machine's share of the runner's parameters.
 pub(crate) struct Config {
     pub(crate) is_fatal: Option<ErrorPredicate>,
@@ -140,7 +147,9 @@ pub(crate) type Actions<T> = Vec<Action<T>>;
 /// The runner's state machine; see the [module docs](self).
 pub(crate) struct Machine<T: Io> {
     config: Config,
-    slots: Vec<Option<Entry<T>>>,
+    slots: slab::Slab<Entry<T>>,
+    /// The origin of the entries' compact times (see [`Stamp`]).
+    epoch: Instant,
     free: Vec<Slot>,
     index: HashMap<Arc<str>, Slot, hash::FxBuild>,
     deadlines: Deadlines,
@@ -151,10 +160,11 @@ pub(crate) struct Machine<T: Io> {
 }
 
 impl<T: Io> Machine<T> {
-    pub(crate) fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config, epoch: Instant) -> Self {
         Machine {
             config,
-            slots: Vec::new(),
+            slots: slab::Slab::default(),
+            epoch,
             free: Vec::new(),
             index: HashMap::default(),
             deadlines: Deadlines::default(),
@@ -220,15 +230,16 @@ impl<T: Io> Machine<T> {
             state: State::Starting,
             start: None,
             options,
-            started_at: now,
+            started_at: Stamp::new(self.epoch, now),
             attempts: 0,
             stop_requested: false,
+            reports: false,
             extra: None,
         };
         if self.free.pop().is_some() {
-            self.slots[slot as usize] = Some(entry);
+            *self.slots.cell(slot) = Some(entry);
         } else {
-            self.slots.push(Some(entry));
+            self.slots.push(entry);
         }
         tracing::trace!(%id, generation, "starting worker");
         out.push(Action::Start {
@@ -340,17 +351,20 @@ impl<T: Io> Machine<T> {
 
     // ----- events ---------------------------------------------------------
 
-    /// A start function returned: `result` is the new instance or why
-    /// there is none; `start` comes back for later restarts.
+    /// A start function returned (see [`Started`]).
     pub(crate) fn started(
         &mut self,
         slot: Slot,
         generation: Generation,
-        result: Result<T::Worker, Error>,
-        start: T::Start,
+        started: Started<T>,
         now: Instant,
         out: &mut Actions<T>,
     ) {
+        let Started {
+            result,
+            reports,
+            start,
+        } = started;
         let current = self
             .entry(slot)
             .is_some_and(|e| e.generation == generation && matches!(e.state, State::Starting));
@@ -367,15 +381,17 @@ impl<T: Io> Machine<T> {
             return;
         }
         let stop_timeout = self.config.stop_timeout;
+        let epoch = self.epoch;
         let entry = self.entry_mut(slot);
         entry.start = Some(start);
+        entry.reports = reports;
         match result {
             Ok(worker) => {
                 if entry.stop_requested {
                     tracing::debug!(id = %entry.id, "killing worker that was stopped while starting");
                     entry.state = State::Stopping {
                         worker: worker.clone(),
-                        since: now,
+                        since: Stamp::new(epoch, now),
                         stuck: false,
                     };
                     out.push(Action::Kill {
@@ -445,10 +461,11 @@ impl<T: Io> Machine<T> {
             match d.kind {
                 Kind::Restart => self.restart_now(d.slot, now, out),
                 Kind::Stuck => {
+                    let epoch = self.epoch;
                     let entry = self.entry_mut(d.slot);
                     if let State::Stopping { since, stuck, .. } = &mut entry.state {
                         *stuck = true;
-                        let after = now.saturating_duration_since(*since);
+                        let after = now.saturating_duration_since(since.instant(epoch));
                         out.push(Action::Stuck {
                             id: entry.id.clone(),
                             after,
@@ -479,13 +496,17 @@ impl<T: Io> Machine<T> {
             .map(|e| EntrySnapshot {
                 id: e.id.clone(),
                 state: e.state.name(),
-                worker: e.state.worker().and_then(T::for_report),
-                started_at: e.started_at,
+                worker: if e.reports {
+                    e.state.worker().cloned()
+                } else {
+                    None
+                },
+                started_at: e.started_at.instant(self.epoch),
                 cause: e.cause().cloned(),
                 stuck_since: match &e.state {
                     State::Stopping {
                         since, stuck: true, ..
-                    } => Some(*since),
+                    } => Some(since.instant(self.epoch)),
                     _ => None,
                 },
             })
@@ -505,7 +526,7 @@ impl<T: Io> Machine<T> {
                 Some(WaitingFor {
                     id: e.id.to_string(),
                     stage,
-                    elapsed: now.saturating_duration_since(since),
+                    elapsed: now.saturating_duration_since(since.instant(self.epoch)),
                     stuck,
                 })
             })
@@ -525,6 +546,7 @@ impl<T: Io> Machine<T> {
 
     fn stop_slot(&mut self, slot: Slot, now: Instant, out: &mut Actions<T>) {
         let stop_timeout = self.config.stop_timeout;
+        let epoch = self.epoch;
         let entry = self.entry_mut(slot);
         entry.stop_requested = true;
         let generation = entry.generation;
@@ -534,7 +556,7 @@ impl<T: Io> Machine<T> {
                 let worker = w.clone();
                 entry.state = State::Stopping {
                     worker: worker.clone(),
-                    since: now,
+                    since: Stamp::new(epoch, now),
                     stuck: false,
                 };
                 out.push(Action::Kill {
@@ -608,8 +630,9 @@ impl<T: Io> Machine<T> {
         out: &mut Actions<T>,
     ) {
         let default_policy = self.config.policy;
+        let epoch = self.epoch;
         let jitter = &mut self.config.jitter;
-        let entry = self.slots[slot as usize].as_mut().expect("entry exists");
+        let entry = self.slots.get_mut(slot).expect("entry exists");
         let policy = entry
             .options
             .as_ref()
@@ -640,9 +663,9 @@ impl<T: Io> Machine<T> {
             }
             recent.push_back(now);
         }
-        let healthy = policy
-            .backoff()
-            .is_some_and(|b| now.saturating_duration_since(entry.started_at) >= b.reset_after);
+        let healthy = policy.backoff().is_some_and(|b| {
+            now.saturating_duration_since(entry.started_at.instant(epoch)) >= b.reset_after
+        });
         if healthy {
             entry.attempts = 0;
         }
@@ -666,6 +689,7 @@ impl<T: Io> Machine<T> {
 
     fn restart_now(&mut self, slot: Slot, now: Instant, out: &mut Actions<T>) {
         let generation = self.new_generation();
+        let epoch = self.epoch;
         let entry = self.entry_mut(slot);
         let start = entry
             .start
@@ -673,7 +697,7 @@ impl<T: Io> Machine<T> {
             .expect("a delayed entry holds its start function");
         entry.generation = generation;
         entry.state = State::Starting;
-        entry.started_at = now;
+        entry.started_at = Stamp::new(epoch, now);
         tracing::debug!(id = %entry.id, generation, "restarting worker");
         out.push(Action::Start {
             slot,
@@ -685,10 +709,12 @@ impl<T: Io> Machine<T> {
 
     fn begin_dying(&mut self, now: Instant, out: &mut Actions<T>) {
         self.dying = true;
+        // One kill per entry, at most: reserve exactly, not by doubling.
+        out.reserve(self.index.len() + 1);
         out.push(Action::Dying);
         let mut delayed = Vec::new();
         for slot in 0..self.slots.len() as Slot {
-            let Some(entry) = self.slots[slot as usize].as_mut() else {
+            let Some(entry) = self.slots.get_mut(slot) else {
                 continue;
             };
             entry.stop_requested = true;
@@ -714,9 +740,7 @@ impl<T: Io> Machine<T> {
     /// Forgets `slot`'s entry: its waiters learn it is gone, its removers
     /// get `result`.
     fn remove(&mut self, slot: Slot, result: Result<(), Error>, out: &mut Actions<T>) {
-        let entry = self.slots[slot as usize]
-            .take()
-            .expect("remove: entry exists");
+        let entry = self.slots.cell(slot).take().expect("remove: entry exists");
         self.free.push(slot);
         self.index.remove(&entry.id);
         if let Some(extra) = entry.extra {
@@ -807,15 +831,15 @@ impl<T: Io> Machine<T> {
     }
 
     fn entries(&self) -> impl Iterator<Item = &Entry<T>> {
-        self.slots.iter().flatten()
+        self.slots.iter()
     }
 
     fn entry(&self, slot: Slot) -> Option<&Entry<T>> {
-        self.slots.get(slot as usize).and_then(Option::as_ref)
+        self.slots.get(slot)
     }
 
     fn entry_mut_opt(&mut self, slot: Slot) -> Option<&mut Entry<T>> {
-        self.slots.get_mut(slot as usize).and_then(Option::as_mut)
+        self.slots.get_mut(slot)
     }
 
     fn entry_mut(&mut self, slot: Slot) -> &mut Entry<T> {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use worker_core::{Error, Panicked};
 
-use super::tests::{TestIo, config};
+use super::tests::{TestIo, config, started};
 use super::*;
 use crate::policy::{RestartPolicy, RestartType, WorkerOptions};
 
@@ -115,9 +115,10 @@ impl World {
         let mut c = config();
         c.is_fatal = Some(Arc::new(|e: &Error| e.to_string().starts_with("fatal")));
         c.policy = RestartPolicy::fixed(DELAY);
+        let now = Instant::now();
         World {
-            m: Machine::new(c),
-            now: Instant::now(),
+            m: Machine::new(c, now),
+            now,
             inflight: Vec::new(),
             alive: Vec::new(),
             next_instance: 0,
@@ -241,7 +242,7 @@ impl World {
                     }
                 };
                 self.m
-                    .started(slot, generation, result, "f", self.now, &mut out);
+                    .started(slot, generation, started(result), self.now, &mut out);
             }
             Op::Exit(k, ending) => {
                 if self.alive.is_empty() {

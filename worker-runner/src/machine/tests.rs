@@ -20,6 +20,15 @@ impl Io for TestIo {
     type RemoveReply = u32;
 }
 
+/// A start function's return, as the shell reports it.
+pub(super) fn started(result: Result<u64, Error>) -> Started<TestIo> {
+    Started {
+        reports: result.is_ok(),
+        result,
+        start: "start-fn",
+    }
+}
+
 pub(super) fn config() -> Config {
     Config {
         is_fatal: None,
@@ -53,7 +62,7 @@ impl H {
     fn new(config: Config) -> Self {
         let t0 = Instant::now();
         H {
-            m: Machine::new(config),
+            m: Machine::new(config, t0),
             t0,
             now: t0,
             next_instance: 100,
@@ -93,7 +102,7 @@ impl H {
         let w = self.next_instance;
         let mut out = Vec::new();
         self.m
-            .started(*slot, *generation, Ok(w), "start-fn", self.now, &mut out);
+            .started(*slot, *generation, started(Ok(w)), self.now, &mut out);
         (w, out)
     }
 
@@ -106,7 +115,7 @@ impl H {
         };
         let mut out = Vec::new();
         self.m
-            .started(*slot, *generation, Err(e), "start-fn", self.now, &mut out);
+            .started(*slot, *generation, started(Err(e)), self.now, &mut out);
         out
     }
 

@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, select};
 use worker_core::{Clock, Error, Outcome, SharedWorker, Tomb, Worker, catch_panic};
 
-use crate::machine::{Action, Actions, EntrySnapshot, Generation, Io, Machine, Slot, WaiterId};
+use crate::machine::{
+    Action, Actions, EntrySnapshot, Generation, Io, Machine, Slot, Started, WaiterId,
+};
 use crate::policy::WorkerOptions;
 use crate::status::WaitingFor;
 
@@ -56,7 +58,7 @@ pub(crate) enum Msg {
         waiter: WaiterId,
     },
     Snapshot {
-        reply: Sender<Vec<EntrySnapshot<Instance>>>,
+        reply: Sender<Vec<EntrySnapshot<SharedWorker>>>,
     },
     WaitingFor {
         reply: Sender<Vec<WaitingFor>>,
@@ -69,7 +71,11 @@ pub(crate) enum Msg {
     Started {
         slot: Slot,
         generation: Generation,
-        result: Result<Instance, Error>,
+        result: Result<SharedWorker, Error>,
+        /// Whether the worker is a [`Reporter`](worker_core::Reporter),
+        /// asked once on the start thread (as Go's type assertion, it does
+        /// not change).
+        reports: bool,
         start: StartFn,
     },
     /// An instance finished.
@@ -84,27 +90,14 @@ pub(crate) enum Msg {
     Watcher(JoinHandle<()>),
 }
 
-/// A running worker, as the loop keeps it.
-#[derive(Clone)]
-pub(crate) struct Instance {
-    pub(crate) worker: SharedWorker,
-    /// Whether it is a [`Reporter`](worker_core::Reporter), asked once on
-    /// the start thread (as Go's type assertion, it does not change).
-    pub(crate) reports: bool,
-}
-
 /// The shell's types, as the machine sees them.
 pub(crate) struct ShellIo;
 
 impl Io for ShellIo {
     type Start = StartFn;
-    type Worker = Instance;
+    type Worker = SharedWorker;
     type WorkerReply = ReplyTo<Result<SharedWorker, Error>>;
     type RemoveReply = ReplyTo<Result<(), Error>>;
-
-    fn for_report(instance: &Instance) -> Option<Instance> {
-        instance.reports.then(|| instance.clone())
-    }
 }
 
 /// The most messages handled between two looks at the clock, so a flood
@@ -296,11 +289,21 @@ impl Loop {
                 slot,
                 generation,
                 result,
+                reports,
                 start,
             } => {
                 self.starter.completed();
-                self.machine
-                    .started(slot, generation, result, start, now, &mut out);
+                self.machine.started(
+                    slot,
+                    generation,
+                    Started {
+                        result,
+                        reports,
+                        start,
+                    },
+                    now,
+                    &mut out,
+                );
             }
             Msg::Exited {
                 slot,
@@ -373,7 +376,7 @@ impl Loop {
                     let killed = catch_panic(
                         || format!("kill of worker {id:?}"),
                         || {
-                            worker.worker.kill();
+                            worker.kill();
                             Ok(())
                         },
                     );
@@ -393,12 +396,10 @@ impl Loop {
                 Action::Reap { worker } => {
                     // The worker has finished, so this returns at once; for
                     // a thread-backed worker it joins the thread.
-                    let _ = catch_panic(
-                        || "wait of a finished worker".to_owned(),
-                        || worker.worker.wait(),
-                    );
+                    let _ =
+                        catch_panic(|| "wait of a finished worker".to_owned(), || worker.wait());
                 }
-                Action::Reply { to, result } => answer(to, result.map(|i| i.worker)),
+                Action::Reply { to, result } => answer(to, result),
                 Action::Removed { to, result } => answer(to, result),
                 Action::Stuck { id, after } => {
                     tracing::warn!(%id, ?after, "worker has not stopped since it was killed; still waiting for it");

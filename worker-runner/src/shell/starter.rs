@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use worker_core::{DoneCallback, Error, Outcome, SharedWorker, ThreadPool, catch_panic};
 
-use super::{Instance, Msg, StartFn};
+use super::{Msg, StartFn};
 use crate::machine::{Generation, Slot};
 
 /// How long waiting start jobs tolerate every starter being busy without
@@ -187,6 +187,7 @@ impl Starter {
                             slot: job.slot,
                             generation: job.generation,
                             result: Err(e.clone()),
+                            reports: false,
                             start: job.start,
                         });
                     }
@@ -230,11 +231,9 @@ fn run_job(name: &Arc<str>, job: StartJob, events: &Sender<Msg>) {
     } = job;
     let result = catch_panic(|| format!("start function of worker {id:?}"), &mut start);
     let worker = result.as_ref().ok().cloned();
-    let result = result.map(|worker| {
-        let reports =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.reporter().is_some()))
-                .unwrap_or(false);
-        Instance { worker, reports }
+    let reports = worker.as_ref().is_some_and(|w| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.reporter().is_some()))
+            .unwrap_or(false)
     });
     // `Started` goes first, so the loop always learns of an instance before
     // its ending: the completion callback is registered only afterwards.
@@ -242,6 +241,7 @@ fn run_job(name: &Arc<str>, job: StartJob, events: &Sender<Msg>) {
         slot,
         generation,
         result,
+        reports,
         start,
     });
     if let Some(worker) = worker {
