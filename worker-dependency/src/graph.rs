@@ -226,6 +226,39 @@ impl Graph {
     }
 }
 
+/// Checks a set of manifolds (owned or borrowed) as
+/// [`Engine::install_all`] would, without an engine: names are not empty nor repeated, inputs are not empty nor
+/// repeated, and there is no dependency cycle (Go's `Validate`). Inputs
+/// outside the set are fine.
+///
+/// ```
+/// use worker_core::Passive;
+/// use worker_dependency::{validate, InstallError, Manifold};
+///
+/// let m = |inputs: &[&str]| Manifold::new(|_| Ok(Passive::new())).inputs(inputs);
+/// assert!(validate([("a", m(&["b"])), ("b", m(&["config"]))]).is_ok());
+/// let err = validate([("a", m(&["b"])), ("b", m(&["a"]))]).unwrap_err();
+/// assert!(matches!(err, InstallError::Cycle { .. }), "{err}");
+/// ```
+///
+/// [`Engine::install_all`]: crate::Engine::install_all
+pub fn validate<I, S, M>(manifolds: I) -> Result<(), InstallError>
+where
+    I: IntoIterator<Item = (S, M)>,
+    S: AsRef<str>,
+    M: std::borrow::Borrow<crate::Manifold>,
+{
+    let mut graph = Graph::default();
+    for (name, manifold) in manifolds {
+        let name = name.as_ref();
+        if graph.id(name).is_some_and(|id| graph.is_installed(id)) {
+            return Err(InstallError::DuplicateName(name.to_owned()));
+        }
+        graph.add(name, &manifold.borrow().inputs)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

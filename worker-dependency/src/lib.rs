@@ -238,6 +238,7 @@ pub use error::{
     Bounce, ConfigError, GetError, InstallError, Internal, Missing, ShuttingDown, Uninstall,
     UninstallError,
 };
+pub use graph::validate;
 pub use manifold::{FilterFn, Manifold, Outputs};
 pub use report::{
     KEY_ERROR, KEY_INPUTS, KEY_MANIFOLDS, KEY_NAME, KEY_START_ATTEMPTS, KEY_START_COUNT,

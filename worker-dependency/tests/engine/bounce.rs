@@ -142,3 +142,23 @@ fn a_start_in_progress_is_aborted_when_an_input_changes() {
     aborted.recv_timeout(LONG).unwrap();
     h.stop().unwrap();
 }
+
+#[test]
+fn a_dependent_failing_leaves_its_inputs_alone() {
+    // Go's TestErrorPreservesDependents: bounces only flow downstream.
+    let h = Harness::new("dep-bounce-downstream");
+    h.install("a", &[]);
+    h.expect_started(&["a"]);
+    let a = h.call_of("a").unwrap();
+    h.install("b", &["a"]);
+    h.expect_started(&["b"]);
+    let b = h.call_of("b").unwrap();
+    end(&b, Some(err("b broke")));
+    h.expect_stopped(&["b"]);
+    assert!(!is_dead(&*a));
+    assert_eq!(h.manifold_report("a")["start-count"], 1);
+    h.advance(ERROR_DELAY, 1);
+    h.expect_started(&["b"]);
+    assert!(!is_dead(&*a));
+    h.stop().unwrap();
+}

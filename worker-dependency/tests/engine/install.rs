@@ -2,7 +2,7 @@
 
 use worker_core::{Passive, Worker};
 use worker_dependency::{
-    ConfigError, Engine, EngineConfig, InstallError, Manifold, UninstallError,
+    ConfigError, Engine, EngineConfig, InstallError, Manifold, UninstallError, validate,
 };
 
 use crate::common::*;
@@ -241,5 +241,28 @@ fn a_blocking_start_function_does_not_hold_up_the_others() {
     let names: Vec<String> = (0..blocked).map(|i| format!("blocked-{i}")).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     h.expect_started(&names);
+    h.stop().unwrap();
+}
+
+#[test]
+fn a_set_of_manifolds_can_be_validated_without_an_engine() {
+    let h = Harness::new("dep-install-validate");
+    let set = vec![
+        ("a".to_owned(), h.manifold(&["c"])),
+        ("b".to_owned(), h.manifold(&["a"])),
+        ("c".to_owned(), h.manifold(&["b"])),
+    ];
+    let err = validate(set.iter().map(|(n, m)| (n, m))).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot install \"c\": dependency cycle c -> b -> a -> c"
+    );
+    // The engine refuses the same set the same way.
+    assert_eq!(h.engine.install_all(set).unwrap_err(), err);
+    assert_eq!(
+        validate([("x", h.manifold(&[])), ("x", h.manifold(&[]))]),
+        Err(InstallError::DuplicateName("x".into()))
+    );
+    assert!(validate([("x", h.manifold(&["outside"]))]).is_ok());
     h.stop().unwrap();
 }
