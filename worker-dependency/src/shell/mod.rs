@@ -93,9 +93,11 @@ impl Shell {
                     if let Ok(msg) = msg {
                         self.handle(msg);
                     }
-                    // Take whatever else is queued: one wake-up for a
-                    // burst of events.
-                    while let Ok(msg) = rx.try_recv() {
+                    // Take more of what is queued: one wake-up for a burst
+                    // of events, but bounded, so that a kill or a timer is
+                    // never starved by a flood (say, a worker bouncing with
+                    // no delay).
+                    for msg in rx.try_iter().take(BURST) {
                         self.handle(msg);
                     }
                 }
@@ -378,6 +380,10 @@ impl Shell {
         }
     }
 }
+
+/// How many queued messages the loop handles in one go before it looks at
+/// its other inputs (kill, timers) again.
+const BURST: usize = 1024;
 
 /// How many ended workers the loop collects before waiting for them on a
 /// pool thread.

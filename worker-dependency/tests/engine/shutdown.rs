@@ -301,3 +301,16 @@ fn foreign_workers_are_watched_by_a_named_thread_that_is_joined() {
     );
     h.stop().unwrap();
 }
+
+#[test]
+fn a_worker_bouncing_without_delay_cannot_keep_the_engine_from_stopping() {
+    let h = Harness::with("dep-shutdown-flood", |c| c.bounce_delay = Duration::ZERO);
+    let m = Manifold::new(|_| {
+        let w = worker_core::Passive::new();
+        w.finish(Err(Error::new(worker_dependency::Bounce)));
+        Ok(w)
+    });
+    h.engine.install("flood", m).unwrap();
+    h.expect_started(&["flood"]);
+    h.stop().unwrap();
+}
