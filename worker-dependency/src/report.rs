@@ -75,14 +75,17 @@ pub(crate) fn report(handle: &EngineHandle) -> Report {
     if let Some(e) = &snapshot.error {
         report.insert(KEY_ERROR.into(), e.to_string().into());
     }
-    let mut manifolds = Report::new();
     let mut times = TimeCache::default();
-    for view in &snapshot.manifolds {
-        manifolds.insert(
-            view.name.to_string(),
-            manifold_report(view, !nested, &mut times).into(),
-        );
-    }
+    // Collected rather than inserted one by one: a B-tree made from an
+    // iterator is sorted once and built in one pass.
+    let manifolds: Report = snapshot
+        .manifolds
+        .iter()
+        .map(|view| {
+            let entry = manifold_report(view, !nested, &mut times);
+            (view.name.to_string(), Value::Object(entry))
+        })
+        .collect();
     report.insert(KEY_MANIFOLDS.into(), manifolds.into());
     report
 }
