@@ -15,7 +15,7 @@ use crate::machine::Machine;
 use crate::params::RunnerParams;
 use crate::policy::WorkerOptions;
 use crate::report;
-use crate::shell::reply::{Answer, Cached, Channel};
+use crate::shell::reply::{Answer, Cached, Channel, recv_answer};
 use crate::shell::starter::Starter;
 use crate::shell::{Loop, Msg, StartFn};
 use crate::status::WaitingFor;
@@ -140,7 +140,7 @@ impl Runner {
             start,
             reply: channel.sender(),
         })?;
-        match channel.rx.recv() {
+        match recv_answer(&channel.rx) {
             Ok(Answer::Done(result, back)) => {
                 channel.reuse(back);
                 result
@@ -216,7 +216,7 @@ impl Runner {
         abort: Option<&Signal>,
     ) -> Result<R, Error> {
         let dead = |_| Error::new(Dead);
-        let answer = match channel.rx.recv().map_err(dead)? {
+        let answer = match recv_answer(&channel.rx).map_err(dead)? {
             Answer::Waiting => match abort {
                 None => channel.rx.recv().map_err(dead)?,
                 Some(abort) => select! {

@@ -14,8 +14,9 @@
 //! for the answer to a later request.
 
 use std::cell::RefCell;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvError, Sender, TryRecvError};
 use worker_core::{Error, SharedWorker};
 
 /// One message on a reply channel.
@@ -42,6 +43,67 @@ pub(crate) fn answer<T>(to: ReplyTo<T>, value: T) {
 /// Sends the "registered, waiting" acknowledgement.
 pub(crate) fn acknowledge<T>(to: &ReplyTo<T>) {
     let _ = to.send(Answer::Waiting);
+}
+
+/// How long a caller looks for its answer before it sleeps. The loop
+/// answers most requests within a microsecond; a caller that slept
+/// instead would have to be woken, and a woken thread tends to be moved to
+/// its waker's core, which on a two-core machine puts the caller and the
+/// loop on one core, taking turns. Real time, as a matter of scheduling.
+const CALLER_SPIN: Duration = Duration::from_micros(50);
+
+/// Receives an answer: looks for it for up to [`CALLER_SPIN`] (see
+/// [`Spin`]), then sleeps.
+pub(crate) fn recv_answer<T>(rx: &Receiver<T>) -> Result<T, RecvError> {
+    let mut spin = Spin::new();
+    loop {
+        match rx.try_recv() {
+            Ok(v) => return Ok(v),
+            Err(TryRecvError::Disconnected) => return Err(RecvError),
+            Err(TryRecvError::Empty) => {}
+        }
+        if !spin.again(CALLER_SPIN) {
+            return rx.recv();
+        }
+    }
+}
+
+/// A bounded busy wait. For its first [`Spin::PURE`] it only spins (an
+/// answer from another core arrives within that, and a `sched_yield` is a
+/// system call that would delay it); after that it yields the core on each
+/// round, so that a thread sharing the core (the one being waited for, on
+/// a loaded machine) gets to run.
+pub(crate) struct Spin {
+    started: Instant,
+    rounds: u32,
+}
+
+impl Spin {
+    const PURE: Duration = Duration::from_micros(2);
+
+    pub(crate) fn new() -> Self {
+        Spin {
+            started: Instant::now(),
+            rounds: 0,
+        }
+    }
+
+    /// Waits a little; `false` once `limit` has passed since [`new`](Self::new).
+    pub(crate) fn again(&mut self, limit: Duration) -> bool {
+        self.rounds += 1;
+        if self.rounds % 16 != 0 {
+            std::hint::spin_loop();
+            return true;
+        }
+        let waited = self.started.elapsed();
+        if waited >= limit {
+            return false;
+        }
+        if waited >= Self::PURE {
+            std::thread::yield_now();
+        }
+        true
+    }
 }
 
 /// A reply channel taken from this thread's cache (or made); give it back
