@@ -162,8 +162,9 @@ impl RunnerParams {
     /// runner waits for one to finish (at least 1; default 2). This bounds
     /// the threads a burst of starts costs. A start function that blocks
     /// cannot hold the others up for long: when none of them has finished
-    /// for a few milliseconds of real time while others wait, the runner
-    /// adds a thread.
+    /// for 20 ms of real time while others wait, the runner adds a thread
+    /// (and another after each further 20 ms); extra threads leave once
+    /// the queue has been empty for a while.
     pub fn start_threads(mut self, n: usize) -> Self {
         self.start_threads = n;
         self

@@ -204,11 +204,9 @@ impl Loop {
     /// Goes on handling messages and due deadlines while they keep coming,
     /// looking for more for up to [`SPIN`] before the loop blocks again.
     ///
-    /// The look is a spin, not a sleep: a timed sleep overshoots by tens
-    /// of microseconds (timer slack), longer than the gaps it is meant to
-    /// bridge. Every microsecond or so it yields the core, so that a
-    /// caller sharing it (the usual case on a loaded two-core machine) can
-    /// send what the loop is waiting for.
+    /// The look is a bounded spin ([`Spin`]), not a sleep: a timed sleep
+    /// overshoots by tens of microseconds (timer slack), longer than the
+    /// gaps it is meant to bridge.
     fn stay_busy(&mut self) {
         let mut handled = 0usize;
         let mut spin = Spin::new();
@@ -220,14 +218,28 @@ impl Loop {
                     handled += 1;
                     if handled % BATCH == 0 {
                         self.tick_due();
+                        self.check_overflow();
                     }
                     continue;
                 }
                 Err(_) => self.tick_due(),
             }
             if !spin.again(SPIN) {
+                self.check_overflow();
                 return;
             }
+        }
+    }
+
+    /// Runs the starters' overflow watch if it is due (it is otherwise
+    /// looked at only while the loop blocks).
+    fn check_overflow(&mut self) {
+        if self
+            .starter
+            .overflow_at()
+            .is_some_and(|at| Instant::now() >= at)
+        {
+            self.starter.overflow_fired();
         }
     }
 

@@ -74,7 +74,9 @@ pub(crate) fn recv_answer<T>(rx: &Receiver<T>) -> Result<T, RecvError> {
 /// round, so that a thread sharing the core (the one being waited for, on
 /// a loaded machine) gets to run.
 pub(crate) struct Spin {
-    started: Instant,
+    /// When the wait began; read from the clock on the first long round
+    /// only, so a wait that ends at once costs no clock read.
+    started: Option<Instant>,
     rounds: u32,
 }
 
@@ -83,19 +85,20 @@ impl Spin {
 
     pub(crate) fn new() -> Self {
         Spin {
-            started: Instant::now(),
+            started: None,
             rounds: 0,
         }
     }
 
-    /// Waits a little; `false` once `limit` has passed since [`new`](Self::new).
+    /// Waits a little; `false` once about `limit` has passed since the
+    /// first call.
     pub(crate) fn again(&mut self, limit: Duration) -> bool {
         self.rounds += 1;
         if self.rounds % 16 != 0 {
             std::hint::spin_loop();
             return true;
         }
-        let waited = self.started.elapsed();
+        let waited = self.started.get_or_insert_with(Instant::now).elapsed();
         if waited >= limit {
             return false;
         }
