@@ -111,3 +111,28 @@ fn a_start_function_may_start_other_workers() {
     assert_eq!(r.worker_names(), vec!["child", "parent"]);
     assert!(finish(&r).is_ok());
 }
+
+#[test]
+fn a_waiting_call_from_the_loop_thread_fails_instead_of_deadlocking() {
+    // Killing a thread-less worker finishes it on the runner's loop
+    // thread, so its completion callbacks run there. One that calls back
+    // into the runner and waits would wait for itself.
+    let r = Arc::new(runner("rt-starts-reentrant", |p| p.is_fatal(none_fatal)));
+    let passive = Arc::new(worker_core::Passive::new());
+    let (result_tx, result_rx) = bounded(1);
+    let weak: Weak<Runner> = Arc::downgrade(&r);
+    passive.tomb().on_done(move |_| {
+        let runner = weak.upgrade().expect("runner alive");
+        let result = runner.start_worker("from-callback", || -> Result<SharedWorker, Error> {
+            unreachable!("never started")
+        });
+        let _ = result_tx.send(result);
+    });
+    let w: SharedWorker = passive.clone();
+    r.start_worker("passive", move || Ok(w.clone())).unwrap();
+    r.worker("passive", None).unwrap();
+    r.stop_worker("passive").unwrap();
+    let err = result_rx.recv_timeout(LONG).unwrap().unwrap_err();
+    assert_is::<worker_runner::CalledFromLoop>(&err);
+    assert!(finish(&r).is_ok());
+}
