@@ -18,6 +18,10 @@
 //! Every incarnation of an id gets a new generation, and every event about
 //! an incarnation carries its slot and generation: an event about an
 //! incarnation that is gone can never be mistaken for the current one.
+//!
+//! This module holds the types and the events; `transitions` holds what
+//! the events do to an entry (stop, end, restart, shut down, remove) and
+//! the guarded calls of the user's policies.
 
 mod deadlines;
 mod entry;
@@ -27,6 +31,7 @@ mod proptests;
 mod slab;
 #[cfg(test)]
 mod tests;
+mod transitions;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,7 +45,7 @@ use self::entry::Stamp;
 
 use self::deadlines::{Deadline, Deadlines, Kind};
 use self::entry::{Entry, State};
-use crate::error::{Dying, EmptyId, RestartIntensityExceeded};
+use crate::error::{Dying, EmptyId};
 use crate::policy::{
     ErrorPredicate, ErrorRanking, JitterSource, RestartPolicy, RestartType, WorkerOptions,
 };
@@ -542,267 +547,6 @@ impl<T: Io> Machine<T> {
         names
     }
 
-    // ----- transitions ----------------------------------------------------
-
-    fn stop_slot(&mut self, slot: Slot, now: Instant, out: &mut Actions<T>) {
-        let stop_timeout = self.config.stop_timeout;
-        let epoch = self.epoch;
-        let entry = self.entry_mut(slot);
-        entry.stop_requested = true;
-        let generation = entry.generation;
-        match &entry.state {
-            State::Running(w) => {
-                tracing::debug!(id = %entry.id, "killing worker");
-                let worker = w.clone();
-                entry.state = State::Stopping {
-                    worker: worker.clone(),
-                    since: Stamp::new(epoch, now),
-                    stuck: false,
-                };
-                out.push(Action::Kill {
-                    id: entry.id.clone(),
-                    worker,
-                });
-                if let Some(after) = stop_timeout {
-                    self.push_deadline(slot, generation, Kind::Stuck, now + after);
-                }
-            }
-            State::Delayed { .. } => {
-                tracing::debug!(id = %entry.id, "worker stopped during its restart delay");
-                self.remove(slot, Ok(()), out);
-            }
-            // Killed when its start function returns / already killed.
-            State::Starting | State::Stopping { .. } => {}
-        }
-    }
-
-    /// The current incarnation of `slot` is over (its start function failed
-    /// or its instance finished): remove, restart or escalate.
-    fn ended(&mut self, slot: Slot, outcome: Outcome, now: Instant, out: &mut Actions<T>) {
-        let entry = self.entry(slot).expect("ended: entry exists");
-        let id = entry.id.clone();
-        let stop_requested = entry.stop_requested;
-        let removing = entry.has_removers();
-        let restart_type = entry
-            .options
-            .as_ref()
-            .and_then(|o| o.restart_type_override())
-            .unwrap_or(self.config.restart_type);
-        match outcome {
-            // The caller of stop_and_remove_worker takes the error.
-            Err(e) if removing => self.remove(slot, Err(e), out),
-            Err(e) => {
-                if self.is_fatal(&e) {
-                    tracing::error!(%id, error = %e, "fatal error");
-                    self.record_fatal(e);
-                    self.remove(slot, Ok(()), out);
-                    if !self.dying {
-                        self.begin_dying(now, out);
-                    }
-                } else if stop_requested {
-                    tracing::debug!(%id, error = %e, "stopped worker ended with an error");
-                    self.remove(slot, Ok(()), out);
-                } else if restart_type == RestartType::Temporary || !self.should_restart(&e) {
-                    tracing::warn!(%id, error = %e, "worker failed; not restarting it");
-                    self.remove(slot, Ok(()), out);
-                } else {
-                    tracing::warn!(%id, error = %e, "worker failed; restarting it");
-                    self.schedule_restart(slot, Some(e), now, out);
-                }
-            }
-            Ok(()) => {
-                if stop_requested || restart_type != RestartType::Permanent {
-                    tracing::debug!(%id, "worker finished");
-                    self.remove(slot, Ok(()), out);
-                } else {
-                    tracing::debug!(%id, "permanent worker finished; restarting it");
-                    self.schedule_restart(slot, None, now, out);
-                }
-            }
-        }
-    }
-
-    fn schedule_restart(
-        &mut self,
-        slot: Slot,
-        cause: Option<Error>,
-        now: Instant,
-        out: &mut Actions<T>,
-    ) {
-        let default_policy = self.config.policy;
-        let epoch = self.epoch;
-        let jitter = &mut self.config.jitter;
-        let entry = self.slots.get_mut(slot).expect("entry exists");
-        let policy = entry
-            .options
-            .as_ref()
-            .and_then(|o| o.restart_policy_override().copied())
-            .unwrap_or(default_policy);
-        if let Some(limit) = policy.intensity_limit() {
-            let recent = &mut entry.extra_mut().recent_restarts;
-            while recent
-                .front()
-                .is_some_and(|&t| now.saturating_duration_since(t) >= limit.period)
-            {
-                recent.pop_front();
-            }
-            if recent.len() >= limit.max_restarts as usize {
-                let err = Error::new(RestartIntensityExceeded {
-                    id: entry.id.to_string(),
-                    max_restarts: limit.max_restarts,
-                    period: limit.period,
-                    last_error: cause,
-                });
-                tracing::error!(id = %entry.id, error = %err, "restart intensity exceeded");
-                self.record_fatal(err);
-                self.remove(slot, Ok(()), out);
-                if !self.dying {
-                    self.begin_dying(now, out);
-                }
-                return;
-            }
-            recent.push_back(now);
-        }
-        let healthy = policy.backoff().is_some_and(|b| {
-            now.saturating_duration_since(entry.started_at.instant(epoch)) >= b.reset_after
-        });
-        if healthy {
-            entry.attempts = 0;
-        }
-        entry.attempts = entry.attempts.saturating_add(1);
-        let attempt = entry.attempts;
-        let delay = policy.delay_for(attempt, &mut || sample_jitter(jitter.as_mut()));
-        // A delay too long to represent is, in practice, forever.
-        let until = now
-            .checked_add(delay)
-            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
-        tracing::debug!(id = %entry.id, attempt, ?delay, "restart scheduled");
-        entry.state = State::Delayed { until };
-        entry.extra_mut().cause = Some(RestartCause {
-            error: cause,
-            attempt,
-            delay,
-        });
-        let generation = entry.generation;
-        self.push_deadline(slot, generation, Kind::Restart, until);
-    }
-
-    fn restart_now(&mut self, slot: Slot, now: Instant, out: &mut Actions<T>) {
-        let generation = self.new_generation();
-        let epoch = self.epoch;
-        let entry = self.entry_mut(slot);
-        let start = entry
-            .start
-            .take()
-            .expect("a delayed entry holds its start function");
-        entry.generation = generation;
-        entry.state = State::Starting;
-        entry.started_at = Stamp::new(epoch, now);
-        tracing::debug!(id = %entry.id, generation, "restarting worker");
-        out.push(Action::Start {
-            slot,
-            generation,
-            id: entry.id.clone(),
-            start,
-        });
-    }
-
-    fn begin_dying(&mut self, now: Instant, out: &mut Actions<T>) {
-        self.dying = true;
-        // One kill per entry, at most: reserve exactly, not by doubling.
-        out.reserve(self.index.len() + 1);
-        out.push(Action::Dying);
-        let mut delayed = Vec::new();
-        for slot in 0..self.slots.len() as Slot {
-            let Some(entry) = self.slots.get_mut(slot) else {
-                continue;
-            };
-            entry.stop_requested = true;
-            if let Some(extra) = entry.extra.as_mut() {
-                for (_, to) in extra.worker_waiters.drain(..) {
-                    out.push(Action::Reply {
-                        to,
-                        result: Err(Dead.into()),
-                    });
-                }
-            }
-            match entry.state {
-                State::Running(_) => self.stop_slot(slot, now, out),
-                State::Delayed { .. } => delayed.push(slot),
-                State::Starting | State::Stopping { .. } => {}
-            }
-        }
-        for slot in delayed {
-            self.remove(slot, Ok(()), out);
-        }
-    }
-
-    /// Forgets `slot`'s entry: its waiters learn it is gone, its removers
-    /// get `result`.
-    fn remove(&mut self, slot: Slot, result: Result<(), Error>, out: &mut Actions<T>) {
-        let entry = self.slots.cell(slot).take().expect("remove: entry exists");
-        self.free.push(slot);
-        self.index.remove(&entry.id);
-        if let Some(extra) = entry.extra {
-            for (_, to) in extra.worker_waiters {
-                let result = Err(if self.dying {
-                    Dead.into()
-                } else {
-                    NotFound::new(&*entry.id).into()
-                });
-                out.push(Action::Reply { to, result });
-            }
-            for (_, to) in extra.removers {
-                out.push(Action::Removed {
-                    to,
-                    result: result.clone(),
-                });
-            }
-        }
-    }
-
-    /// Emits [`Action::Finished`] once shutdown has nothing left to wait for.
-    fn settle(&mut self, out: &mut Actions<T>) {
-        if self.dying && !self.finished && self.index.is_empty() {
-            self.finished = true;
-            let result = match &self.final_error {
-                Some(e) => Err(e.clone()),
-                None => Ok(()),
-            };
-            out.push(Action::Finished { result });
-        }
-    }
-
-    // ----- policies (user code, behind panic guards) -----------------------
-
-    fn is_fatal(&self, e: &Error) -> bool {
-        match &self.config.is_fatal {
-            // Go's default: every error is fatal.
-            None => true,
-            Some(f) => guarded("is_fatal", true, || f(e)),
-        }
-    }
-
-    fn should_restart(&self, e: &Error) -> bool {
-        match &self.config.should_restart {
-            None => true,
-            Some(f) => guarded("should_restart", false, || f(e)),
-        }
-    }
-
-    /// Keeps the most important fatal error. Without `more_important` the
-    /// first one stays, as Go's documentation (not its code) says.
-    fn record_fatal(&mut self, e: Error) {
-        let keep_new = match (&self.final_error, &self.config.more_important) {
-            (None, _) => true,
-            (Some(_), None) => false,
-            (Some(prev), Some(f)) => guarded("more_important", false, || f(&e, prev)),
-        };
-        if keep_new {
-            self.final_error = Some(e);
-        }
-    }
-
     // ----- helpers --------------------------------------------------------
 
     fn new_generation(&mut self) -> Generation {
@@ -845,22 +589,6 @@ impl<T: Io> Machine<T> {
     fn entry_mut(&mut self, slot: Slot) -> &mut Entry<T> {
         self.entry_mut_opt(slot).expect("entry exists")
     }
-}
-
-/// Calls a user policy; a panic is logged and replaced by `fallback`.
-fn guarded<R>(what: &str, fallback: R, f: impl FnOnce() -> R) -> R {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(r) => r,
-        Err(payload) => {
-            let p = worker_core::Panicked::from_payload(what, &*payload);
-            tracing::error!(error = %p, "runner policy panicked");
-            fallback
-        }
-    }
-}
-
-fn sample_jitter(source: &mut dyn JitterSource) -> f64 {
-    guarded("jitter source", 0.5, || source.sample())
 }
 
 impl<T: Io> std::fmt::Debug for Machine<T> {
