@@ -51,7 +51,8 @@ where
     let tomb = Tomb::new();
     let name = name.into();
     let body_tomb = tomb.clone();
-    let spawned = crate::threads::spawn_named(name.clone(), move || {
+    let thread = JoinSlot::default();
+    let spawned = thread.spawn(name.clone(), move || {
         let what = || format!("body of worker {name:?}");
         let result =
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&body_tomb))) {
@@ -60,13 +61,8 @@ where
             };
         body_tomb.done(result);
     });
-    let thread = JoinSlot::default();
-    match spawned {
-        Ok(handle) => {
-            // A fresh slot always takes its first handle.
-            let _ = thread.set(handle);
-        }
-        Err(e) => tomb.done(Err(Error::new(e).context("cannot start worker thread"))),
+    if let Err(e) = spawned {
+        tomb.done(Err(Error::new(e).context("cannot start worker thread")));
     }
     ThreadWorker { tomb, thread }
 }

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, LazyLock, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -81,55 +81,119 @@ where
 /// Where an owner keeps the handle of a thread it started, so that every
 /// caller of its `wait` returns only once that thread is gone.
 ///
-/// [`join`](JoinSlot::join) joins the thread the first time; concurrent
-/// callers block until that join is over, and later ones return at once.
-/// Called on the very thread it holds (a worker waiting for itself from a
-/// completion callback), it leaves the handle for another caller instead of
-/// deadlocking on a self-join.
+/// [`join`](JoinSlot::join) joins the thread once; concurrent callers wait
+/// until that join is over, later ones return at once. The thread itself
+/// may call `join` too (a worker waiting for itself from a completion
+/// callback): it returns at once instead of deadlocking on a self-join,
+/// whoever else is joining. The joiner does not hold the slot's lock while
+/// it joins, so no order of calls can deadlock.
+///
+/// Start the thread with [`JoinSlot::spawn`] so that the handle is in the
+/// slot before the thread can run: a `join` can then never miss it.
 ///
 /// ```
-/// use worker_core::threads::{spawn_named, JoinSlot};
+/// use worker_core::threads::JoinSlot;
 ///
 /// let slot = JoinSlot::default();
-/// slot.set(spawn_named("join-slot-doc".into(), || {}).unwrap()).unwrap();
+/// slot.spawn("join-slot-doc".into(), || {}).unwrap();
 /// slot.join();
 /// slot.join(); // already joined: returns at once
 /// ```
 #[derive(Debug, Default)]
 pub struct JoinSlot {
-    handle: Mutex<Option<JoinHandle<()>>>,
-    /// The thread's id, readable without the lock: the thread itself must
-    /// never wait for the lock, which a joiner holds until it has exited.
-    thread: OnceLock<ThreadId>,
+    state: Mutex<SlotState>,
+    joined: Condvar,
+}
+
+#[derive(Debug, Default)]
+enum SlotState {
+    #[default]
+    Empty,
+    Ready(JoinHandle<()>),
+    /// Someone is joining the thread with this id.
+    Joining(ThreadId),
+    Joined,
 }
 
 impl JoinSlot {
-    /// Keeps `handle` for [`join`](JoinSlot::join). A slot holds one thread
-    /// for its whole life; a second `set` is refused, and the handle
-    /// returned.
-    pub fn set(&self, handle: JoinHandle<()>) -> Result<(), JoinHandle<()>> {
-        if self.thread.set(handle.thread().id()).is_err() {
-            return Err(handle);
+    /// Starts a thread with [`spawn_named`] and keeps its handle, all under
+    /// the slot's lock, so that no `join` (the thread's own included) can
+    /// run before the handle is kept. Fails if the system refuses the
+    /// thread, or if the slot already holds one (`AlreadyExists`).
+    pub fn spawn<F>(&self, name: String, f: F) -> io::Result<()>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let mut state = self.lock();
+        if !matches!(*state, SlotState::Empty) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "this join slot already holds a thread",
+            ));
         }
-        *self.lock() = Some(handle);
+        *state = SlotState::Ready(spawn_named(name, f)?);
         Ok(())
     }
 
-    /// Joins the thread, unless it is the calling thread or was joined
-    /// already. A panic that escaped the thread is not re-raised: the
-    /// library's threads catch their user code's panics themselves.
-    pub fn join(&self) {
-        if self.thread.get() == Some(&std::thread::current().id()) {
-            return;
+    /// Keeps `handle` for [`join`](JoinSlot::join). A slot holds one thread
+    /// for its whole life; a second `set` is refused, and the handle
+    /// returned. Prefer [`spawn`](JoinSlot::spawn), which cannot race with
+    /// a `join`.
+    pub fn set(&self, handle: JoinHandle<()>) -> Result<(), JoinHandle<()>> {
+        let mut state = self.lock();
+        if !matches!(*state, SlotState::Empty) {
+            return Err(handle);
         }
-        // Joined under the lock, so concurrent callers return after it.
-        if let Some(handle) = self.lock().take() {
-            let _ = handle.join();
+        *state = SlotState::Ready(handle);
+        Ok(())
+    }
+
+    /// The id of the thread the slot holds, until it has been joined.
+    pub fn thread_id(&self) -> Option<ThreadId> {
+        match &*self.lock() {
+            SlotState::Ready(handle) => Some(handle.thread().id()),
+            SlotState::Joining(id) => Some(*id),
+            SlotState::Empty | SlotState::Joined => None,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<JoinHandle<()>>> {
-        self.handle.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Joins the thread, unless it is the calling thread or was joined
+    /// already; returns once it is gone. A panic that escaped the thread is
+    /// not re-raised: the library's threads catch their user code's panics
+    /// themselves.
+    pub fn join(&self) {
+        let me = std::thread::current().id();
+        let mut state = self.lock();
+        loop {
+            match &*state {
+                SlotState::Empty | SlotState::Joined => return,
+                SlotState::Ready(handle) if handle.thread().id() == me => return,
+                SlotState::Joining(id) if *id == me => return,
+                SlotState::Joining(_) => {
+                    state = self
+                        .joined
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                SlotState::Ready(handle) => {
+                    let id = handle.thread().id();
+                    let SlotState::Ready(handle) =
+                        std::mem::replace(&mut *state, SlotState::Joining(id))
+                    else {
+                        unreachable!("matched Ready above");
+                    };
+                    drop(state);
+                    let _ = handle.join();
+                    *self.lock() = SlotState::Joined;
+                    self.joined.notify_all();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -192,13 +256,12 @@ mod tests {
         let (go_tx, go) = crossbeam_channel::bounded::<()>(0);
         let (back_tx, back) = crossbeam_channel::bounded::<()>(1);
         let inner = slot.clone();
-        let handle = spawn_named("threads-test-self-join".into(), move || {
+        slot.spawn("threads-test-self-join".into(), move || {
             let _ = go.recv();
             inner.join();
             let _ = back_tx.send(());
         })
         .unwrap();
-        slot.set(handle).unwrap();
         let (joining_tx, joining) = crossbeam_channel::bounded::<()>(1);
         let joiner = slot.clone();
         let outer = std::thread::spawn(move || {
@@ -216,13 +279,39 @@ mod tests {
     #[test]
     fn a_slot_takes_one_thread() {
         let slot = JoinSlot::default();
-        slot.set(spawn_named("threads-test-one".into(), || {}).unwrap())
-            .unwrap();
+        slot.spawn("threads-test-one".into(), || {}).unwrap();
+        assert!(slot.thread_id().is_some());
+        let err = slot.spawn("threads-test-one".into(), || {}).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         let second = spawn_named("threads-test-one".into(), || {}).unwrap();
         let refused = slot.set(second).unwrap_err();
         refused.join().unwrap();
         slot.join();
+        assert_eq!(slot.thread_id(), None);
         assert_eq!(live_threads_with_prefix("threads-test-one"), 0);
+    }
+
+    #[test]
+    fn concurrent_joiners_all_return_after_the_thread_is_gone() {
+        let slot = std::sync::Arc::new(JoinSlot::default());
+        let (release_tx, release) = crossbeam_channel::bounded::<()>(0);
+        slot.spawn("threads-test-joiners".into(), move || {
+            let _ = release.recv();
+        })
+        .unwrap();
+        let joiners: Vec<_> = (0..4)
+            .map(|_| {
+                let slot = slot.clone();
+                std::thread::spawn(move || {
+                    slot.join();
+                    live_threads_with_prefix("threads-test-joiners")
+                })
+            })
+            .collect();
+        drop(release_tx);
+        for joiner in joiners {
+            assert_eq!(joiner.join().unwrap(), 0);
+        }
     }
 
     #[test]

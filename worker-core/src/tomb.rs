@@ -234,6 +234,9 @@ impl Tomb {
         let outcome = {
             let mut inner = self.lock();
             if inner.state != TombState::Dead {
+                // Most tombs get one callback (their supervisor's): room for
+                // one, not the four a first push would reserve.
+                inner.callbacks.reserve_exact(1);
                 inner.callbacks.push(callback);
                 return;
             }

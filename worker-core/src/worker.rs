@@ -161,6 +161,14 @@ macro_rules! delegate_worker {
     };
 }
 
+/// Shows a type-erased worker as `Worker { .. }`, so that results holding
+/// one (`Result<SharedWorker, Error>`) can be `unwrap`ped and printed.
+impl std::fmt::Debug for dyn Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").finish_non_exhaustive()
+    }
+}
+
 /// A shared, type-erased worker: what supervisors store and hand out.
 pub type SharedWorker = Arc<dyn Worker>;
 

@@ -142,3 +142,11 @@ fn shared_workers_downcast_to_their_type() {
     assert!(w.wait().is_ok());
     assert!(downcast_worker::<worker_core::ThreadWorker>(&w).is_none());
 }
+
+#[test]
+fn a_shared_worker_result_can_be_unwrapped_and_printed() {
+    let ok: Result<SharedWorker, Error> = Ok(Arc::new(Passive::new()));
+    assert_eq!(format!("{ok:?}"), "Ok(Worker { .. })");
+    let failed: Result<SharedWorker, Error> = Err(Error::msg("no worker"));
+    assert_eq!(failed.unwrap_err().to_string(), "no worker");
+}
