@@ -143,10 +143,17 @@ fn shared_workers_downcast_to_their_type() {
     assert!(downcast_worker::<worker_core::ThreadWorker>(&w).is_none());
 }
 
+/// What a supervisor's lookup returns: a worker, or why there is none.
+fn lookup(found: bool) -> Result<SharedWorker, Error> {
+    if found {
+        Ok(Arc::new(Passive::new()))
+    } else {
+        Err(Error::msg("no worker"))
+    }
+}
+
 #[test]
 fn a_shared_worker_result_can_be_unwrapped_and_printed() {
-    let ok: Result<SharedWorker, Error> = Ok(Arc::new(Passive::new()));
-    assert_eq!(format!("{ok:?}"), "Ok(Worker { .. })");
-    let failed: Result<SharedWorker, Error> = Err(Error::msg("no worker"));
-    assert_eq!(failed.unwrap_err().to_string(), "no worker");
+    assert_eq!(format!("{:?}", lookup(true)), "Ok(Worker { .. })");
+    assert_eq!(lookup(false).unwrap_err().to_string(), "no worker");
 }
