@@ -113,6 +113,21 @@ mod tests {
     use std::time::Duration;
 
     #[test]
+    fn labels_are_reused_within_a_second_only() {
+        let mut labels = TimeLabels::default();
+        let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(labels.label(t), "2023-11-14 22:13:20");
+        assert_eq!(
+            labels.label(t + Duration::from_millis(999)),
+            "2023-11-14 22:13:20"
+        );
+        assert_eq!(
+            labels.label(t + Duration::from_secs(1)),
+            "2023-11-14 22:13:21"
+        );
+    }
+
+    #[test]
     fn formats_known_dates() {
         let at = |s| format_time(UNIX_EPOCH + Duration::from_secs(s));
         assert_eq!(at(0), "1970-01-01 00:00:00");

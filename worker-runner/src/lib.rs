@@ -134,7 +134,7 @@
 //! - [`RestartPolicy::exponential`]: a delay that doubles (or grows by any
 //!   factor) with consecutive failures, up to a cap, starts over after a
 //!   healthy run, and is spread by jitter from an injectable
-//!   [`JitterSource`];
+//!   [`Jitter`] source;
 //! - [`RestartPolicy::intensity`]: at most N restarts in a sliding window,
 //!   after which the failure becomes fatal
 //!   ([`RestartIntensityExceeded`]), as an Erlang/OTP supervisor does;
@@ -257,9 +257,10 @@ mod status;
 pub use error::{CalledFromLoop, Dying, EmptyId, InvalidParams, RestartIntensityExceeded};
 pub use params::{DEFAULT_START_THREADS, RunnerParams};
 pub use policy::{
-    Backoff, ErrorPredicate, ErrorRanking, Intensity, JitterSource, RestartPolicy, RestartType,
-    SplitMix64, WorkerOptions,
+    Backoff, ErrorPredicate, ErrorRanking, Intensity, RestartPolicy, RestartType, WorkerOptions,
 };
 pub use report::{KEY_REASON, KEY_STUCK, KEY_WORKERS};
 pub use runner::Runner;
 pub use status::{Stage, WaitingFor};
+/// Jitter sources, from the core (shared with the dependency engine).
+pub use worker_core::jitter::{Jitter, NoJitter, SeededJitter};

@@ -2,15 +2,15 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use worker_core::{Clock, Error, WallClock};
 
 use crate::error::InvalidParams;
 use crate::machine::Config;
-use crate::policy::{
-    ErrorPredicate, ErrorRanking, JitterSource, RestartPolicy, RestartType, SplitMix64,
-};
+use worker_core::jitter::{Jitter, SeededJitter};
+
+use crate::policy::{ErrorPredicate, ErrorRanking, RestartPolicy, RestartType};
 
 /// How many threads run start functions before the runner considers
 /// adding more (see [`RunnerParams::start_threads`]).
@@ -30,7 +30,7 @@ pub const DEFAULT_START_THREADS: usize = 2;
 /// | [`restart_type`](Self::restart_type) | [`RestartType::Transient`] | same (no such option) |
 /// | [`clock`](Self::clock) | [`WallClock`] | same |
 /// | [`stop_timeout`](Self::stop_timeout) | none (no stuck detection) | none |
-/// | [`jitter`](Self::jitter) | [`SplitMix64`] seeded from the time | none |
+/// | [`jitter`](Self::jitter) | [`SeededJitter::from_entropy`] | none |
 /// | [`start_threads`](Self::start_threads) | 2 | a goroutine per start |
 ///
 /// ```
@@ -52,7 +52,7 @@ pub struct RunnerParams {
     restart_type: RestartType,
     clock: Arc<dyn Clock>,
     stop_timeout: Option<Duration>,
-    jitter: Option<Box<dyn JitterSource>>,
+    jitter: Option<Arc<dyn Jitter>>,
     start_threads: usize,
 }
 
@@ -152,9 +152,11 @@ impl RunnerParams {
         self
     }
 
-    /// Where backoff jitter comes from; inject a fixed sequence in tests.
-    pub fn jitter(mut self, source: impl JitterSource + 'static) -> Self {
-        self.jitter = Some(Box::new(source));
+    /// Where backoff jitter comes from; inject
+    /// [`NoJitter`](worker_core::jitter::NoJitter) or a fixed
+    /// sequence (any `Fn() -> f64` closure) in tests.
+    pub fn jitter(mut self, source: impl Jitter) -> Self {
+        self.jitter = Some(Arc::new(source));
         self
     }
 
@@ -194,7 +196,7 @@ impl RunnerParams {
         let policy = self.effective_policy();
         let jitter = self
             .jitter
-            .unwrap_or_else(|| Box::new(default_jitter(&self.name)));
+            .unwrap_or_else(|| Arc::new(SeededJitter::from_entropy()));
         Parts {
             name: self.name,
             clock: self.clock,
@@ -218,19 +220,6 @@ pub(crate) struct Parts {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) start_threads: usize,
     pub(crate) config: Config,
-}
-
-/// A jitter source seeded from the time and the runner's name, so that
-/// runners started together do not restart in step.
-fn default_jitter(name: &str) -> SplitMix64 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let name_hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
-    SplitMix64::new(nanos ^ name_hash)
 }
 
 impl fmt::Debug for RunnerParams {

@@ -234,52 +234,6 @@ impl RestartPolicy {
     }
 }
 
-/// Where backoff jitter comes from: each call returns a number in
-/// `[0, 1)`. Inject a deterministic one in tests; any `FnMut() -> f64`
-/// closure is one.
-///
-/// The default, [`SplitMix64`], is a small seeded generator: jitter only
-/// needs to spread restarts, not to be unpredictable.
-pub trait JitterSource: Send {
-    /// The next sample, in `[0, 1)`. Values outside are clamped; NaN counts
-    /// as 0.5 (no jitter).
-    fn sample(&mut self) -> f64;
-}
-
-impl<F: FnMut() -> f64 + Send> JitterSource for F {
-    fn sample(&mut self) -> f64 {
-        self()
-    }
-}
-
-/// The default [`JitterSource`]: Steele, Lea and Flood's SplitMix64.
-#[derive(Debug, Clone)]
-pub struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    /// A generator starting from `seed`.
-    pub fn new(seed: u64) -> Self {
-        SplitMix64 { state: seed }
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
-impl JitterSource for SplitMix64 {
-    fn sample(&mut self) -> f64 {
-        // The top 53 bits, as a fraction of 2^53.
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// Per-worker choices that override the runner's defaults; pass them to
 /// [`Runner::start_worker_with`](crate::Runner::start_worker_with).
 ///
@@ -394,16 +348,5 @@ mod tests {
         let bad = RestartPolicy::fixed(ms(1)).intensity(0, ms(1));
         assert!(bad.validate().unwrap_err().reason.contains("intensity"));
         assert!(RestartPolicy::default().validate().is_ok());
-    }
-
-    #[test]
-    fn splitmix_is_deterministic_and_in_range() {
-        let mut a = SplitMix64::new(7);
-        let mut b = SplitMix64::new(7);
-        for _ in 0..1000 {
-            let x = a.sample();
-            assert_eq!(x, b.sample());
-            assert!((0.0..1.0).contains(&x));
-        }
     }
 }

@@ -9,9 +9,7 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
-use worker_core::{
-    Clock, KEY_LAST_START, KEY_REPORT, KEY_STATE, Report, SharedWorker, format_time,
-};
+use worker_core::{Clock, KEY_LAST_START, KEY_REPORT, KEY_STATE, Report, SharedWorker, TimeLabels};
 
 use crate::machine::{EntrySnapshot, RestartCause};
 
@@ -94,47 +92,10 @@ fn wall_at(at: Instant, now: Instant, wall_now: SystemTime) -> SystemTime {
         .unwrap_or(UNIX_EPOCH)
 }
 
-/// Formats times, reusing the text for the same second: workers started
-/// in a burst share a few seconds, and formatting is most of a report's
-/// cost per worker.
-#[derive(Default)]
-struct TimeLabels {
-    last: Option<(u64, String)>,
-}
-
-impl TimeLabels {
-    fn label(&mut self, t: SystemTime) -> String {
-        let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        match &self.last {
-            Some((s, text)) if *s == secs => text.clone(),
-            _ => {
-                let text = format_time(t);
-                self.last = Some((secs, text.clone()));
-                text
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
-
-    #[test]
-    fn labels_are_reused_within_a_second_only() {
-        let mut labels = TimeLabels::default();
-        let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(labels.label(t), "2023-11-14 22:13:20");
-        assert_eq!(
-            labels.label(t + Duration::from_millis(999)),
-            "2023-11-14 22:13:20"
-        );
-        assert_eq!(
-            labels.label(t + Duration::from_secs(1)),
-            "2023-11-14 22:13:21"
-        );
-    }
 
     #[test]
     fn causes_read_well() {

@@ -1,11 +1,12 @@
 //! `Runner`: the handle users hold. Each method sends a message to the
 //! runner's loop thread and, where it needs an answer, waits for the reply.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::{JoinHandle, ThreadId};
+use std::thread::ThreadId;
 
 use crossbeam_channel::{Sender, select};
+use worker_core::threads::JoinSlot;
 use worker_core::{
     Aborted, Clock, Dead, DoneCallback, Error, Report, Reporter, SharedWorker, Signal, Tomb, Worker,
 };
@@ -37,7 +38,7 @@ pub struct Runner {
     clock: Arc<dyn Clock>,
     next_waiter: AtomicU64,
     loop_thread: ThreadId,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: JoinSlot,
 }
 
 impl Runner {
@@ -66,19 +67,24 @@ impl Runner {
         // At ERROR level so that the runner's name accompanies its events
         // whatever level a subscriber lets through.
         let span = tracing::error_span!("runner", name = %name);
-        let handle = worker_core::threads::spawn_named(format!("{name}-loop"), move || {
-            let _entered = span.enter();
-            event_loop.run();
-        })
-        .map_err(|e| Error::new(e).context(format!("cannot start runner {name:?}")))?;
+        let thread = JoinSlot::default();
+        thread
+            .spawn(format!("{name}-loop"), move || {
+                let _entered = span.enter();
+                event_loop.run();
+            })
+            .map_err(|e| Error::new(e).context(format!("cannot start runner {name:?}")))?;
+        let loop_thread = thread
+            .thread_id()
+            .expect("the loop thread was just started");
         Ok(Runner {
             name,
             tx,
             tomb,
             clock: parts.clock,
             next_waiter: AtomicU64::new(0),
-            loop_thread: handle.thread().id(),
-            thread: Mutex::new(Some(handle)),
+            loop_thread,
+            thread,
         })
     }
 
@@ -288,14 +294,7 @@ impl Worker for Runner {
     /// (`Ok` if there was none).
     fn wait(&self) -> Result<(), Error> {
         let result = self.tomb.wait();
-        let mut thread = self.thread.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(handle) = thread.take() {
-            if handle.thread().id() == std::thread::current().id() {
-                *thread = Some(handle);
-            } else {
-                let _ = handle.join();
-            }
-        }
+        self.thread.join();
         result
     }
 

@@ -46,9 +46,9 @@ use self::entry::Stamp;
 use self::deadlines::{Deadline, Deadlines, Kind};
 use self::entry::{Entry, State};
 use crate::error::{Dying, EmptyId};
-use crate::policy::{
-    ErrorPredicate, ErrorRanking, JitterSource, RestartPolicy, RestartType, WorkerOptions,
-};
+use worker_core::jitter::Jitter;
+
+use crate::policy::{ErrorPredicate, ErrorRanking, RestartPolicy, RestartType, WorkerOptions};
 use crate::status::{Stage, WaitingFor};
 
 /// Index of an entry in the machine's slot table.
@@ -143,7 +143,7 @@ pub(crate) struct Config {
     pub(crate) restart_type: RestartType,
     pub(crate) policy: RestartPolicy,
     pub(crate) stop_timeout: Option<Duration>,
-    pub(crate) jitter: Box<dyn JitterSource>,
+    pub(crate) jitter: Arc<dyn Jitter>,
 }
 
 /// The actions of one event, in order.

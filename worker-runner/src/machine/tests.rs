@@ -37,7 +37,7 @@ pub(super) fn config() -> Config {
         restart_type: RestartType::Transient,
         policy: RestartPolicy::fixed(Duration::from_secs(1)),
         stop_timeout: None,
-        jitter: Box::new(|| 0.5),
+        jitter: Arc::new(|| 0.5),
     }
 }
 
@@ -526,7 +526,7 @@ fn backoff_grows_resets_after_a_healthy_run_and_uses_the_jitter_source() {
         .reset_after(secs(60))
         .jitter(0.5);
     let samples = std::sync::Mutex::new(vec![0.5, 0.5, 0.5, 1.0, 0.0].into_iter());
-    c.jitter = Box::new(move || samples.lock().unwrap().next().unwrap_or(0.5));
+    c.jitter = Arc::new(move || samples.lock().unwrap().next().unwrap_or(0.5));
     let mut h = H::new(c);
     let (mut slot, mut generation, _) = h.run("a");
     let mut delays = Vec::new();
@@ -652,7 +652,7 @@ fn a_panicking_policy_is_contained() {
     assert_eq!(finished(&out), Some(Err("oops".into())), "counted as fatal");
 
     let mut c = none_fatal(config());
-    c.jitter = Box::new(|| panic!("jitter bug"));
+    c.jitter = Arc::new(|| -> f64 { panic!("jitter bug") });
     c.policy = RestartPolicy::exponential(secs(1), 2.0, secs(4)).jitter(1.0);
     let mut h = H::new(c);
     let (slot, generation, _) = h.run("a");

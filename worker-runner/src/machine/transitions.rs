@@ -11,7 +11,9 @@ use super::deadlines::Kind;
 use super::entry::{RestartCause, Stamp, State};
 use super::{Action, Actions, Io, Machine, Slot};
 use crate::error::RestartIntensityExceeded;
-use crate::policy::{JitterSource, RestartType};
+use worker_core::jitter::Jitter;
+
+use crate::policy::RestartType;
 
 impl<T: Io> Machine<T> {
     pub(super) fn stop_slot(&mut self, slot: Slot, now: Instant, out: &mut Actions<T>) {
@@ -107,7 +109,7 @@ impl<T: Io> Machine<T> {
     ) {
         let default_policy = self.config.policy;
         let epoch = self.epoch;
-        let jitter = &mut self.config.jitter;
+        let jitter = &*self.config.jitter;
         let entry = self.slots.get_mut(slot).expect("entry exists");
         let policy = entry
             .options
@@ -147,7 +149,7 @@ impl<T: Io> Machine<T> {
         }
         entry.attempts = entry.attempts.saturating_add(1);
         let attempt = entry.attempts;
-        let delay = policy.delay_for(attempt, &mut || sample_jitter(jitter.as_mut()));
+        let delay = policy.delay_for(attempt, &mut || sample_jitter(jitter));
         // A delay too long to represent is, in practice, forever.
         let until = now
             .checked_add(delay)
@@ -292,6 +294,6 @@ fn guarded<R>(what: &str, fallback: R, f: impl FnOnce() -> R) -> R {
     }
 }
 
-fn sample_jitter(source: &mut dyn JitterSource) -> f64 {
+fn sample_jitter(source: &dyn Jitter) -> f64 {
     guarded("jitter source", 0.5, || source.sample())
 }

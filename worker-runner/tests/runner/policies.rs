@@ -18,7 +18,7 @@ fn secs(n: u64) -> Duration {
 }
 
 /// A jitter source that replays `samples`, then stays at 0.5 (no jitter).
-fn replay(samples: &[f64]) -> impl FnMut() -> f64 + Send + 'static {
+fn replay(samples: &[f64]) -> impl Fn() -> f64 + Send + Sync + 'static {
     let samples: Vec<f64> = samples.to_vec();
     let samples = Mutex::new(samples.into_iter());
     move || samples.lock().unwrap().next().unwrap_or(0.5)
