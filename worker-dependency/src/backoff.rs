@@ -1,5 +1,6 @@
-//! Restart delays: the backoff of Go's engine, with its pitfalls fixed, and
-//! the injectable jitter source that makes it deterministic in tests.
+//! Restart delays: the backoff of Go's engine, with its pitfalls fixed.
+//! The jitter comes from the configured [`Jitter`](worker_core::jitter::Jitter)
+//! source, so tests can make delays exact.
 //!
 //! A delayed start waits `base * factor^(step - 1)`, where `base` is the
 //! engine's error delay and `step` is the number of recent consecutive
@@ -8,84 +9,12 @@
 //! floating point and saturated, so no number of failures can overflow
 //! into a negative or tiny delay (Go's hot loop).
 
-use std::fmt;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The longest delay the engine ever waits when `max_delay` is zero (no
 /// cap): one year, which is "never" for a service, and still a valid
 /// deadline on every platform.
 pub const UNCAPPED_LIMIT: Duration = Duration::from_secs(365 * 24 * 3600);
-
-/// Where the engine gets the randomness that spreads restarts apart.
-///
-/// Each delayed start multiplies its delay by `0.9 + 0.2 * sample()`, so a
-/// fleet of manifolds that failed together does not restart in lockstep.
-/// Inject [`NoJitter`] (or your own seeded source) in tests to make delays
-/// exact.
-pub trait Jitter: Send + Sync + 'static {
-    /// A number in `[0, 1)`; values outside are clamped.
-    fn sample(&self) -> f64;
-}
-
-/// No jitter at all: every delay is exactly what the backoff rule says.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoJitter;
-
-impl Jitter for NoJitter {
-    fn sample(&self) -> f64 {
-        0.5
-    }
-}
-
-/// A small seeded pseudo-random generator (SplitMix64): the default jitter
-/// source, seeded from the process's random hasher keys unless a seed is
-/// given. Not for cryptography.
-pub struct SeededJitter {
-    state: AtomicU64,
-}
-
-impl SeededJitter {
-    /// A generator with a fixed seed: the same seed gives the same delays.
-    pub fn new(seed: u64) -> Self {
-        SeededJitter {
-            state: AtomicU64::new(seed),
-        }
-    }
-
-    /// A generator seeded from the standard library's per-process random
-    /// keys (no extra dependency, different on every run).
-    pub fn from_entropy() -> Self {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u64(0x5eed);
-        SeededJitter::new(hasher.finish())
-    }
-
-    fn next_u64(&self) -> u64 {
-        const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut z = self
-            .state
-            .fetch_add(GOLDEN, Ordering::Relaxed)
-            .wrapping_add(GOLDEN);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
-impl Jitter for SeededJitter {
-    fn sample(&self) -> f64 {
-        // 53 random bits make an exact double in [0, 1).
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-impl fmt::Debug for SeededJitter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SeededJitter").finish_non_exhaustive()
-    }
-}
 
 /// The numbers the delay rule needs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -197,19 +126,6 @@ mod tests {
         assert_eq!(b.bounce_delay(100 * MS, 0.0), 90 * MS);
         assert_eq!(b.bounce_delay(100 * MS, 1.0), 110 * MS);
         assert_eq!(b.bounce_delay(Duration::ZERO, 0.3), Duration::ZERO);
-    }
-
-    #[test]
-    fn seeded_jitter_repeats_and_stays_in_range() {
-        let a = SeededJitter::new(7);
-        let b = SeededJitter::new(7);
-        for _ in 0..1000 {
-            let x = a.sample();
-            assert_eq!(x, b.sample());
-            assert!((0.0..1.0).contains(&x));
-        }
-        let e = SeededJitter::from_entropy().sample();
-        assert!((0.0..1.0).contains(&e));
     }
 
     proptest! {

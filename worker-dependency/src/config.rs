@@ -7,8 +7,8 @@ use std::time::Duration;
 use worker_core::{Clock, Error, WallClock};
 
 use crate::ConfigError;
-use crate::backoff::{Jitter, SeededJitter};
 use crate::manifold::FilterFn;
+use worker_core::jitter::{Jitter, SeededJitter};
 
 /// Decides whether an error (after the manifold's filter) stops the whole
 /// engine.

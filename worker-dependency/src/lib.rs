@@ -230,7 +230,7 @@ mod manifold;
 mod report;
 mod shell;
 
-pub use backoff::{Jitter, NoJitter, SeededJitter, UNCAPPED_LIMIT};
+pub use backoff::UNCAPPED_LIMIT;
 pub use config::{EngineConfig, IsFatalFn, Metrics, NoMetrics, WorstErrorFn};
 pub use context::{Context, ContextBuilder};
 pub use engine::{Engine, EngineHandle, self_manifold};
@@ -244,3 +244,5 @@ pub use report::{
     KEY_ERROR, KEY_INPUTS, KEY_MANIFOLDS, KEY_NAME, KEY_START_ATTEMPTS, KEY_START_COUNT,
     KEY_STARTS_IN, KEY_STOPPING_FOR, KEY_STUCK, KEY_WHY,
 };
+/// Jitter sources, from the core (shared with the runner).
+pub use worker_core::jitter::{Jitter, NoJitter, SeededJitter};

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use serde_json::{Value, json};
-use worker_core::{KEY_LAST_START, KEY_REPORT, KEY_STATE, Report, format_time};
+use worker_core::{KEY_LAST_START, KEY_REPORT, KEY_STATE, Report, TimeLabels};
 
 use crate::EngineHandle;
 use crate::machine::{Snapshot, View};
@@ -75,7 +75,7 @@ pub(crate) fn report(handle: &EngineHandle) -> Report {
     if let Some(e) = &snapshot.error {
         report.insert(KEY_ERROR.into(), e.to_string().into());
     }
-    let mut times = TimeCache::default();
+    let mut times = TimeLabels::default();
     // Collected rather than inserted one by one: a B-tree made from an
     // iterator is sorted once and built in one pass.
     let manifolds: Report = snapshot
@@ -90,30 +90,7 @@ pub(crate) fn report(handle: &EngineHandle) -> Report {
     report
 }
 
-/// Formats start times, remembering the last one: manifolds started in
-/// the same second (most of them, in a large graph) share the work.
-#[derive(Default)]
-struct TimeCache {
-    last: Option<(u64, String)>,
-}
-
-impl TimeCache {
-    fn format(&mut self, t: std::time::SystemTime) -> String {
-        let secs = t
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        match &self.last {
-            Some((s, text)) if *s == secs => text.clone(),
-            _ => {
-                let text = format_time(t);
-                self.last = Some((secs, text.clone()));
-                text
-            }
-        }
-    }
-}
-
-fn manifold_report(view: &View, with_workers: bool, times: &mut TimeCache) -> Report {
+fn manifold_report(view: &View, with_workers: bool, times: &mut TimeLabels) -> Report {
     let mut r = Report::new();
     r.insert(KEY_STATE.into(), view.state.into());
     r.insert(
@@ -127,7 +104,7 @@ fn manifold_report(view: &View, with_workers: bool, times: &mut TimeCache) -> Re
         r.insert(KEY_START_ATTEMPTS.into(), view.start_attempts.into());
     }
     if let Some(t) = view.started {
-        r.insert(KEY_LAST_START.into(), times.format(t).into());
+        r.insert(KEY_LAST_START.into(), times.label(t).into());
     }
     if let Some(e) = &view.error {
         r.insert(KEY_ERROR.into(), e.to_string().into());

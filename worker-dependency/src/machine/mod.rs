@@ -33,7 +33,9 @@ pub(crate) use node::{Live, Phase};
 pub(crate) use view::{Snapshot, View};
 pub(crate) use why::{Cause, Why};
 
-use crate::backoff::{Backoff, Jitter};
+use worker_core::jitter::Jitter;
+
+use crate::backoff::Backoff;
 use crate::config::{IsFatalFn, WorstErrorFn};
 use crate::context::InputState;
 use crate::graph::{Graph, NodeId};

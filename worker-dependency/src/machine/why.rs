@@ -56,10 +56,22 @@ impl fmt::Display for Why {
             Cause::Failed { error, step } => write!(f, "failed (backoff step {step}): {error}")?,
         }
         if !self.delay.is_zero() {
-            write!(f, "; restarted after {:?}", self.delay)?;
+            write!(f, "; restarted after {:?}", shown(self.delay))?;
         }
         Ok(())
     }
+}
+
+/// A delay as people read it: to the millisecond (to the microsecond
+/// below one). Jitter makes the exact value noise.
+fn shown(delay: Duration) -> Duration {
+    let unit = if delay >= Duration::from_millis(1) {
+        Duration::from_millis(1)
+    } else {
+        Duration::from_micros(1)
+    };
+    let units = (delay.as_nanos() + unit.as_nanos() / 2) / unit.as_nanos();
+    unit * u32::try_from(units).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -90,6 +102,16 @@ mod tests {
             "input \"a\" stopped"
         );
         assert_eq!(why(Cause::Bounced, 0).to_string(), "worker asked to bounce");
+        let jittered = Why::new(Cause::Bounced, Duration::from_nanos(322_408_764));
+        assert_eq!(
+            jittered.to_string(),
+            "worker asked to bounce; restarted after 322ms"
+        );
+        let tiny = Why::new(Cause::Bounced, Duration::from_nanos(1_499));
+        assert_eq!(
+            tiny.to_string(),
+            "worker asked to bounce; restarted after 1µs"
+        );
         let w = why(Cause::Installed, 0);
         assert!(std::ptr::eq(w.text(), w.text()));
     }

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant, SystemTime};
 use worker_core::{Error, Passive, SharedWorker, Worker};
 
 use super::*;
-use crate::backoff::NoJitter;
 use crate::{
     Bounce, GetError, InstallError, Internal, Missing, Outputs, Uninstall, UninstallError,
 };
+use worker_core::jitter::NoJitter;
 
 const MS: Duration = Duration::from_millis(1);
 
