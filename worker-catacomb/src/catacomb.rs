@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
+use worker_core::threads::JoinSlot;
 use worker_core::{
     DoneCallback, Error, Panicked, Reporter, SharedWorker, Signal, Tomb, TombState, Worker,
 };
@@ -43,7 +44,7 @@ pub(crate) struct Shared {
     /// Wakes the finishing thread when the last binding is released.
     settled: Condvar,
     /// The work thread, joined by `wait`.
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: JoinSlot,
 }
 
 pub(crate) struct State {
@@ -90,31 +91,30 @@ impl Catacomb {
                     watchers: Vec::new(),
                 }),
                 settled: Condvar::new(),
-                thread: Mutex::new(None),
+                thread: JoinSlot::default(),
             }),
         };
         for worker in init {
             catacomb.bind_init(worker);
         }
 
-        // Hold the slot while the thread starts, so that any `wait` (from a
-        // clone the work hands out) finds the handle to join.
-        let mut slot = lock(&catacomb.shared.thread);
+        // The slot keeps the handle before the thread can run, so any `wait`
+        // (from a clone the work hands out) finds it to join.
         let body = catacomb.clone();
-        let spawned = worker_core::threads::spawn_named(catacomb.shared.name.clone(), move || {
-            let what = || format!("work of catacomb {:?}", body.shared.name);
-            let result = worker_core::catch_panic(what, || work(&body));
-            body.finish(result);
-        });
+        let spawned = catacomb
+            .shared
+            .thread
+            .spawn(catacomb.shared.name.clone(), move || {
+                let what = || format!("work of catacomb {:?}", body.shared.name);
+                let result = worker_core::catch_panic(what, || work(&body));
+                body.finish(result);
+            });
         match spawned {
-            Ok(handle) => {
-                *slot = Some(handle);
-                drop(slot);
+            Ok(()) => {
                 tracing::debug!(catacomb = %catacomb.shared.name, "catacomb invoked");
                 Ok(catacomb)
             }
             Err(e) => {
-                drop(slot);
                 let error = InvokeError::Spawn {
                     catacomb: catacomb.shared.name.clone(),
                     source: IoError::from(e),
@@ -246,17 +246,9 @@ impl Catacomb {
     /// left.
     pub fn wait(&self) -> Result<(), Error> {
         let result = self.shared.tomb.wait();
-        let mut slot = lock(&self.shared.thread);
-        if let Some(handle) = slot.take() {
-            if handle.thread().id() == std::thread::current().id() {
-                // Called from a completion callback on the work thread
-                // itself, which cannot join itself.
-                *slot = Some(handle);
-            } else {
-                // The work's panics are caught inside the thread.
-                let _ = handle.join();
-            }
-        }
+        // From a completion callback on the work thread itself, this
+        // returns at once; the work's panics are caught inside the thread.
+        self.shared.thread.join();
         result
     }
 
