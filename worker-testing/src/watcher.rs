@@ -3,7 +3,7 @@
 use std::sync::Mutex;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use worker_core::{DoneCallback, Error, Signal, Worker};
+use worker_core::{Error, Worker};
 
 use crate::workers::{ErrorWorker, error_worker};
 
@@ -117,21 +117,7 @@ impl FakeWatcher {
 }
 
 impl Worker for FakeWatcher {
-    fn kill(&self) {
-        self.worker.kill();
-    }
-
-    fn wait(&self) -> Result<(), Error> {
-        self.worker.wait()
-    }
-
-    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
-        self.worker.on_done(callback)
-    }
-
-    fn dead_signal(&self) -> Option<Signal> {
-        self.worker.dead_signal()
-    }
+    worker_core::delegate_worker!(worker);
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crossbeam_channel::select;
 use worker_catacomb::{Catacomb, Plan};
-use worker_core::{DoneCallback, Error, Report, Reporter, SharedWorker, Signal, Worker};
+use worker_core::{Error, Report, Reporter, SharedWorker, Worker};
 use worker_dependency::Manifold;
 use worker_runner::{Runner, RunnerParams};
 
@@ -141,18 +141,8 @@ struct MachineFleet {
 }
 
 impl Worker for MachineFleet {
-    fn kill(&self) {
-        self.catacomb.kill(None)
-    }
-    fn wait(&self) -> Result<(), Error> {
-        self.catacomb.wait()
-    }
-    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
-        Worker::on_done(&self.catacomb, callback)
-    }
-    fn dead_signal(&self) -> Option<Signal> {
-        Some(self.catacomb.dead())
-    }
+    worker_core::delegate_worker!(catacomb);
+
     fn reporter(&self) -> Option<&dyn Reporter> {
         Some(self)
     }

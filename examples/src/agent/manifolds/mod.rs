@@ -12,7 +12,7 @@ mod periodic;
 use std::time::Duration;
 
 use crossbeam_channel::{select, tick};
-use worker_core::{DoneCallback, Error, Signal, ThreadWorker, Tomb, Worker, spawn};
+use worker_core::{Error, ThreadWorker, Tomb, Worker, spawn};
 use worker_dependency::{Bounce, Manifold, self_manifold};
 
 use super::model::{AgentConfig, ConnectionClosed};
@@ -99,18 +99,7 @@ impl<T: Clone + Send + Sync + 'static> Serving<T> {
 }
 
 impl<T: Send + Sync + 'static> Worker for Serving<T> {
-    fn kill(&self) {
-        self.worker.kill()
-    }
-    fn wait(&self) -> Result<(), Error> {
-        self.worker.wait()
-    }
-    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
-        self.worker.on_done(callback)
-    }
-    fn dead_signal(&self) -> Option<Signal> {
-        self.worker.dead_signal()
-    }
+    worker_core::delegate_worker!(worker);
 }
 
 /// A thread worker that runs `step` every `every` until killed; the first
