@@ -5,3 +5,9 @@
 
 pub mod agent;
 pub mod bench;
+
+/// The README's examples, compiled and run as doctests so that they stay
+/// true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
