@@ -108,8 +108,8 @@ pub use report::{
 pub use spawn::{Passive, ThreadWorker, spawn};
 pub use tomb::{Tomb, TombState};
 pub use worker::{
-    DoneCallback, Outcome, SharedWorker, Signal, Worker, dead, downcast_worker, stop, watch,
-    watch_named,
+    DoneCallback, Outcome, SharedWorker, Signal, Worker, dead, downcast_worker, into_shared, stop,
+    watch, watch_named,
 };
 
 /// Re-exported so users can `select!` on [`Signal`]s without naming the

@@ -263,6 +263,25 @@ where
     rx
 }
 
+/// Makes any worker a [`SharedWorker`], without wrapping one that already
+/// is: supervisors accept any `W: Worker` from start functions and store
+/// it with this, so users never write `Arc::new(..) as SharedWorker`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use worker_core::{into_shared, Passive, SharedWorker};
+///
+/// let shared: SharedWorker = Arc::new(Passive::new());
+/// assert!(Arc::ptr_eq(&into_shared(shared.clone()), &shared)); // not wrapped twice
+/// let _plain: SharedWorker = into_shared(Passive::new());
+/// ```
+pub fn into_shared<W: Worker>(worker: W) -> SharedWorker {
+    match (&worker as &dyn Any).downcast_ref::<SharedWorker>() {
+        Some(shared) => shared.clone(),
+        None => Arc::new(worker),
+    }
+}
+
 /// Turns a shared worker back into its concrete type, if it is a `T`.
 ///
 /// ```
