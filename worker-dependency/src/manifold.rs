@@ -4,7 +4,7 @@ use std::any::{Any, TypeId, type_name};
 use std::fmt;
 use std::sync::Arc;
 
-use worker_core::{Error, Passive, SharedWorker, Worker};
+use worker_core::{Error, Passive, SharedWorker, Worker, into_shared};
 
 use crate::Context;
 
@@ -229,19 +229,6 @@ impl<W: Worker> Worker for Offering<W> {
     }
 }
 
-/// Turns any worker into a shared one, without wrapping a worker that is
-/// already shared.
-fn into_shared<W: Worker>(worker: W) -> SharedWorker {
-    let boxed: Box<dyn Any> = Box::new(worker);
-    match boxed.downcast::<SharedWorker>() {
-        Ok(shared) => *shared,
-        Err(boxed) => match boxed.downcast::<W>() {
-            Ok(worker) => Arc::new(*worker),
-            Err(_) => unreachable!("a box made from a W holds a W"),
-        },
-    }
-}
-
 /// What a running manifold offers its dependents: at most one value per
 /// type, read with [`Context::get`].
 ///
@@ -321,7 +308,6 @@ impl fmt::Debug for Outputs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use worker_core::downcast_worker;
 
     #[test]
     fn outputs_are_keyed_by_type() {
@@ -331,15 +317,6 @@ mod tests {
         assert_eq!(out.get::<String>().as_deref(), Some("a"));
         assert_eq!(out.get::<i64>(), None);
         assert_eq!(out.type_names(), vec!["u32", "alloc::string::String"]);
-    }
-
-    #[test]
-    fn shared_workers_are_not_wrapped_twice() {
-        let shared: SharedWorker = Arc::new(Passive::new());
-        let again = into_shared(shared.clone());
-        assert!(Arc::ptr_eq(&shared, &again));
-        let plain = into_shared(Passive::new());
-        assert!(downcast_worker::<Passive>(&plain).is_some());
     }
 
     #[test]

@@ -34,7 +34,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use worker_core::{spawn, Error, Reporter, SharedWorker, Worker};
+//! use worker_core::{spawn, Reporter, Worker};
 //! use worker_runner::{Runner, RunnerParams};
 //!
 //! // Nothing is fatal; a failed worker comes back after 10 ms.
@@ -45,11 +45,11 @@
 //! )?;
 //!
 //! // A worker that runs until it is killed.
-//! runner.start_worker("poller", || -> Result<SharedWorker, Error> {
-//!     Ok(Arc::new(spawn("poller", |tomb| {
+//! runner.start_worker("poller", || {
+//!     Ok(spawn("poller", |tomb| {
 //!         let _ = tomb.dying().recv(); // wait to be told to stop
 //!         Ok(())
-//!     })))
+//!     }))
 //! })?;
 //!
 //! // Wait until it runs, look at it, and take it out again.

@@ -8,7 +8,8 @@ use std::thread::ThreadId;
 use crossbeam_channel::{Sender, select};
 use worker_core::threads::JoinSlot;
 use worker_core::{
-    Aborted, Clock, Dead, DoneCallback, Error, Report, Reporter, SharedWorker, Signal, Tomb, Worker,
+    Aborted, Clock, Dead, DoneCallback, Error, Report, Reporter, SharedWorker, Signal, Tomb,
+    Worker, into_shared,
 };
 
 use crate::error::CalledFromLoop;
@@ -108,28 +109,34 @@ impl Runner {
     /// A start function that returns an error or panics counts as an
     /// incarnation that failed at once: `is_fatal` and the restart policy
     /// decide what follows.
-    pub fn start_worker<F>(&self, id: impl Into<String>, start: F) -> Result<(), Error>
+    pub fn start_worker<W, F>(&self, id: impl Into<String>, mut start: F) -> Result<(), Error>
     where
-        F: FnMut() -> Result<SharedWorker, Error> + Send + 'static,
+        W: Worker,
+        F: FnMut() -> Result<W, Error> + Send + 'static,
     {
-        self.start_boxed(id.into(), None, Box::new(start))
+        self.start_boxed(id.into(), None, Box::new(move || start().map(into_shared)))
     }
 
     /// [`start_worker`](Self::start_worker) with per-worker
     /// [`WorkerOptions`] (restart type, restart policy); fails with
     /// [`InvalidParams`](crate::InvalidParams) for an unusable policy.
-    pub fn start_worker_with<F>(
+    pub fn start_worker_with<W, F>(
         &self,
         id: impl Into<String>,
         options: WorkerOptions,
-        start: F,
+        mut start: F,
     ) -> Result<(), Error>
     where
-        F: FnMut() -> Result<SharedWorker, Error> + Send + 'static,
+        W: Worker,
+        F: FnMut() -> Result<W, Error> + Send + 'static,
     {
         options.validate()?;
         let options = (options != WorkerOptions::default()).then(|| Box::new(options));
-        self.start_boxed(id.into(), options, Box::new(start))
+        self.start_boxed(
+            id.into(),
+            options,
+            Box::new(move || start().map(into_shared)),
+        )
     }
 
     fn start_boxed(

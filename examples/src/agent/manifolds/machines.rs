@@ -103,7 +103,7 @@ fn reconcile(
         let incarnations = Arc::new(AtomicU32::new(0));
         runner.start_worker(new.clone(), move || {
             let incarnation = incarnations.fetch_add(1, Ordering::SeqCst) + 1;
-            Ok(Arc::new(machine_worker(&id, incarnation, chaos.clone())) as SharedWorker)
+            Ok(machine_worker(&id, incarnation, chaos.clone()))
         })?;
     }
     *current = wanted;
