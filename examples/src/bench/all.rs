@@ -48,8 +48,18 @@ const PLANS: &[Plan] = &[
         sizes: &[100, 1000, 10000],
     },
     Plan {
+        scenario: "S4",
+        variant: "passive",
+        sizes: &[100, 1000, 10000],
+    },
+    Plan {
         scenario: "S5",
         variant: "thread",
+        sizes: &[100, 1000, 10000],
+    },
+    Plan {
+        scenario: "S5",
+        variant: "passive",
         sizes: &[100, 1000, 10000],
     },
     Plan {
@@ -60,6 +70,11 @@ const PLANS: &[Plan] = &[
     Plan {
         scenario: "I1",
         variant: "thread",
+        sizes: &[1000],
+    },
+    Plan {
+        scenario: "I1",
+        variant: "passive",
         sizes: &[1000],
     },
 ];
