@@ -92,6 +92,7 @@ pub mod jitter;
 pub mod pool;
 mod report;
 mod spawn;
+pub mod start_queue;
 mod sync;
 pub mod threads;
 mod tomb;
@@ -106,6 +107,7 @@ pub use report::{
     KEY_LAST_START, KEY_REPORT, KEY_STATE, Report, Reporter, TimeLabels, format_time,
 };
 pub use spawn::{Passive, ThreadWorker, spawn};
+pub use start_queue::StartQueue;
 pub use tomb::{Tomb, TombState};
 pub use worker::{
     DoneCallback, Outcome, SharedWorker, Signal, Worker, dead, downcast_worker, into_shared, stop,

@@ -3,6 +3,7 @@
 use std::any::Any;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use crossbeam_channel::Receiver;
 
@@ -184,51 +185,132 @@ pub fn stop<W: Worker + ?Sized>(worker: &W) -> Result<(), Error> {
 /// When the worker supports [`Worker::on_done`] this costs one boxed
 /// closure and no thread. Otherwise one thread, named `worker-watch`, is
 /// started that calls [`Worker::wait`] and then the callback; that thread
-/// ends when the worker does. Supervisors use [`watch_named`] so that such
-/// threads carry their name.
+/// ends when the worker does, and nobody joins it. Supervisors use
+/// [`watch_named`], which names the thread and hands it over to be joined.
 pub fn watch<W>(worker: &Arc<W>, callback: impl FnOnce(&Outcome) + Send + 'static)
 where
     W: Worker + ?Sized,
 {
-    watch_named(worker, "worker-watch", callback)
+    let _detached = watch_with(worker, &"worker-watch", callback, None);
 }
 
-/// [`watch`], naming the fallback thread (if one is needed) `thread_name`,
-/// so that [`threads::wait_threads_gone`](crate::threads::wait_threads_gone)
-/// can account for it under its supervisor's name.
+/// [`watch`] for supervisors: the fallback thread (if one is needed) is
+/// named `thread_name`, so that
+/// [`threads::wait_threads_gone`](crate::threads::wait_threads_gone) can
+/// account for it under its supervisor's name, and its handle is returned,
+/// so that the supervisor can join it before it says it has stopped.
 ///
-/// If the system refuses the thread, the worker cannot be watched: it is
-/// killed (it would otherwise run unsupervised), the refusal is logged, and
-/// the callback is called at once with an error saying so, so that nobody
-/// waits forever for a completion that would never be reported.
-pub fn watch_named<W>(
+/// Returns `None` when no thread was started: the worker took the callback
+/// (no thread needed), or the system refused the thread. In the latter case
+/// the worker cannot be watched: it is killed (it would otherwise run
+/// unsupervised), the refusal is logged, and the callback is called at once
+/// with an error saying so, so that nobody waits forever for a completion
+/// that would never be reported.
+///
+/// The worker's own code is kept from hurting the caller: a panic in its
+/// [`wait`](Worker::wait) becomes the outcome ([`Panicked`](crate::Panicked)),
+/// and a panic in its [`on_done`](Worker::on_done) is logged, after which a
+/// watcher thread reports the end with a copy of the callback (which is why
+/// it must be `Clone`; a closure that captures a sender and a few ids is).
+/// A worker that kept the callback before panicking may then call it too.
+///
+/// `thread_name` is formatted only if a thread is started, so pass
+/// `format_args!("{name}-watch")` rather than a `String` made for nothing.
+///
+/// ```
+/// use std::sync::Arc;
+/// use worker_core::{watch_named, Error, Worker};
+///
+/// /// A worker that cannot report its own end.
+/// struct Foreign(crossbeam_channel::Receiver<()>);
+///
+/// impl Worker for Foreign {
+///     fn kill(&self) {}
+///     fn wait(&self) -> Result<(), Error> {
+///         let _ = self.0.recv();
+///         Ok(())
+///     }
+/// }
+///
+/// let (end, ended) = crossbeam_channel::bounded(0);
+/// let w = Arc::new(Foreign(ended));
+/// let (tx, rx) = crossbeam_channel::unbounded();
+/// let name = "docs-supervisor";
+/// let thread = watch_named(&w, format_args!("{name}-watch"), move |outcome| {
+///     let _ = tx.send(outcome.is_ok());
+/// });
+/// drop(end);
+/// assert_eq!(rx.recv(), Ok(true));
+/// thread.expect("a foreign worker needs a thread").join().unwrap();
+/// ```
+pub fn watch_named<W, C>(
     worker: &Arc<W>,
-    thread_name: &str,
-    callback: impl FnOnce(&Outcome) + Send + 'static,
-) where
+    thread_name: impl std::fmt::Display,
+    callback: C,
+) -> Option<JoinHandle<()>>
+where
     W: Worker + ?Sized,
+    C: FnOnce(&Outcome) + Clone + Send + 'static,
 {
-    let Err(callback) = worker.on_done(Box::new(callback)) else {
-        return;
+    let spare = callback.clone();
+    watch_with(worker, &thread_name, callback, Some(spare))
+}
+
+/// The body of [`watch`] and [`watch_named`]; `spare` is what the watcher
+/// thread calls if the worker's `on_done` panics with the callback.
+fn watch_with<W, C>(
+    worker: &Arc<W>,
+    thread_name: &dyn std::fmt::Display,
+    callback: C,
+    spare: Option<C>,
+) -> Option<JoinHandle<()>>
+where
+    W: Worker + ?Sized,
+    C: FnOnce(&Outcome) + Send + 'static,
+{
+    let registered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        worker.on_done(Box::new(callback))
+    }));
+    let callback: DoneCallback = match registered {
+        Ok(Ok(())) => return None,
+        Ok(Err(callback)) => callback,
+        Err(payload) => {
+            let panicked = crate::Panicked::from_payload("on_done of a watched worker", &*payload);
+            let Some(spare) = spare else {
+                tracing::error!(error = %panicked, "on_done panicked; the worker's end may go unnoticed");
+                return None;
+            };
+            tracing::error!(error = %panicked, thread = %thread_name, "on_done panicked; watching the worker with a thread");
+            Box::new(spare)
+        }
     };
+    let name = thread_name.to_string();
     // Shared between the thread and this function: whichever ends up with
     // it calls it, so a refused spawn can still report.
     let slot = Arc::new(std::sync::Mutex::new(Some(callback)));
     let thread_slot = Arc::clone(&slot);
     let watched = Arc::clone(worker);
-    let spawned = crate::threads::spawn_named(thread_name.to_owned(), move || {
-        let outcome = watched.wait();
+    let label = name.clone();
+    let spawned = crate::threads::spawn_named(name, move || {
+        let outcome = crate::catch_panic(
+            || format!("wait of a worker watched by {label:?}"),
+            || watched.wait(),
+        );
         let taken = thread_slot.lock().map(|mut c| c.take()).ok().flatten();
         if let Some(callback) = taken {
             callback(&outcome);
         }
     });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, thread = thread_name, "cannot start a thread to watch a worker; killing it");
-        worker.kill();
-        let taken = slot.lock().map(|mut c| c.take()).ok().flatten();
-        if let Some(callback) = taken {
-            callback(&Err(Error::new(e).context("cannot watch the worker")));
+    match spawned {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            tracing::error!(error = %e, thread = %thread_name, "cannot start a thread to watch a worker; killing it");
+            worker.kill();
+            let taken = slot.lock().map(|mut c| c.take()).ok().flatten();
+            if let Some(callback) = taken {
+                callback(&Err(Error::new(e).context("cannot watch the worker")));
+            }
+            None
         }
     }
 }
@@ -294,4 +376,109 @@ pub fn into_shared<W: Worker>(worker: W) -> SharedWorker {
 pub fn downcast_worker<T: Worker>(worker: &SharedWorker) -> Option<Arc<T>> {
     let any: Arc<dyn Any + Send + Sync> = worker.clone();
     any.downcast::<T>().ok()
+}
+
+#[cfg(test)]
+mod watch_named_tests {
+    use super::*;
+    use crate::threads::live_threads_with_prefix;
+    use crate::{Panicked, Passive};
+    use std::time::Duration;
+
+    const LONG: Duration = Duration::from_secs(10);
+
+    /// A worker with neither callbacks nor a signal: it ends when `end`
+    /// is dropped, and its `wait` panics if `panics`.
+    struct Foreign {
+        end: Receiver<()>,
+        panics: bool,
+    }
+
+    impl Worker for Foreign {
+        fn kill(&self) {}
+        fn wait(&self) -> Result<(), Error> {
+            let _ = self.end.recv();
+            assert!(!self.panics, "wait exploded");
+            Err(Error::msg("foreign ended"))
+        }
+    }
+
+    fn foreign(panics: bool) -> (Arc<Foreign>, crossbeam_channel::Sender<()>) {
+        let (tx, rx) = crossbeam_channel::bounded(0);
+        (Arc::new(Foreign { end: rx, panics }), tx)
+    }
+
+    fn reporter() -> (
+        impl FnOnce(&Outcome) + Clone + Send + 'static,
+        Receiver<Outcome>,
+    ) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        (move |o: &Outcome| tx.send(o.clone()).unwrap(), rx)
+    }
+
+    #[test]
+    fn a_worker_with_callbacks_needs_no_thread() {
+        let w = Arc::new(Passive::new());
+        let (callback, outcomes) = reporter();
+        assert!(watch_named(&w, "watch-named-test-none", callback).is_none());
+        w.kill();
+        assert!(outcomes.recv_timeout(LONG).unwrap().is_ok());
+        assert_eq!(live_threads_with_prefix("watch-named-test-none"), 0);
+    }
+
+    #[test]
+    fn a_foreign_worker_gets_a_named_thread_to_join() {
+        let (w, end) = foreign(false);
+        let (callback, outcomes) = reporter();
+        let name = "watch-named-test-join";
+        let handle = watch_named(&w, format_args!("{name}-watch"), callback)
+            .expect("a foreign worker is watched by a thread");
+        assert_eq!(handle.thread().name(), Some("watch-named-test-join-watch"));
+        assert_eq!(live_threads_with_prefix(name), 1);
+        drop(end);
+        let outcome = outcomes.recv_timeout(LONG).unwrap();
+        assert_eq!(outcome.unwrap_err().to_string(), "foreign ended");
+        handle.join().unwrap();
+        assert_eq!(live_threads_with_prefix(name), 0);
+    }
+
+    #[test]
+    fn a_panicking_wait_is_the_outcome() {
+        let (w, end) = foreign(true);
+        let (callback, outcomes) = reporter();
+        let handle = watch_named(&w, "watch-named-test-wait-panics", callback).unwrap();
+        drop(end);
+        let err = outcomes.recv_timeout(LONG).unwrap().unwrap_err();
+        assert!(err.is::<Panicked>(), "{err}");
+        assert!(err.to_string().contains("wait exploded"), "{err}");
+        handle.join().expect("the panic did not escape the thread");
+    }
+
+    /// A worker whose `on_done` panics (dropping the callback).
+    struct BadCallbacks(Foreign);
+
+    impl Worker for BadCallbacks {
+        fn kill(&self) {}
+        fn wait(&self) -> Result<(), Error> {
+            self.0.wait()
+        }
+        fn on_done(&self, _callback: DoneCallback) -> Result<(), DoneCallback> {
+            panic!("on_done exploded")
+        }
+    }
+
+    #[test]
+    fn a_panicking_on_done_falls_back_to_a_thread() {
+        let (inner, end) = foreign(false);
+        let inner = Arc::into_inner(inner).unwrap();
+        let w = Arc::new(BadCallbacks(inner));
+        let (callback, outcomes) = reporter();
+        let handle = watch_named(&w, "watch-named-test-on-done-panics", callback)
+            .expect("watched by a thread instead");
+        drop(end);
+        let outcome = outcomes.recv_timeout(LONG).unwrap();
+        assert_eq!(outcome.unwrap_err().to_string(), "foreign ended");
+        assert!(outcomes.try_recv().is_err(), "reported once");
+        handle.join().unwrap();
+    }
 }
