@@ -260,6 +260,11 @@ impl<J: Send + 'static> StartQueue<J> {
                 break;
             }
         }
+        // More jobs than drainers: some wait. Watched from now on, even if
+        // the loop stays too busy to block (and so to ask for a deadline).
+        if self.armed.is_none() && self.in_flight > self.shared.drainers.load(Ordering::SeqCst) {
+            self.arm();
+        }
     }
 
     /// Records that a job handed over has finished (or was refused), as
@@ -298,7 +303,6 @@ impl<J: Send + 'static> StartQueue<J> {
     /// none finished during the stall period, starts one more drainer. The
     /// watch is then armed again for as long as jobs wait.
     pub fn check_stall(&mut self) {
-        self.refresh();
         let Some(armed) = &self.armed else {
             return;
         };
@@ -307,7 +311,7 @@ impl<J: Send + 'static> StartQueue<J> {
         }
         let stuck = armed.finished == self.finished;
         self.armed = None;
-        if stuck {
+        if stuck && !self.shared.queue.is_empty() {
             tracing::debug!(
                 queue = %self.name,
                 drainers = self.shared.drainers.load(Ordering::Relaxed),
@@ -321,17 +325,23 @@ impl<J: Send + 'static> StartQueue<J> {
     }
 
     /// Arms the stall watch if jobs wait and it is not armed; disarms it if
-    /// no job waits.
+    /// no job waits. (The queue is looked at only while jobs are in
+    /// flight: its ends are written by the drainers, so reading them costs
+    /// the loop a cache miss.)
     fn refresh(&mut self) {
-        if self.shared.queue.is_empty() {
+        if self.in_flight == 0 || self.shared.queue.is_empty() {
             self.armed = None;
         } else if self.armed.is_none() {
-            self.armed = Some(Armed {
-                at: Instant::now() + self.stall,
-                finished: self.finished,
-                timer: None,
-            });
+            self.arm();
         }
+    }
+
+    fn arm(&mut self) {
+        self.armed = Some(Armed {
+            at: Instant::now() + self.stall,
+            finished: self.finished,
+            timer: None,
+        });
     }
 
     /// Starts a drainer; if the system refuses the thread and no drainer
