@@ -25,6 +25,8 @@
 //!   ([`finished`](StartQueue::finished)): the job's own message to the loop
 //!   is the only reliable sign that its drainer is about to be free again, so
 //!   a job that comes right after it does not start a thread for nothing.
+//!   (Whatever a job does after sending that message must therefore be
+//!   quick: its drainer already counts as free.)
 //! - A drainer that finds the queue empty waits for [`linger`](StartQueue::linger)
 //!   before it ends, so a steady trickle of starts (a chain of manifolds
 //!   bouncing, a worker restarting every microsecond) finds a thread ready,
@@ -39,8 +41,11 @@
 //! be stuck, and one more is started; and again after each further stall
 //! period. So a blocked start delays those queued behind it by about the
 //! stall time, and the number of threads grows only while starts really are
-//! blocked. The rule is watched only while jobs wait: the loop asks for the
-//! deadline ([`stall_deadline`](StartQueue::stall_deadline), or the
+//! blocked. The rule is watched only while jobs may wait: from a hand-over
+//! that leaves more jobs in flight than drainers, until no job is in flight
+//! or the watch fires and finds none waiting (a start that blocks for an
+//! hour costs no wake-up at all unless jobs queue behind it). The loop asks
+//! for the deadline ([`stall_deadline`](StartQueue::stall_deadline), or the
 //! [`stall_timer`](StartQueue::stall_timer) channel to `select!` on) each
 //! time before it blocks, and calls [`check_stall`](StartQueue::check_stall)
 //! when it has passed. An idle supervisor has no deadline, no timer and, once
@@ -132,7 +137,7 @@ pub struct StartQueue<J: Send + 'static> {
     in_flight: usize,
     /// Jobs reported finished so far.
     finished: u64,
-    /// The stall watch, while jobs wait.
+    /// The stall watch, while jobs may wait.
     armed: Option<Armed>,
     /// What [`stall_timer`](Self::stall_timer) hands out while disarmed.
     never: Receiver<Instant>,
@@ -260,8 +265,9 @@ impl<J: Send + 'static> StartQueue<J> {
                 break;
             }
         }
-        // More jobs than drainers: some wait. Watched from now on, even if
-        // the loop stays too busy to block (and so to ask for a deadline).
+        // More jobs than drainers: some wait, so the stall rule watches
+        // from now on. (With no more jobs than drainers, each job has a
+        // drainer that is free or about to be, and nothing is watched.)
         if self.armed.is_none() && self.in_flight > self.shared.drainers.load(Ordering::SeqCst) {
             self.arm();
         }
@@ -276,10 +282,11 @@ impl<J: Send + 'static> StartQueue<J> {
         self.in_flight = self.in_flight.saturating_sub(1);
     }
 
-    /// When the owner should call [`check_stall`](Self::check_stall): `None`
-    /// while no job waits for a drainer. Call it each time before the loop
-    /// blocks (it arms the watch when jobs have started waiting, and
-    /// disarms it when they no longer do).
+    /// When the owner should call [`check_stall`](Self::check_stall), or
+    /// `None` while no job waits for a drainer. The watch is armed when a
+    /// [`flush`](Self::flush) leaves more jobs in flight than drainers, and
+    /// disarmed when it fires and finds no job waiting, or no job is in
+    /// flight any more. Call it each time before the loop blocks.
     pub fn stall_deadline(&mut self) -> Option<Instant> {
         self.refresh();
         self.armed.as_ref().map(|a| a.at)
@@ -311,7 +318,13 @@ impl<J: Send + 'static> StartQueue<J> {
         }
         let stuck = armed.finished == self.finished;
         self.armed = None;
-        if stuck && !self.shared.queue.is_empty() {
+        if self.shared.queue.is_empty() {
+            // Nothing waits (jobs may still run): no watch until a flush
+            // leaves jobs waiting again, so a start that blocks for an
+            // hour does not wake the loop every stall period.
+            return;
+        }
+        if stuck {
             tracing::debug!(
                 queue = %self.name,
                 drainers = self.shared.drainers.load(Ordering::Relaxed),
@@ -321,18 +334,16 @@ impl<J: Send + 'static> StartQueue<J> {
             );
             self.add_drainer();
         }
-        self.refresh();
+        self.arm();
     }
 
-    /// Arms the stall watch if jobs wait and it is not armed; disarms it if
-    /// no job waits. (The queue is looked at only while jobs are in
-    /// flight: its ends are written by the drainers, so reading them costs
-    /// the loop a cache miss.)
+    /// Disarms the watch once no job is in flight. It does not look at
+    /// the queue: the drainers write its ends, so a look would cost the
+    /// loop a cache miss each time it blocks. The queue is looked at only
+    /// when the watch fires.
     fn refresh(&mut self) {
-        if self.in_flight == 0 || self.shared.queue.is_empty() {
+        if self.in_flight == 0 {
             self.armed = None;
-        } else if self.armed.is_none() {
-            self.arm();
         }
     }
 

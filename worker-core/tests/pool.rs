@@ -277,6 +277,54 @@ mod start_queue {
     }
 
     #[test]
+    fn long_jobs_with_nothing_behind_them_keep_no_timer() {
+        let name = "start-queue-test-long";
+        let (running_tx, running) = unbounded();
+        let (done_tx, done) = unbounded();
+        let mut q = StartQueue::new(
+            name,
+            move |gate: Receiver<()>| {
+                running_tx.send(()).unwrap();
+                let _ = gate.recv();
+                done_tx.send(()).unwrap();
+            },
+            |_, e| panic!("refused: {e}"),
+        )
+        .limit(1)
+        .stall(Duration::from_millis(10));
+        let (release, gate) = crossbeam_channel::bounded::<()>(0);
+        // One job, one thread: nothing can wait, nothing is watched.
+        q.push(gate.clone());
+        q.flush();
+        assert_eq!(q.stall_deadline(), None);
+        running.recv_timeout(LONG).unwrap();
+        // A second job waits behind it: watched until the stall rule has
+        // given it a thread, and no longer, though both still run.
+        q.push(gate);
+        q.flush();
+        assert!(q.stall_deadline().is_some());
+        let deadline = Instant::now() + LONG;
+        while q.stall_deadline().is_some() {
+            let timer = q.stall_timer().clone();
+            timer
+                .recv_deadline(deadline)
+                .expect("the watch never let go");
+            q.check_stall();
+        }
+        running.recv_timeout(LONG).unwrap();
+        assert_eq!(q.stall_deadline(), None);
+        assert!(q.threads_started() >= 2);
+        assert!(done.try_recv().is_err(), "the jobs still run");
+        drop(release);
+        for _ in 0..2 {
+            done.recv_timeout(LONG).unwrap();
+            q.finished();
+        }
+        q.join();
+        assert_eq!(live_threads_with_prefix(name), 0);
+    }
+
+    #[test]
     fn idle_drains_to_zero_threads_and_no_timer() {
         let name = "start-queue-test-idle";
         let (q, results) = queue(name);
