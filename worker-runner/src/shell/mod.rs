@@ -84,8 +84,6 @@ pub(crate) enum Msg {
         generation: Generation,
         outcome: Outcome,
     },
-    /// A starter left, having had no work for a while.
-    StarterGone,
     /// A watcher thread was started for a worker without `on_done`.
     Watcher(JoinHandle<()>),
 }
@@ -153,7 +151,7 @@ impl Loop {
         let Loop {
             rx,
             tomb,
-            starter,
+            mut starter,
             watchers,
             result,
             ..
@@ -169,9 +167,9 @@ impl Loop {
 
     /// Blocks until a message or a timer, and handles it.
     fn block(&mut self) {
-        let overflow_at = self.starter.overflow_at();
+        let stall_at = self.starter.stall_deadline();
         let Some((timer, _)) = &self.timer else {
-            match overflow_at {
+            match stall_at {
                 // The loop holds a sender of its own channel: never closed.
                 None => {
                     if let Ok(msg) = self.rx.recv() {
@@ -180,14 +178,14 @@ impl Loop {
                 }
                 Some(at) => match self.rx.recv_deadline(at) {
                     Ok(msg) => self.handle(msg),
-                    Err(RecvTimeoutError::Timeout) => self.starter.overflow_fired(),
+                    Err(RecvTimeoutError::Timeout) => self.starter.check_stall(),
                     Err(RecvTimeoutError::Disconnected) => {}
                 },
             }
             return;
         };
         let timer = timer.clone();
-        let timeout = overflow_at.map_or(Duration::MAX, |at| {
+        let timeout = stall_at.map_or(Duration::MAX, |at| {
             at.saturating_duration_since(Instant::now())
         });
         select! {
@@ -197,7 +195,7 @@ impl Loop {
                 }
             }
             recv(timer) -> _ => self.timer = None,
-            default(timeout) => self.starter.overflow_fired(),
+            default(timeout) => self.starter.check_stall(),
         }
     }
 
@@ -218,28 +216,16 @@ impl Loop {
                     handled += 1;
                     if handled % BATCH == 0 {
                         self.tick_due();
-                        self.check_overflow();
+                        self.starter.check_stall();
                     }
                     continue;
                 }
                 Err(_) => self.tick_due(),
             }
             if !spin.again(SPIN) {
-                self.check_overflow();
+                self.starter.check_stall();
                 return;
             }
-        }
-    }
-
-    /// Runs the starters' overflow watch if it is due (it is otherwise
-    /// looked at only while the loop blocks).
-    fn check_overflow(&mut self) {
-        if self
-            .starter
-            .overflow_at()
-            .is_some_and(|at| Instant::now() >= at)
-        {
-            self.starter.overflow_fired();
         }
     }
 
@@ -297,7 +283,7 @@ impl Loop {
                 reports,
                 start,
             } => {
-                self.starter.completed();
+                self.starter.finished();
                 self.machine.started(
                     slot,
                     generation,
@@ -317,7 +303,6 @@ impl Loop {
             } => self
                 .machine
                 .exited(slot, generation, outcome, now, &mut out),
-            Msg::StarterGone => self.starter.starter_gone(),
             Msg::Watcher(handle) => {
                 self.watchers.retain(|h| !h.is_finished());
                 self.watchers.push(handle);
@@ -325,7 +310,7 @@ impl Loop {
         }
         self.execute(&mut out);
         self.out = out;
-        if flush || self.starter.pending() >= HOLD_BACK {
+        if flush || self.starter.held() >= HOLD_BACK {
             self.starter.flush();
         }
     }
