@@ -2,13 +2,13 @@
 //! requests, start results, worker ends and timer firings into events,
 //! and carries out the machine's actions.
 //!
-//! Start functions run on the engine's thread pool, through the queue of
-//! [`starter`]; a worker's end is learnt through its completion callback ([`Worker::on_done`]), so no
-//! thread waits on a worker (only a foreign worker without completion
-//! callbacks gets one watcher thread, named after the engine and joined
-//! when the engine stops). The loop asks the clock for a timer only when
-//! the earliest deadline changes, and blocks in `select!` otherwise: an
-//! idle engine does nothing.
+//! Start functions run off the loop, from the engine's start queue
+//! ([`starter`]); a worker's end is learnt through its completion callback
+//! ([`Worker::on_done`]), so no thread waits on a worker (only a foreign
+//! worker without completion callbacks gets one watcher thread, named
+//! after the engine and joined when the engine stops). The loop asks the
+//! clock for a timer only when the earliest deadline changes, and blocks
+//! in `select!` otherwise: an idle engine does nothing.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -58,6 +58,8 @@ pub(crate) enum Msg {
         generation: u64,
         outcome: Result<(), Error>,
     },
+    /// A batch of ended workers has been waited for.
+    Reaped,
 }
 
 /// Everything the loop thread owns.
@@ -86,6 +88,8 @@ impl Shell {
     pub(crate) fn run(mut self, tomb: &Tomb, rx: Receiver<Msg>) -> Result<(), Error> {
         let mut dying = tomb.dying();
         loop {
+            // Fires only while starts wait for a thread.
+            let stall = self.starter.stall_timer().clone();
             select! {
                 recv(rx) -> msg => {
                     // The loop holds a sender itself, so the channel never
@@ -116,9 +120,8 @@ impl Shell {
                     self.run_actions();
                     self.update_timer();
                 }
-                recv(self.starter.stall) -> _ => self.starter.stalled(),
+                recv(stall) -> _ => self.starter.check_stall(),
             }
-            self.starter.watch();
             if self.machine.is_dying() && tomb.is_alive() {
                 // A fatal or internal error: let everyone see the engine
                 // is stopping (our own dying signal then fires: harmless).
@@ -150,7 +153,7 @@ impl Shell {
                 Msg::WaitingFor { reply } => {
                     let _ = reply.send(Vec::new());
                 }
-                Msg::Started { .. } | Msg::Ended { .. } => {}
+                Msg::Started { .. } | Msg::Ended { .. } | Msg::Reaped => {}
             }
         }
         for (_, replies) in self.uninstalls.drain() {
@@ -214,7 +217,7 @@ impl Shell {
                 generation,
                 result,
             } => {
-                self.starter.finished_one();
+                self.starter.finished();
                 if let Some(abort) = self.aborts.get_mut(node) {
                     *abort = None;
                 }
@@ -230,6 +233,7 @@ impl Shell {
                 self.machine
                     .worker_done(node, generation, outcome, now, &mut self.out);
             }
+            Msg::Reaped => self.starter.finished(),
         }
         self.run_actions();
         // After every message, not once per burst: a request that follows
@@ -312,7 +316,7 @@ impl Shell {
                 self.ended.push(worker);
                 if self.ended.len() >= REAP_BATCH {
                     let batch = std::mem::take(&mut self.ended);
-                    self.starter.background(move || reap(batch));
+                    self.starter.reap(batch);
                 }
             }
             Action::Stuck { name, waited } => {
@@ -347,36 +351,22 @@ impl Shell {
 
     fn watch(&mut self, node: NodeId, generation: u64, worker: SharedWorker) {
         let tx = self.tx.clone();
-        let callback = Box::new(move |outcome: &Result<(), Error>| {
-            let _ = tx.send(Msg::Ended {
-                node,
-                generation,
-                outcome: outcome.clone(),
-            });
-        });
-        if let Err(callback) = worker.on_done(callback) {
-            // A worker without completion callbacks: one thread waits.
-            let worker_for_kill = worker.clone();
-            self.watchers.retain(|w| !w.is_finished());
-            let spawned =
-                worker_core::threads::spawn_named(format!("{}-watch", self.name), move || {
-                    let outcome = worker.wait();
-                    callback(&outcome);
+        // A worker without completion callbacks gets one watcher thread,
+        // joined when the engine stops.
+        let thread = worker_core::watch_named(
+            &worker,
+            format_args!("{}-watch", self.name),
+            move |outcome: &Result<(), Error>| {
+                let _ = tx.send(Msg::Ended {
+                    node,
+                    generation,
+                    outcome: outcome.clone(),
                 });
-            match spawned {
-                Ok(handle) => self.watchers.push(handle),
-                Err(e) => {
-                    // Cannot watch it: stop it (it would run unsupervised)
-                    // and say it ended, rather than wait forever.
-                    tracing::error!(engine = %self.name, error = %e, "cannot watch a worker");
-                    worker_for_kill.kill();
-                    let _ = self.tx.send(Msg::Ended {
-                        node,
-                        generation,
-                        outcome: Err(Error::new(e).context("cannot watch worker")),
-                    });
-                }
-            }
+            },
+        );
+        if let Some(handle) = thread {
+            self.watchers.retain(|w| !w.is_finished());
+            self.watchers.push(handle);
         }
     }
 }
