@@ -89,7 +89,6 @@
 mod clock;
 mod error;
 pub mod jitter;
-pub mod pool;
 mod report;
 mod spawn;
 pub mod start_queue;
@@ -102,7 +101,6 @@ use std::time::Duration;
 
 pub use clock::{Clock, WallClock};
 pub use error::{Aborted, AlreadyExists, Chain, Dead, Error, NotFound, Panicked, catch_panic};
-pub use pool::ThreadPool;
 pub use report::{
     KEY_LAST_START, KEY_REPORT, KEY_STATE, Report, Reporter, TimeLabels, format_time,
 };

@@ -79,11 +79,14 @@
 //! a pure state machine with no threads, clocks or channels, driven by
 //! events; its tests and property tests run it directly. One loop thread
 //! per engine (named after it) owns that state. Start functions run off
-//! the loop, from a queue drained by a few threads of a per-engine pool
-//! (`<name>-start-N`, about two per CPU), so a burst of 10,000 starts does
-//! not start hundreds of threads; when the queue stalls for 2 ms because
-//! start functions block, one more thread joins, so a blocking start
-//! cannot hold the others up. The engine learns that a worker ended
+//! the loop, from the engine's
+//! [`StartQueue`](worker_core::StartQueue): a few threads
+//! (`<name>-start-N`, about two per CPU) that take start functions one
+//! after another and end after 5 ms with nothing to do, so a burst of
+//! 10,000 starts does not start hundreds of threads and an idle engine
+//! keeps none; when the queue stalls for 2 ms because start functions
+//! block, one more thread joins, so a blocking start cannot hold the
+//! others up. The engine learns that a worker ended
 //! through the worker's completion callback, so no thread waits on a
 //! worker. Time comes from the configured
 //! [`Clock`](worker_core::Clock); the loop asks it for one timer only when

@@ -165,8 +165,9 @@ impl RunnerParams {
     /// the threads a burst of starts costs. A start function that blocks
     /// cannot hold the others up for long: when none of them has finished
     /// for 20 ms of real time while others wait, the runner adds a thread
-    /// (and another after each further 20 ms); extra threads leave once
-    /// the queue has been empty for a while.
+    /// (and another after each further 20 ms). Every start thread ends
+    /// after 200 ms with nothing to do, so an idle runner keeps none
+    /// (see [`StartQueue`](worker_core::StartQueue)).
     pub fn start_threads(mut self, n: usize) -> Self {
         self.start_threads = n;
         self
