@@ -82,10 +82,12 @@ const PLANS: &[Plan] = &[
 const RUNS: usize = 3;
 
 /// Runs the whole plan (`quick`: one run each, sizes up to 1000) and
-/// prints the table on stdout.
+/// prints the table on stdout, with any scenario that took over 60 s
+/// listed after it; each run's raw JSON line goes to stderr.
 pub fn run_all(quick: bool) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
     let runs = if quick { 1 } else { RUNS };
+    let mut findings = Vec::new();
     println!("| scenario | variant | n | phase | median | peak RSS (MiB) | threads after |");
     println!("|---|---|---:|---|---:|---:|---:|");
     for plan in PLANS {
@@ -110,17 +112,25 @@ pub fn run_all(quick: bool) -> Result<(), String> {
                     break;
                 }
                 if took.as_secs() > 60 {
-                    eprintln!(
-                        "finding: {} {n} {} took {took:?} (over 60 s)",
+                    findings.push(format!(
+                        "{} {} at n={n} took {took:.1?}, over the 60 s limit",
                         plan.scenario, plan.variant
-                    );
+                    ));
                 }
                 let line = String::from_utf8_lossy(&out.stdout);
+                // The raw line, for whoever wants more than the medians.
+                eprintln!("{}", line.trim());
                 let value: serde_json::Value = serde_json::from_str(line.trim())
                     .map_err(|e| format!("{} printed bad JSON ({e}): {line}", plan.scenario))?;
                 results.push(value);
             }
             print_rows(plan, n, &results);
+        }
+    }
+    if !findings.is_empty() {
+        println!("\nFindings:");
+        for finding in &findings {
+            println!("- {finding}");
         }
     }
     Ok(())
@@ -171,7 +181,8 @@ fn print_rows(plan: &Plan, n: usize, results: &[serde_json::Value]) {
         }
         let m = median(values);
         let shown = match key.strip_prefix('@') {
-            Some(top) => format!("{m:.0} ({top})"),
+            Some(top) if top.contains("_ns") => format!("{:.3} ms", m / 1e6),
+            Some(_) => format!("{m:.0}"),
             None if key.ends_with("_ns") => format!("{:.3} ms", m / 1e6),
             None => format!("{m:.0}"),
         };
