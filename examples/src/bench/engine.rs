@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use worker_core::{Error, Passive, SharedWorker, spawn};
-use worker_dependency::{Bounce, Engine, EngineConfig, Manifold};
+use worker_dependency::{Bounce, Engine, EngineConfig, Manifold, Metrics};
 
 use super::common::{cpu_time, timed, voluntary_switches};
 use super::{Measurement, Variant};
@@ -109,8 +109,11 @@ fn blocking_worker(variant: Variant, i: usize) -> (SharedWorker, Box<dyn Fn() + 
     }
 }
 
-fn config(name: &str) -> EngineConfig {
+fn config(name: &str, metrics: Option<Arc<dyn Metrics>>) -> EngineConfig {
     let mut config = EngineConfig::new(name);
+    if let Some(metrics) = metrics {
+        config.metrics = metrics;
+    }
     config.is_fatal = Arc::new(|_| false);
     config.error_delay = Duration::from_millis(1);
     config.bounce_delay = Duration::from_millis(1);
@@ -152,6 +155,35 @@ fn manifolds(
 
 const PHASE_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The benchmarks' engine name (it prefixes the engine's thread names).
+const ENGINE: &str = "bench-engine";
+
+/// The engine's metrics hook for I1: says once `n` workers have been
+/// registered, i.e. once the engine has taken in every start.
+struct Registered {
+    count: AtomicUsize,
+    n: usize,
+    done: (Sender<()>, Receiver<()>),
+}
+
+impl Registered {
+    fn new(n: usize) -> Arc<Self> {
+        Arc::new(Registered {
+            count: AtomicUsize::new(0),
+            n,
+            done: bounded(1),
+        })
+    }
+}
+
+impl Metrics for Registered {
+    fn record_start(&self, _name: &str) {
+        if self.count.fetch_add(1, Ordering::SeqCst) + 1 == self.n {
+            let _ = self.done.0.try_send(());
+        }
+    }
+}
+
 /// Installs the graph and waits until every manifold runs.
 fn start(
     shape: Shape,
@@ -159,8 +191,19 @@ fn start(
     variant: Variant,
     m: &mut Measurement,
 ) -> Result<(Engine, Arc<Progress>), String> {
+    start_with(shape, n, variant, m, None)
+}
+
+/// [`start`], with the engine's metrics hook.
+fn start_with(
+    shape: Shape,
+    n: usize,
+    variant: Variant,
+    m: &mut Measurement,
+    metrics: Option<Arc<dyn Metrics>>,
+) -> Result<(Engine, Arc<Progress>), String> {
     let progress = Progress::new(n);
-    let engine = Engine::new(config("bench-engine")).map_err(|e| e.to_string())?;
+    let engine = Engine::new(config(ENGINE, metrics)).map_err(|e| e.to_string())?;
     let all = manifolds(shape, n, variant, &progress);
     let done = progress.arm();
     let (result, d) = timed(|| {
@@ -231,21 +274,18 @@ fn report_phase(n: usize, variant: Variant) -> Result<Measurement, String> {
 fn idle_phases(n: usize, variant: Variant) -> Result<Measurement, String> {
     let mut m = Measurement::default();
     let mut setup = Measurement::default();
-    let (engine, _progress) = start(Shape::Fan, n, variant, &mut setup)?;
-    // "Fully started": the start functions have all returned, but the
-    // engine may still be registering the last workers. Wait until its
-    // report says so, then let the start threads park.
-    for _ in 0..1000 {
-        let report = engine.report();
-        let manifolds = report["manifolds"].as_object().map_or(0, |m| {
-            m.values().filter(|v| v["state"] == "started").count()
-        });
-        if manifolds == n {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    std::thread::sleep(Duration::from_millis(100));
+    // "Fully started": every start function has returned, every worker
+    // has been registered by the engine (its metrics hook says so), and
+    // the start threads have ended (they linger a few ms when idle).
+    let registered = Registered::new(n);
+    let all_registered = registered.done.1.clone();
+    let metrics: Arc<dyn Metrics> = registered;
+    let (engine, _progress) = start_with(Shape::Fan, n, variant, &mut setup, Some(metrics))?;
+    all_registered
+        .recv_timeout(PHASE_TIMEOUT)
+        .map_err(|_| "the engine did not register every worker in time".to_owned())?;
+    worker_core::threads::wait_threads_gone(&format!("{ENGINE}-start"), PHASE_TIMEOUT)
+        .map_err(|left| format!("start threads still running: {left:?}"))?;
     let cpu0 = cpu_time();
     let switches0 = voluntary_switches();
     std::thread::sleep(Duration::from_secs(2));
