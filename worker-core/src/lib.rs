@@ -70,6 +70,23 @@
 //! - [`Reporter`] describes a worker as a JSON object ([`Report`]);
 //!   supervisors nest their workers' reports in their own.
 //!
+//! # Building blocks for supervisors
+//!
+//! The runner, the catacomb and the engine share what they have in common
+//! here, and so can a supervisor of your own:
+//!
+//! - [`StartQueue`]: runs start functions (user code that may block) off
+//!   the supervisor's loop, on a few threads that end when idle, with a
+//!   real-time rule that adds a thread when starts stall;
+//! - [`threads`]: every library thread is started through
+//!   [`threads::spawn_named`], so tests can prove none is left
+//!   ([`threads::wait_threads_gone`]), and [`threads::JoinSlot`] joins an
+//!   owner's thread in `wait` without any order of calls deadlocking;
+//! - [`watch_named`]: completion through a callback, or one named,
+//!   joinable watcher thread for workers that cannot notify;
+//! - [`jitter`]: the injectable randomness that spreads restart delays;
+//! - [`delegate_worker!`] and [`into_shared`]: making and storing workers.
+//!
 //! # Differences from Go
 //!
 //! - Go's `tomb` lets a kill after the tomb is dead change the reason that
