@@ -385,8 +385,6 @@ impl<T: Io> Machine<T> {
             }
             return;
         }
-        let stop_timeout = self.config.stop_timeout;
-        let epoch = self.epoch;
         let entry = self.entry_mut(slot);
         entry.start = Some(start);
         entry.reports = reports;
@@ -394,18 +392,7 @@ impl<T: Io> Machine<T> {
             Ok(worker) => {
                 if entry.stop_requested {
                     tracing::debug!(id = %entry.id, "killing worker that was stopped while starting");
-                    entry.state = State::Stopping {
-                        worker: worker.clone(),
-                        since: Stamp::new(epoch, now),
-                        stuck: false,
-                    };
-                    out.push(Action::Kill {
-                        id: entry.id.clone(),
-                        worker,
-                    });
-                    if let Some(after) = stop_timeout {
-                        self.push_deadline(slot, generation, Kind::Stuck, now + after);
-                    }
+                    self.kill_instance(slot, worker, now, out);
                 } else {
                     tracing::trace!(id = %entry.id, generation, "worker started");
                     if let Some(extra) = entry.extra.as_mut() {

@@ -17,27 +17,13 @@ use crate::policy::RestartType;
 
 impl<T: Io> Machine<T> {
     pub(super) fn stop_slot(&mut self, slot: Slot, now: Instant, out: &mut Actions<T>) {
-        let stop_timeout = self.config.stop_timeout;
-        let epoch = self.epoch;
         let entry = self.entry_mut(slot);
         entry.stop_requested = true;
-        let generation = entry.generation;
         match &entry.state {
             State::Running(w) => {
                 tracing::debug!(id = %entry.id, "killing worker");
                 let worker = w.clone();
-                entry.state = State::Stopping {
-                    worker: worker.clone(),
-                    since: Stamp::new(epoch, now),
-                    stuck: false,
-                };
-                out.push(Action::Kill {
-                    id: entry.id.clone(),
-                    worker,
-                });
-                if let Some(after) = stop_timeout {
-                    self.push_deadline(slot, generation, Kind::Stuck, now + after);
-                }
+                self.kill_instance(slot, worker, now, out);
             }
             State::Delayed { .. } => {
                 tracing::debug!(id = %entry.id, "worker stopped during its restart delay");
@@ -45,6 +31,34 @@ impl<T: Io> Machine<T> {
             }
             // Killed when its start function returns / already killed.
             State::Starting | State::Stopping { .. } => {}
+        }
+    }
+
+    /// Kills `worker`, the current instance of `slot`: the entry is
+    /// stopping from `now`, and is reported stuck if it outlives the stop
+    /// timeout.
+    pub(super) fn kill_instance(
+        &mut self,
+        slot: Slot,
+        worker: T::Worker,
+        now: Instant,
+        out: &mut Actions<T>,
+    ) {
+        let stop_timeout = self.config.stop_timeout;
+        let epoch = self.epoch;
+        let entry = self.entry_mut(slot);
+        let generation = entry.generation;
+        entry.state = State::Stopping {
+            worker: worker.clone(),
+            since: Stamp::new(epoch, now),
+            stuck: false,
+        };
+        out.push(Action::Kill {
+            id: entry.id.clone(),
+            worker,
+        });
+        if let Some(after) = stop_timeout {
+            self.push_deadline(slot, generation, Kind::Stuck, now + after);
         }
     }
 
