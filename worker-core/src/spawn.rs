@@ -152,15 +152,5 @@ impl Worker for Passive {
         self.tomb.done(Ok(()));
     }
 
-    fn wait(&self) -> Result<(), Error> {
-        self.tomb.wait()
-    }
-
-    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
-        Worker::on_done(&self.tomb, callback)
-    }
-
-    fn dead_signal(&self) -> Option<Signal> {
-        Some(self.tomb.dead())
-    }
+    crate::delegate_worker!(tomb, except kill);
 }

@@ -121,6 +121,10 @@ impl<W: Worker + ?Sized> Worker for Box<W> {
 /// `dead_signal`, which keep the type cheap for supervisors to watch.
 /// (`reporter` is left out: write it if the type is a [`Reporter`].)
 ///
+/// `delegate_worker!(field, except kill)` delegates everything but `kill`,
+/// for a worker whose way of stopping is its own (a [`Tomb`](crate::Tomb)
+/// plus a rule, say) while `wait` and completion are the field's.
+///
 /// Use it inside the `impl Worker` block:
 ///
 /// ```
@@ -147,6 +151,9 @@ macro_rules! delegate_worker {
         fn kill(&self) {
             $crate::Worker::kill(&self.$field)
         }
+        $crate::delegate_worker!($field, except kill);
+    };
+    ($field:ident, except kill) => {
         fn wait(&self) -> ::std::result::Result<(), $crate::Error> {
             $crate::Worker::wait(&self.$field)
         }

@@ -4,7 +4,7 @@
 //! supervisors learn of their completion through a callback, and a test can
 //! make thousands of them.
 
-use worker_core::{DoneCallback, Error, Signal, Tomb, Worker};
+use worker_core::{Error, Tomb, Worker};
 
 /// A worker that runs until killed, and then ends with the error it was
 /// made with (Go's `NewErrorWorker`). Made by [`error_worker`].
@@ -48,17 +48,7 @@ impl Worker for ErrorWorker {
         self.tomb.done(Ok(()));
     }
 
-    fn wait(&self) -> Result<(), Error> {
-        self.tomb.wait()
-    }
-
-    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
-        Worker::on_done(&self.tomb, callback)
-    }
-
-    fn dead_signal(&self) -> Option<Signal> {
-        Some(self.tomb.dead())
-    }
+    worker_core::delegate_worker!(tomb, except kill);
 }
 
 /// A worker that is already finished, with `err` (Go's `NewDeadWorker`):
@@ -88,17 +78,7 @@ pub struct DeadWorker {
 impl Worker for DeadWorker {
     fn kill(&self) {}
 
-    fn wait(&self) -> Result<(), Error> {
-        self.tomb.wait()
-    }
-
-    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
-        Worker::on_done(&self.tomb, callback)
-    }
-
-    fn dead_signal(&self) -> Option<Signal> {
-        Some(self.tomb.dead())
-    }
+    worker_core::delegate_worker!(tomb, except kill);
 }
 
 /// A worker that ignores `kill` (Go's `ForeverWorker`): it breaks the
@@ -146,17 +126,7 @@ impl Worker for ForeverWorker {
     /// Ignored, deliberately.
     fn kill(&self) {}
 
-    fn wait(&self) -> Result<(), Error> {
-        self.tomb.wait()
-    }
-
-    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
-        Worker::on_done(&self.tomb, callback)
-    }
-
-    fn dead_signal(&self) -> Option<Signal> {
-        Some(self.tomb.dead())
-    }
+    worker_core::delegate_worker!(tomb, except kill);
 }
 
 #[cfg(test)]
