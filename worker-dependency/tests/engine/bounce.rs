@@ -61,12 +61,7 @@ fn an_input_stopping_restarts_its_running_dependents_transitively() {
 #[test]
 fn a_completed_dependent_is_restarted_when_an_input_restarts() {
     let h = Harness::new("dep-bounce-completed");
-    h.install("a", &[]);
-    h.expect_started(&["a"]);
-    let a = h.call_of("a").unwrap();
-    h.install("b", &["a"]);
-    h.expect_started(&["b"]);
-    let b = h.call_of("b").unwrap();
+    let [a, b] = h.start_chain(["a", "b"]);
     end(&b, None);
     assert_eq!(h.expect_stopped(&["b"]), vec![None]);
     // Completed: not restarted by itself...
@@ -147,12 +142,7 @@ fn a_start_in_progress_is_aborted_when_an_input_changes() {
 fn a_dependent_failing_leaves_its_inputs_alone() {
     // Go's TestErrorPreservesDependents: bounces only flow downstream.
     let h = Harness::new("dep-bounce-downstream");
-    h.install("a", &[]);
-    h.expect_started(&["a"]);
-    let a = h.call_of("a").unwrap();
-    h.install("b", &["a"]);
-    h.expect_started(&["b"]);
-    let b = h.call_of("b").unwrap();
+    let [a, b] = h.start_chain(["a", "b"]);
     end(&b, Some(err("b broke")));
     h.expect_stopped(&["b"]);
     assert!(!is_dead(&*a));

@@ -119,6 +119,19 @@ impl Harness {
         self.engine.install(name, self.manifold(inputs)).unwrap();
     }
 
+    /// Installs `names` as a chain (each after the one before it has
+    /// started, each needing the one before it) and returns their workers,
+    /// in order.
+    pub(crate) fn start_chain<const N: usize>(&self, names: [&str; N]) -> [Arc<Passive>; N] {
+        std::array::from_fn(|i| {
+            let inputs = if i == 0 { vec![] } else { vec![names[i - 1]] };
+            self.install(names[i], &inputs);
+            self.expect_started(&[names[i]]);
+            self.call_of(names[i])
+                .expect("a started manifold has a worker")
+        })
+    }
+
     /// Waits for the engine to register workers for exactly these
     /// manifolds (in any order).
     pub(crate) fn expect_started(&self, names: &[&str]) {

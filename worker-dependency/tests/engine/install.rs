@@ -139,12 +139,7 @@ fn install_and_uninstall_after_kill_are_refused_at_once() {
 #[test]
 fn uninstall_stops_the_worker_bounces_dependents_and_forgets_the_name() {
     let h = Harness::new("dep-uninstall");
-    h.install("a", &[]);
-    h.expect_started(&["a"]);
-    let a = h.call_of("a").unwrap();
-    h.install("b", &["a"]);
-    h.expect_started(&["b"]);
-    let b = h.call_of("b").unwrap();
+    let [a, b] = h.start_chain(["a", "b"]);
     h.engine.uninstall("a").unwrap();
     assert!(is_dead(&*a));
     assert!(h.engine.report()["manifolds"].get("a").is_none());
