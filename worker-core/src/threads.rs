@@ -88,8 +88,8 @@ where
 /// whoever else is joining. The joiner does not hold the slot's lock while
 /// it joins, so no order of calls can deadlock.
 ///
-/// Start the thread with [`JoinSlot::spawn`] so that the handle is in the
-/// slot before the thread can run: a `join` can then never miss it.
+/// The thread is started by [`JoinSlot::spawn`], so the handle is in the
+/// slot before the thread can run: a `join` can never miss it.
 ///
 /// ```
 /// use worker_core::threads::JoinSlot;
@@ -132,19 +132,6 @@ impl JoinSlot {
             ));
         }
         *state = SlotState::Ready(spawn_named(name, f)?);
-        Ok(())
-    }
-
-    /// Keeps `handle` for [`join`](JoinSlot::join). A slot holds one thread
-    /// for its whole life; a second `set` is refused, and the handle
-    /// returned. Prefer [`spawn`](JoinSlot::spawn), which cannot race with
-    /// a `join`.
-    pub fn set(&self, handle: JoinHandle<()>) -> Result<(), JoinHandle<()>> {
-        let mut state = self.lock();
-        if !matches!(*state, SlotState::Empty) {
-            return Err(handle);
-        }
-        *state = SlotState::Ready(handle);
         Ok(())
     }
 
@@ -283,9 +270,6 @@ mod tests {
         assert!(slot.thread_id().is_some());
         let err = slot.spawn("threads-test-one".into(), || {}).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
-        let second = spawn_named("threads-test-one".into(), || {}).unwrap();
-        let refused = slot.set(second).unwrap_err();
-        refused.join().unwrap();
         slot.join();
         assert_eq!(slot.thread_id(), None);
         assert_eq!(live_threads_with_prefix("threads-test-one"), 0);
