@@ -162,17 +162,37 @@ pub fn check_nil_or_kill<W: Worker>(worker: Option<W>) {
 }
 
 /// Fails the test if any library thread whose name starts with `prefix` is
-/// still running [`KILL_TIMEOUT`] from now, listing them.
+/// running now, listing them.
 ///
-/// Name each supervisor in a test uniquely and end the test with this check
-/// on that name: it proves that stopping the supervisor left nothing behind.
+/// The check is exact: it looks once, with no grace period. Every
+/// supervisor of this family promises that its threads have been joined
+/// when its `wait` returns, so this is the check to make right after
+/// `wait`; a grace period would hide a thread that outlives it. Name each
+/// supervisor in a test uniquely and end the test with this check on that
+/// name: it proves that stopping the supervisor left nothing behind.
+///
+/// For threads that nothing joins (a supervisor that was only killed, or
+/// dropped, and not waited for), use [`assert_threads_gone_within`].
 #[track_caller]
 pub fn assert_threads_gone(prefix: &str) {
-    threads_gone_within(prefix, KILL_TIMEOUT);
+    let left: Vec<String> = worker_core::threads::live_threads()
+        .into_iter()
+        .filter(|name| name.starts_with(prefix))
+        .collect();
+    if !left.is_empty() {
+        panic!("expected no library thread named {prefix:?}*; still running: {left:?}");
+    }
 }
 
+/// Fails the test if any library thread whose name starts with `prefix` is
+/// still running `timeout` from now, listing them. It waits on a condition
+/// variable, never polls.
+///
+/// Use it only where nothing promises a join: after a supervisor has been
+/// killed or dropped without anyone waiting for it. After `wait`, use the
+/// exact [`assert_threads_gone`].
 #[track_caller]
-fn threads_gone_within(prefix: &str, timeout: Duration) {
+pub fn assert_threads_gone_within(prefix: &str, timeout: Duration) {
     if let Err(left) = wait_threads_gone(prefix, timeout) {
         panic!(
             "expected no library thread named {prefix:?}* after {timeout:?}; still running: {left:?}"
@@ -308,14 +328,21 @@ mod tests {
             let _ = rx.recv();
         })
         .unwrap();
-        let msg =
-            panic_message(|| threads_gone_within("checks-test-surv", Duration::from_millis(5)));
+        let msg = panic_message(|| {
+            assert_threads_gone_within("checks-test-surv", Duration::from_millis(5))
+        });
         assert_eq!(
             msg,
             "expected no library thread named \"checks-test-surv\"* after 5ms; still running: [\"checks-test-survivor\"]"
         );
+        let msg = panic_message(|| assert_threads_gone("checks-test-surv"));
+        assert_eq!(
+            msg,
+            "expected no library thread named \"checks-test-surv\"*; still running: [\"checks-test-survivor\"]"
+        );
         drop(tx);
-        assert_threads_gone("checks-test-surv");
+        assert_threads_gone_within("checks-test-surv", KILL_TIMEOUT);
         handle.join().unwrap();
+        assert_threads_gone("checks-test-surv");
     }
 }

@@ -80,8 +80,8 @@ mod watcher;
 mod workers;
 
 pub use checks::{
-    ALIVE_GRACE, KILL_TIMEOUT, assert_threads_gone, check_alive, check_kill, check_killed,
-    check_nil_or_kill, clean_kill, dirty_kill,
+    ALIVE_GRACE, KILL_TIMEOUT, assert_threads_gone, assert_threads_gone_within, check_alive,
+    check_kill, check_killed, check_nil_or_kill, clean_kill, dirty_kill,
 };
 pub use clock::TestClock;
 pub use mock::MockWorker;

@@ -147,7 +147,7 @@ fn the_engine_filter_maps_the_final_error() {
 
 #[test]
 fn a_manifold_filter_decides_what_an_end_means() {
-    let h = Harness::new("dep-errors-filter");
+    let h = Harness::new("dep-errors-filter-1");
     let m = h.manifold(&[]).filter(|e: Option<Error>| match e {
         Some(e) if e.to_string() == "fine" => None,
         None => Some(Error::new(Bounce)),

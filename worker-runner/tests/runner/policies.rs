@@ -43,7 +43,7 @@ fn by_default_every_error_is_fatal_as_in_go() {
 
 #[test]
 fn backoff_grows_is_capped_and_takes_its_jitter_from_the_injected_source() {
-    let (r, clock) = clocked_runner("rt-policy-backoff", |p| {
+    let (r, clock) = clocked_runner("rt-policy-backoff-grows", |p| {
         p.restart_policy(RestartPolicy::exponential(secs(1), 2.0, secs(8)).jitter(0.5))
             .restart_delay(Duration::ZERO)
             .jitter(replay(&[0.5, 1.0, 0.0, 0.5, 0.5]))
@@ -172,7 +172,7 @@ fn bad_parameters_are_refused_with_the_reason() {
         "invalid runner parameters: name must not be empty"
     );
     let err = Runner::new(
-        RunnerParams::new("rt-policy-bad").restart_policy(RestartPolicy::exponential(
+        RunnerParams::new("rt-policy-bad-runner").restart_policy(RestartPolicy::exponential(
             secs(1),
             0.5,
             secs(2),

@@ -18,7 +18,7 @@ const SECOND: Duration = Duration::from_secs(1);
 fn report_lists_every_worker_with_state_start_time_and_own_report() {
     // 2018-08-07 13:15:42 UTC, as in Go's test.
     let clock = TestClock::starting_at(UNIX_EPOCH + Duration::from_secs(1_533_647_742));
-    let r = runner("rt-report", |p| {
+    let r = runner("rt-report-list", |p| {
         p.clock(clock.clone())
             .is_fatal(none_fatal)
             .restart_delay(SECOND)

@@ -104,7 +104,7 @@ fn a_failing_start_function_is_retried_after_the_delay() {
 
 #[test]
 fn a_panicking_start_function_is_a_failed_start() {
-    let (r, clock) = clocked_runner("rt-start-panics", |p| p);
+    let (r, clock) = clocked_runner("rt-start-panics-restart", |p| p);
     let calls = Arc::new(AtomicUsize::new(0));
     let (started_tx, started) = crossbeam_channel::unbounded();
     let c = calls.clone();

@@ -12,7 +12,7 @@ use crate::common::*;
 
 #[test]
 fn one_worker_start() {
-    let r = runner("rt-one-worker-start", |p| p.is_fatal(none_fatal));
+    let r = runner("rt-one-worker-started", |p| p.is_fatal(none_fatal));
     let starter = Arc::new(Starter::new(r.name()));
     r.start_worker("id", starter.start_fn()).unwrap();
     starter.assert_started(true);
