@@ -41,9 +41,52 @@ impl Clock for WallClock {
     }
 }
 
+/// The longest delay the library ever waits for: 100 years, which is
+/// "never" for a service. A longer delay (`Duration::MAX` included) means
+/// the same: practically never.
+pub const PRACTICALLY_NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `now + delay`, saturating: a delay beyond what an [`Instant`] can
+/// represent, or beyond [`PRACTICALLY_NEVER`], gives the instant
+/// [`PRACTICALLY_NEVER`] from now (or as far as the platform can count).
+/// Never panics and never wraps, so no delay a user can configure turns
+/// into "now".
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use worker_core::{deadline, PRACTICALLY_NEVER};
+///
+/// let now = Instant::now();
+/// assert_eq!(deadline(now, Duration::from_secs(1)), now + Duration::from_secs(1));
+/// assert!(deadline(now, Duration::MAX) >= now + Duration::from_secs(365 * 24 * 3600));
+/// assert_eq!(deadline(now, Duration::MAX), deadline(now, PRACTICALLY_NEVER));
+/// ```
+pub fn deadline(now: Instant, delay: Duration) -> Instant {
+    let mut delay = delay.min(PRACTICALLY_NEVER);
+    loop {
+        if let Some(at) = now.checked_add(delay) {
+            return at;
+        }
+        // Only on a platform whose clock cannot count a century ahead.
+        delay /= 2;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deadlines_saturate() {
+        let now = Instant::now();
+        assert_eq!(deadline(now, Duration::ZERO), now);
+        let far = deadline(now, Duration::MAX);
+        assert!(far > now + Duration::from_secs(50 * 365 * 24 * 3600));
+        assert_eq!(
+            far,
+            deadline(now, PRACTICALLY_NEVER + Duration::from_secs(1))
+        );
+    }
 
     #[test]
     fn zero_delay_fires_at_once() {

@@ -109,6 +109,7 @@ pub mod jitter;
 mod report;
 mod spawn;
 pub mod start_queue;
+pub mod supervisor;
 mod sync;
 pub mod threads;
 mod tomb;
@@ -116,13 +117,14 @@ mod worker;
 
 use std::time::Duration;
 
-pub use clock::{Clock, WallClock};
+pub use clock::{Clock, PRACTICALLY_NEVER, WallClock, deadline};
 pub use error::{Aborted, AlreadyExists, Chain, Dead, Error, NotFound, Panicked, catch_panic};
 pub use report::{
     KEY_LAST_START, KEY_REPORT, KEY_STATE, Report, Reporter, TimeLabels, format_time,
 };
 pub use spawn::{Passive, ThreadWorker, spawn};
 pub use start_queue::StartQueue;
+pub use supervisor::{SupervisorFailed, WouldDeadlock};
 pub use tomb::{Tomb, TombState};
 pub use worker::{
     DoneCallback, Outcome, SharedWorker, Signal, Worker, dead, downcast_worker, into_shared, stop,

@@ -349,7 +349,7 @@ impl<J: Send + 'static> StartQueue<J> {
 
     fn arm(&mut self) {
         self.armed = Some(Armed {
-            at: Instant::now() + self.stall,
+            at: crate::deadline(Instant::now(), self.stall),
             finished: self.finished,
             timer: None,
         });

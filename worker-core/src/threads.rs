@@ -14,6 +14,7 @@
 //! The registry costs one short lock when a thread starts and one when it
 //! ends, next to the 40-110 us a thread start takes anyway.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,12 +71,50 @@ where
     // this returns sees it, and a thread that never started is removed.
     registry().insert(key, name.clone());
     let guard = Registered(key);
+    let served = SERVED.with(|s| s.borrow().clone());
     std::thread::Builder::new()
         .name(name.replace('\0', " "))
         .spawn(move || {
             let _guard = guard;
+            SERVED.with(|s| *s.borrow_mut() = served);
             f()
         })
+}
+
+thread_local! {
+    /// The supervisors whose progress this thread's progress is part of.
+    static SERVED: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+static NEXT_SUPERVISOR: AtomicU64 = AtomicU64::new(1);
+
+/// A new supervisor id, for [`serve`] and [`serves`]; never 0 and never
+/// reused.
+pub fn supervisor_id() -> u64 {
+    NEXT_SUPERVISOR.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Marks the calling thread as serving supervisor `id` from now on: the
+/// supervisor cannot finish while this thread is stuck, so this thread must
+/// never wait for the supervisor to finish. Threads started from it with
+/// [`spawn_named`] (and so [`spawn`](crate::spawn)ed workers, whose bodies
+/// a start function started) inherit the mark.
+///
+/// A supervisor marks its loop thread and its start threads, and its
+/// waiting methods ask [`serves`] first: a wait that could only deadlock
+/// fails at once with [`WouldDeadlock`](crate::WouldDeadlock) instead.
+pub fn serve(id: u64) {
+    SERVED.with(|s| {
+        let mut s = s.borrow_mut();
+        if !s.contains(&id) {
+            s.push(id);
+        }
+    });
+}
+
+/// Whether the calling thread serves supervisor `id` (see [`serve`]).
+pub fn serves(id: u64) -> bool {
+    SERVED.with(|s| s.borrow().contains(&id))
 }
 
 /// Where an owner keeps the handle of a thread it started, so that every
@@ -208,7 +247,7 @@ pub fn live_threads_with_prefix(prefix: &str) -> usize {
 /// check made right after a supervisor stops should wait briefly rather
 /// than look once. The wait is on a condition variable, never a poll.
 pub fn wait_threads_gone(prefix: &str, timeout: Duration) -> Result<(), Vec<String>> {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::deadline(Instant::now(), timeout);
     let mut threads = registry();
     loop {
         let left: Vec<String> = threads
