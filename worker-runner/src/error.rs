@@ -22,14 +22,6 @@ use worker_core::Error;
 #[error("worker runner is dying")]
 pub struct Dying;
 
-/// A runner method that waits for the runner was called on the runner's
-/// own loop thread (from a completion callback the loop ran, for example
-/// when it killed a thread-less worker): it would wait for itself forever.
-/// Completion callbacks must not block; send a message instead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("runner method called on the runner's own loop thread (it would deadlock)")]
-pub struct CalledFromLoop;
-
 /// A worker id must not be empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("worker id must not be empty")]

@@ -68,11 +68,35 @@
 //! Every decision (what to start, kill, restart, when, what to report)
 //! is made by a pure state machine that holds each id as an explicit state
 //! (starting, started, stopping, waiting to restart), its deadlines as
-//! data and its final error. One loop thread per runner owns it; the
-//! public methods send it messages, and the answers come back on reply
-//! channels. There is no lock around the runner's state, so there is no
-//! lock order to get wrong, and the rules are tested without threads or
-//! clocks (including a property test over random sequences of events).
+//! data and its final error. One loop thread per runner owns it (the
+//! core's [supervisor driver](worker_core::supervisor), which the
+//! dependency engine shares); the public methods send it messages, and the
+//! answers come back on reply channels. There is no lock around the
+//! runner's state, so there is no lock order to get wrong, and the rules
+//! are tested without threads or clocks (including a property test over
+//! random sequences of events).
+//!
+//! The loop runs none of your code. Start functions, `kill`, `wait` and
+//! `Drop` of your workers and start functions, and your policies
+//! (`is_fatal`, `should_restart`, `more_important`, the jitter source) all
+//! run on the runner's start threads or on the thread that finished a
+//! worker, each under panic containment.
+//!
+//! # What a misbehaving worker can and cannot do
+//!
+//! | the worker... | the runner... |
+//! |---|---|
+//! | panics in its body, `kill`, `wait`, `report` or `Drop` | treats a panic in the body as the worker's error; logs the others and goes on |
+//! | blocks in `kill` | goes on answering, starting and stopping others; that worker is reported stuck after the stop timeout, and `wait` waits for it |
+//! | is slow or blocks in `Drop` | goes on; only its own disposal (and so the runner's final `wait`) waits for it |
+//! | calls back into the runner from its start function, body or completion callback | answers at once what it can; a call that would wait for the runner itself (`wait`, `stop`, or waiting for its own id) fails with [`WouldDeadlock`](worker_core::WouldDeadlock) instead of hanging |
+//! | never ends after `kill` | cannot be forced (threads cannot be); `wait` waits for it and [`Runner::waiting_for`] says so |
+//!
+//! What a worker cannot be kept from: a `Drop` or `wait` that never
+//! returns holds the runner's final `wait` (nothing can join a thread that
+//! does not end), and a worker body spawned *outside* the runner's start
+//! functions that stops the runner deadlocks (the runner cannot know the
+//! thread is one of its workers).
 //!
 //! Nothing costs a thread per worker beyond the worker's own. Start
 //! functions run on a few start threads (two by default; see
@@ -118,7 +142,7 @@
 //! | [`Dead`](worker_core::Dead) | any call once the runner has finished; `worker` and `stop_and_remove_worker` while it shuts down |
 //! | [`EmptyId`], [`InvalidParams`] | bad input; nothing else is affected |
 //! | [`RestartIntensityExceeded`] | the runner's own fatal error when a worker restarts too often |
-//! | [`CalledFromLoop`] | a waiting call made on the runner's own loop thread (from a completion callback) |
+//! | [`WouldDeadlock`](worker_core::WouldDeadlock) | a call that would wait for the runner itself, made on one of its own threads |
 //!
 //! All are returned wrapped in [`worker_core::Error`]; match them with
 //! `err.is::<NotFound>()`.
@@ -254,7 +278,7 @@ mod runner;
 mod shell;
 mod status;
 
-pub use error::{CalledFromLoop, Dying, EmptyId, InvalidParams, RestartIntensityExceeded};
+pub use error::{Dying, EmptyId, InvalidParams, RestartIntensityExceeded};
 pub use params::{DEFAULT_START_THREADS, RunnerParams};
 pub use policy::{
     Backoff, ErrorPredicate, ErrorRanking, Intensity, RestartPolicy, RestartType, WorkerOptions,

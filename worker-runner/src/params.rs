@@ -7,7 +7,7 @@ use std::time::Duration;
 use worker_core::{Clock, Error, WallClock};
 
 use crate::error::InvalidParams;
-use crate::machine::Config;
+use crate::machine::{Config, Policies};
 use worker_core::jitter::{Jitter, SeededJitter};
 
 use crate::policy::{ErrorPredicate, ErrorRanking, RestartPolicy, RestartType};
@@ -203,24 +203,29 @@ impl RunnerParams {
             clock: self.clock,
             start_threads: self.start_threads,
             config: Config {
-                is_fatal: self.is_fatal,
-                should_restart: self.should_restart,
-                more_important: self.more_important,
                 restart_type: self.restart_type,
                 policy,
                 stop_timeout: self.stop_timeout,
+                keep_all_fatal: self.more_important.is_some(),
+            },
+            policies: Policies {
+                is_fatal: self.is_fatal,
+                should_restart: self.should_restart,
+                more_important: self.more_important,
                 jitter,
             },
         }
     }
 }
 
-/// The shell's share of the parameters, and the machine's [`Config`].
+/// The shell's share of the parameters, the machine's [`Config`], and the
+/// policies asked off the loop.
 pub(crate) struct Parts {
     pub(crate) name: String,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) start_threads: usize,
     pub(crate) config: Config,
+    pub(crate) policies: Policies,
 }
 
 impl fmt::Debug for RunnerParams {

@@ -1,26 +1,24 @@
-//! `Runner`: the handle users hold. Each method sends a message to the
-//! runner's loop thread and, where it needs an answer, waits for the reply.
+//! `Runner`: the handle users hold. Each method sends an event to the
+//! runner's loop thread (run by the core's supervisor driver) and, where it
+//! needs an answer, waits for the reply.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread::ThreadId;
 
-use crossbeam_channel::{Sender, select};
-use worker_core::threads::JoinSlot;
+use worker_core::supervisor::{Call, CallError, DriverConfig, Handle, Reply};
 use worker_core::{
-    Aborted, Clock, Dead, DoneCallback, Error, Report, Reporter, SharedWorker, Signal, Tomb,
-    Worker, into_shared,
+    Aborted, Clock, Dead, DoneCallback, Error, Report, Reporter, SharedWorker, Signal, Worker,
+    WouldDeadlock, into_shared,
 };
 
-use crate::error::CalledFromLoop;
-use crate::machine::Machine;
+use crate::machine::{self, Machine};
 use crate::params::RunnerParams;
 use crate::policy::WorkerOptions;
 use crate::report;
-use crate::shell::reply::{Answer, Cached, Channel, recv_answer};
-use crate::shell::starter::Starter;
-use crate::shell::{Loop, Msg, StartFn};
+use crate::shell::starter::{self, StartJob};
+use crate::shell::{Event, Shell, StartFn};
 use crate::status::WaitingFor;
+use worker_core::supervisor::offloop::OffLoop;
 
 /// Runs named workers, restarting them when they fail; see the
 /// [crate docs](crate) for the model and an example.
@@ -33,13 +31,9 @@ use crate::status::WaitingFor;
 /// Dropping the last handle kills the runner (its workers are stopped in
 /// the background); call [`wait`](Worker::wait) first to wait for them.
 pub struct Runner {
-    name: Arc<str>,
-    tx: Sender<Msg>,
-    tomb: Tomb,
+    handle: Handle<Event>,
     clock: Arc<dyn Clock>,
     next_waiter: AtomicU64,
-    loop_thread: ThreadId,
-    thread: JoinSlot,
 }
 
 impl Runner {
@@ -52,46 +46,43 @@ impl Runner {
         params.validate()?;
         let parts = params.into_parts();
         let name: Arc<str> = parts.name.into();
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let tomb = Tomb::new();
-        let event_loop = Loop {
+        let policies = Arc::new(parts.policies);
+        let shell = Shell {
             machine: Machine::new(parts.config, parts.clock.now()),
-            rx,
-            clock: parts.clock.clone(),
-            tomb: tomb.clone(),
-            starter: Starter::new(name.clone(), parts.start_threads, tx.clone()),
-            timer: None,
-            watchers: Vec::new(),
-            result: None,
+            policies: policies.clone(),
             out: Vec::new(),
         };
-        // At ERROR level so that the runner's name accompanies its events
-        // whatever level a subscriber lets through.
-        let span = tracing::error_span!("runner", name = %name);
-        let thread = JoinSlot::default();
-        thread
-            .spawn(format!("{name}-loop"), move || {
-                let _entered = span.enter();
-                event_loop.run();
-            })
-            .map_err(|e| Error::new(e).context(format!("cannot start runner {name:?}")))?;
-        let loop_thread = thread
-            .thread_id()
-            .expect("the loop thread was just started");
+        let config = DriverConfig::new(name.clone(), parts.clock.clone())
+            .threads(parts.start_threads)
+            .stall(starter_timing::STALL)
+            .linger(starter_timing::LINGER);
+        // The job runner needs the runner's id, known once the driver
+        // has started: it is handed over through this slot before any job
+        // can run (no job runs before the first request).
+        let id_slot = Arc::new(std::sync::OnceLock::new());
+        let job_id = id_slot.clone();
+        let job_name = name.clone();
+        let handle = worker_core::supervisor::start(
+            config,
+            shell,
+            move |job: StartJob, events| {
+                let runner = job_id.get().copied().unwrap_or(0);
+                starter::run_job(runner, &job_name, &policies, job, events)
+            },
+            starter::refused,
+        )
+        .map_err(|e| e.context(format!("cannot start runner {name:?}")))?;
+        let _ = id_slot.set(handle.id());
         Ok(Runner {
-            name,
-            tx,
-            tomb,
+            handle,
             clock: parts.clock,
             next_waiter: AtomicU64::new(0),
-            loop_thread,
-            thread,
         })
     }
 
     /// The runner's name.
     pub fn name(&self) -> &str {
-        &self.name
+        self.handle.name()
     }
 
     /// Starts a worker under `id`, with the runner's default restart type
@@ -114,7 +105,11 @@ impl Runner {
         W: Worker,
         F: FnMut() -> Result<W, Error> + Send + 'static,
     {
-        self.start_boxed(id.into(), None, Box::new(move || start().map(into_shared)))
+        self.start_boxed(
+            id.into(),
+            None,
+            OffLoop::new(Box::new(move || start().map(into_shared))),
+        )
     }
 
     /// [`start_worker`](Self::start_worker) with per-worker
@@ -135,7 +130,7 @@ impl Runner {
         self.start_boxed(
             id.into(),
             options,
-            Box::new(move || start().map(into_shared)),
+            OffLoop::new(Box::new(move || start().map(into_shared))),
         )
     }
 
@@ -145,23 +140,14 @@ impl Runner {
         options: Option<Box<WorkerOptions>>,
         start: StartFn,
     ) -> Result<(), Error> {
-        self.not_on_loop()?;
-        let mut channel = Channel::take();
-        self.send(Msg::Start {
+        let (call, reply) = Call::new();
+        self.send(machine::Event::Start {
             id,
             options,
             start,
-            reply: channel.sender(),
+            reply,
         })?;
-        match recv_answer(&channel.rx) {
-            Ok(Answer::Done(result, back)) => {
-                channel.reuse(back);
-                result
-            }
-            // A start request is never acknowledged before its answer.
-            Ok(Answer::Waiting) => unreachable!("start requests do not wait"),
-            Err(_) => Err(Dead.into()),
-        }
+        call.wait().map_err(|_| Error::new(Dead))?
     }
 
     /// Stops the worker `id`: it is killed (at once, or as soon as its
@@ -173,7 +159,7 @@ impl Runner {
     /// `is_fatal`; use [`stop_and_remove_worker`](Self::stop_and_remove_worker)
     /// to receive it instead.
     pub fn stop_worker(&self, id: &str) -> Result<(), Error> {
-        self.send(Msg::Stop { id: id.to_owned() })
+        self.send(machine::Event::Stop { id: id.to_owned() })
     }
 
     /// Stops the worker `id` as [`stop_worker`](Self::stop_worker) does,
@@ -185,17 +171,18 @@ impl Runner {
     /// Fails at once with [`NotFound`](worker_core::NotFound) for an
     /// unknown id and with [`Dead`] while the runner shuts down; with
     /// [`Aborted`] if `abort` fires (disconnects) while waiting, in which
-    /// case the worker is still stopped.
+    /// case the worker is still stopped; with [`WouldDeadlock`] when called
+    /// from `id`'s own start function (the removal would wait for it).
     pub fn stop_and_remove_worker(&self, id: &str, abort: Option<&Signal>) -> Result<(), Error> {
-        self.not_on_loop()?;
+        self.not_own_start(id, "stop_and_remove_worker")?;
         let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
-        let mut channel = Channel::take();
-        self.send(Msg::StopAndRemove {
+        let (call, reply) = Call::new();
+        self.send(machine::Event::StopAndRemove {
             id: id.to_owned(),
             waiter,
-            reply: channel.sender(),
+            reply,
         })?;
-        self.await_answer(id, waiter, channel, abort)?
+        self.answer(id, waiter, call, abort)?
     }
 
     /// The running instance of `id`, waiting while it is starting or
@@ -203,60 +190,50 @@ impl Runner {
     ///
     /// Fails with [`NotFound`](worker_core::NotFound) if the id is unknown
     /// or goes away while waiting, with [`Dead`] if the runner is (or
-    /// starts) shutting down, and with [`Aborted`] if `abort` fires while
-    /// waiting. `abort` is a [`Signal`]: it fires when its sender is
+    /// starts) shutting down, with [`Aborted`] if `abort` fires while
+    /// waiting, and with [`WouldDeadlock`] when called from `id`'s own
+    /// start function. `abort` is a [`Signal`]: it fires when its sender is
     /// dropped, so `Some(&tomb.dying())` ties the wait to a worker's life.
     /// As in Go, `abort` is not looked at when the answer is immediate.
     pub fn worker(&self, id: &str, abort: Option<&Signal>) -> Result<SharedWorker, Error> {
-        self.not_on_loop()?;
+        self.not_own_start(id, "worker")?;
         let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
-        let mut channel = Channel::take();
-        self.send(Msg::Lookup {
+        let (call, reply) = Call::new();
+        self.send(machine::Event::Lookup {
             id: id.to_owned(),
             waiter,
-            reply: channel.sender(),
+            reply,
         })?;
-        self.await_answer(id, waiter, channel, abort)?
+        self.answer(id, waiter, call, abort)?
     }
 
-    /// Waits for the answer of a request that may wait: the immediate part
-    /// without looking at `abort`, then the rest until `abort` fires.
-    fn await_answer<R: Cached>(
+    /// Waits for the answer of a request that may wait; an abort
+    /// withdraws the caller.
+    fn answer<R: Send + 'static>(
         &self,
         id: &str,
         waiter: u64,
-        channel: Channel<R>,
+        call: Call<R>,
         abort: Option<&Signal>,
     ) -> Result<R, Error> {
-        let dead = |_| Error::new(Dead);
-        let answer = match recv_answer(&channel.rx).map_err(dead)? {
-            Answer::Waiting => match abort {
-                None => channel.rx.recv().map_err(dead)?,
-                Some(abort) => select! {
-                    recv(channel.rx) -> answer => answer.map_err(dead)?,
-                    recv(abort) -> _ => {
-                        // The channel is dropped, not reused: the answer
-                        // may still come.
-                        let _ = self.send(Msg::Cancel { id: id.to_owned(), waiter });
-                        return Err(Aborted.into());
-                    }
-                },
-            },
-            done => done,
-        };
-        match answer {
-            Answer::Done(result, back) => {
-                channel.reuse(back);
-                Ok(result)
+        match call.wait_or_abort(abort) {
+            Ok(answer) => Ok(answer),
+            Err(CallError::Closed) => Err(Dead.into()),
+            Err(CallError::Aborted) => {
+                let _ = self.send(machine::Event::Cancel {
+                    id: id.to_owned(),
+                    waiter,
+                });
+                Err(Aborted.into())
             }
-            Answer::Waiting => unreachable!("a request is acknowledged once"),
         }
     }
 
     /// The ids the runner knows, in any state, sorted. Racy by nature: an
     /// id may come or go right after. Empty once the runner has finished.
     pub fn worker_names(&self) -> Vec<String> {
-        self.query(|reply| Msg::Names { reply }).unwrap_or_default()
+        self.query(|reply| Event::Names { reply })
+            .unwrap_or_default()
     }
 
     /// The workers the runner was asked to stop and is still waiting for
@@ -264,53 +241,73 @@ impl Runner {
     /// how long and whether they count as stuck. While
     /// [`wait`](Worker::wait) blocks, this says on whom.
     pub fn waiting_for(&self) -> Vec<WaitingFor> {
-        self.query(|reply| Msg::WaitingFor { reply })
+        self.query(|reply| Event::WaitingFor { reply })
             .unwrap_or_default()
     }
 
-    fn query<R>(&self, msg: impl FnOnce(Sender<R>) -> Msg) -> Result<R, Error> {
-        self.not_on_loop()?;
-        let (reply, rx) = crossbeam_channel::bounded(1);
-        self.send(msg(reply))?;
-        rx.recv().map_err(|_| Error::new(Dead))
+    fn query<R: Send + 'static>(&self, event: impl FnOnce(Reply<R>) -> Event) -> Option<R> {
+        let (call, reply) = Call::new();
+        self.handle.send(event(reply)).ok()?;
+        call.wait().ok()
     }
 
-    fn send(&self, msg: Msg) -> Result<(), Error> {
-        self.tx.send(msg).map_err(|_| Error::new(Dead))
+    fn send(&self, event: machine::Event<crate::shell::ShellIo>) -> Result<(), Error> {
+        self.handle
+            .send(Event::Machine(event))
+            .map_err(|_| Error::new(Dead))
     }
 
-    /// A blocking request from the loop thread itself (from a completion
-    /// callback the loop runs) would wait for itself forever.
-    fn not_on_loop(&self) -> Result<(), Error> {
-        if std::thread::current().id() == self.loop_thread {
-            return Err(CalledFromLoop.into());
+    /// A start function waiting for its own worker would wait forever.
+    fn not_own_start(&self, id: &str, call: &'static str) -> Result<(), Error> {
+        if starter::starting(self.handle.id(), id) {
+            return Err(WouldDeadlock {
+                supervisor: self.name().to_owned(),
+                call,
+            }
+            .into());
         }
         Ok(())
     }
+}
+
+/// The start threads' timing: see the core's `StartQueue` docs for the
+/// rules and the measurements behind them.
+mod starter_timing {
+    use std::time::Duration;
+
+    /// How long waiting start jobs tolerate every start thread being busy
+    /// without any start completing, before another thread is added.
+    pub(super) const STALL: Duration = Duration::from_millis(20);
+
+    /// How long an idle start thread waits for more work before it ends:
+    /// long enough that a steady flow of starts (a worker restarting every
+    /// microsecond, a caller starting workers one by one) never waits for
+    /// a new thread.
+    pub(super) const LINGER: Duration = Duration::from_millis(200);
 }
 
 impl Worker for Runner {
     /// Starts shutting down: every worker is killed, none is started or
     /// restarted again. Returns at once; idempotent.
     fn kill(&self) {
-        let _ = self.tx.send(Msg::Kill);
+        self.handle.kill();
     }
 
     /// Waits until every worker has finished and every thread the runner
     /// started has been joined, and returns the most important fatal error
-    /// (`Ok` if there was none).
+    /// (`Ok` if there was none). Fails at once with [`WouldDeadlock`] on
+    /// one of the runner's own threads.
     fn wait(&self) -> Result<(), Error> {
-        let result = self.tomb.wait();
-        self.thread.join();
-        result
+        self.handle.wait()
     }
 
     fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
-        Worker::on_done(&self.tomb, callback)
+        self.handle.on_done(callback);
+        Ok(())
     }
 
     fn dead_signal(&self) -> Option<Signal> {
-        Some(self.tomb.dead())
+        Some(self.handle.dead_signal())
     }
 
     fn reporter(&self) -> Option<&dyn Reporter> {
@@ -320,12 +317,12 @@ impl Worker for Runner {
 
 impl Reporter for Runner {
     /// `{"workers": {<id>: {"state", "started", "report"?, "reason"?,
-    /// "stuck"?}}}`; see the [crate docs](crate#reports). The workers' own
+    /// "stuck"?}}}`; see the [crate docs](crate). The workers' own
     /// reports are called on this thread, never on the runner's loop, so a
     /// slow one delays only this call.
     fn report(&self) -> Report {
         let snapshot = self
-            .query(|reply| Msg::Snapshot { reply })
+            .query(|reply| Event::Snapshot { reply })
             .unwrap_or_default();
         report::build(snapshot, &*self.clock)
     }
@@ -333,15 +330,15 @@ impl Reporter for Runner {
 
 impl Drop for Runner {
     fn drop(&mut self) {
-        let _ = self.tx.send(Msg::Kill);
+        self.handle.kill();
     }
 }
 
 impl std::fmt::Debug for Runner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runner")
-            .field("name", &self.name)
-            .field("state", &self.tomb.state())
+            .field("name", &self.name())
+            .field("state", &self.handle.tomb().state())
             .finish_non_exhaustive()
     }
 }

@@ -181,3 +181,17 @@ pub(crate) struct EntrySnapshot<W> {
     /// Set when the instance is stuck: when it was killed.
     pub(crate) stuck_since: Option<Instant>,
 }
+
+impl<W> EntrySnapshot<W> {
+    /// The same snapshot with the worker handle converted.
+    pub(crate) fn map_worker<V>(self, f: impl FnOnce(W) -> V) -> EntrySnapshot<V> {
+        EntrySnapshot {
+            id: self.id,
+            state: self.state,
+            worker: self.worker.map(f),
+            started_at: self.started_at,
+            cause: self.cause,
+            stuck_since: self.stuck_since,
+        }
+    }
+}

@@ -6,9 +6,9 @@
 //! request, a start function returning, an instance ending, time passing)
 //! and answers with [`Action`]s for the shell to carry out. It holds no
 //! thread, channel or clock, so tests drive it directly and
-//! deterministically; the only user code it calls is the error policies
-//! (`is_fatal`, `should_restart`, `more_important`) and the jitter source,
-//! each behind a panic guard.
+//! deterministically. It calls no user code at all: the error policies
+//! and the jitter source are asked off the loop, and their answers come
+//! in with the news as a [`Verdict`] (see `verdict`).
 //!
 //! What the shell moves in and out (the start function, a worker
 //! instance, the reply channels of waiting callers) is opaque to the
@@ -23,7 +23,6 @@
 //! the events do to an entry (stop, end, restart, shut down, remove) and
 //! the guarded calls of the user's policies.
 
-mod deadlines;
 mod entry;
 mod hash;
 #[cfg(test)]
@@ -32,6 +31,7 @@ mod slab;
 #[cfg(test)]
 mod tests;
 mod transitions;
+mod verdict;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,15 +40,15 @@ use std::time::{Duration, Instant};
 use worker_core::{AlreadyExists, Dead, Error, NotFound, Outcome};
 
 pub(crate) use entry::{EntrySnapshot, RestartCause};
+pub(crate) use verdict::{Policies, Verdict};
 
 use self::entry::Stamp;
 
-use self::deadlines::{Deadline, Deadlines, Kind};
 use self::entry::{Entry, State};
 use crate::error::{Dying, EmptyId};
-use worker_core::jitter::Jitter;
+use worker_core::supervisor::Timers;
 
-use crate::policy::{ErrorPredicate, ErrorRanking, RestartPolicy, RestartType, WorkerOptions};
+use crate::policy::{RestartPolicy, RestartType, WorkerOptions};
 use crate::status::{Stage, WaitingFor};
 
 /// Index of an entry in the machine's slot table.
@@ -59,8 +59,19 @@ pub(crate) type Generation = u64;
 /// so an aborted caller can withdraw.
 pub(crate) type WaiterId = u64;
 
+/// What a deadline is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Kind {
+    /// The restart delay of a `Delayed` entry is over.
+    Restart,
+    /// A killed instance has had its stop timeout.
+    Stuck,
+}
+
 /// The things the shell hands the machine and gets back, opaque to it.
 pub(crate) trait Io {
+    /// Where the answer to a `start_worker()` call goes.
+    type StartReply;
     /// A start function.
     type Start;
     /// A running worker instance.
@@ -71,8 +82,55 @@ pub(crate) trait Io {
     type RemoveReply;
 }
 
+/// Everything the machine can be told, for [`Machine::handle`].
+pub(crate) enum Event<T: Io> {
+    /// `start_worker`.
+    Start {
+        id: String,
+        options: Option<Box<WorkerOptions>>,
+        start: T::Start,
+        reply: T::StartReply,
+    },
+    /// `stop_worker`.
+    Stop { id: String },
+    /// `stop_and_remove_worker`.
+    StopAndRemove {
+        id: String,
+        waiter: WaiterId,
+        reply: T::RemoveReply,
+    },
+    /// `worker`.
+    Lookup {
+        id: String,
+        waiter: WaiterId,
+        reply: T::WorkerReply,
+    },
+    /// An aborted `worker` or `stop_and_remove_worker` caller withdraws.
+    Cancel { id: String, waiter: WaiterId },
+    /// `kill`.
+    Kill,
+    /// A start function returned.
+    Started {
+        slot: Slot,
+        generation: Generation,
+        started: Started<T>,
+    },
+    /// An instance finished.
+    Exited {
+        slot: Slot,
+        generation: Generation,
+        outcome: Outcome,
+        verdict: Verdict,
+    },
+}
+
 /// What the shell must do.
 pub(crate) enum Action<T: Io> {
+    /// Answer a `start_worker()` call.
+    Accepted {
+        to: T::StartReply,
+        result: Result<(), Error>,
+    },
     /// Run `start` for incarnation `generation` of `id`, off the loop, and
     /// report back with [`Machine::started`].
     Start {
@@ -80,6 +138,9 @@ pub(crate) enum Action<T: Io> {
         generation: Generation,
         id: Arc<str>,
         start: T::Start,
+        /// Whether the worker is restarted after a clean exit (so its
+        /// verdict needs a jitter sample even then).
+        permanent: bool,
     },
     /// Kill this instance; its ending comes back through
     /// [`Machine::exited`].
@@ -101,8 +162,11 @@ pub(crate) enum Action<T: Io> {
     Stuck { id: Arc<str>, after: Duration },
     /// The runner has started shutting down.
     Dying,
-    /// Every worker is gone; the runner's result. Emitted exactly once.
-    Finished { result: Result<(), Error> },
+    /// Every worker is gone. Emitted exactly once, with the fatal errors
+    /// seen, in order: the runner's result is the most important of them
+    /// (the first, unless a `more_important` policy ranks them), or `Ok`
+    /// if there is none. Without a ranking policy only the first is kept.
+    Finished { errors: Vec<Error> },
 }
 
 impl<T: Io> std::fmt::Debug for Action<T> {
@@ -120,7 +184,8 @@ impl<T: Io> std::fmt::Debug for Action<T> {
             Action::Removed { result, .. } => write!(f, "Removed({result:?})"),
             Action::Stuck { id, after } => write!(f, "Stuck({id:?}, {after:?})"),
             Action::Dying => f.write_str("Dying"),
-            Action::Finished { result } => write!(f, "Finished({result:?})"),
+            Action::Finished { errors } => write!(f, "Finished({errors:?})"),
+            Action::Accepted { result, .. } => write!(f, "Accepted({result:?})"),
         }
     }
 }
@@ -129,6 +194,8 @@ impl<T: Io> std::fmt::Debug for Action<T> {
 pub(crate) struct Started<T: Io> {
     /// The new instance, or why there is none.
     pub(crate) result: Result<T::Worker, Error>,
+    /// What the policies say about the failure (when `result` is one).
+    pub(crate) verdict: Verdict,
     /// Whether the instance is a reporter.
     pub(crate) reports: bool,
     /// The start function, back for later restarts.
@@ -137,13 +204,11 @@ pub(crate) struct Started<T: Io> {
 
 /// The machine's share of the runner's parameters.
 pub(crate) struct Config {
-    pub(crate) is_fatal: Option<ErrorPredicate>,
-    pub(crate) should_restart: Option<ErrorPredicate>,
-    pub(crate) more_important: Option<ErrorRanking>,
     pub(crate) restart_type: RestartType,
     pub(crate) policy: RestartPolicy,
     pub(crate) stop_timeout: Option<Duration>,
-    pub(crate) jitter: Arc<dyn Jitter>,
+    /// Keep every fatal error for a ranking policy, not just the first.
+    pub(crate) keep_all_fatal: bool,
 }
 
 /// The actions of one event, in order.
@@ -157,11 +222,13 @@ pub(crate) struct Machine<T: Io> {
     epoch: Instant,
     free: Vec<Slot>,
     index: HashMap<Arc<str>, Slot, hash::FxBuild>,
-    deadlines: Deadlines,
+    deadlines: Timers<(Slot, Kind)>,
     next_generation: Generation,
     dying: bool,
     finished: bool,
-    final_error: Option<Error>,
+    /// The fatal errors seen, in order (only the first without a ranking
+    /// policy).
+    fatal_errors: Vec<Error>,
 }
 
 impl<T: Io> Machine<T> {
@@ -172,12 +239,56 @@ impl<T: Io> Machine<T> {
             epoch,
             free: Vec::new(),
             index: HashMap::default(),
-            deadlines: Deadlines::default(),
+            deadlines: Timers::new(),
             next_generation: 0,
             dying: false,
             finished: false,
-            final_error: None,
+            fatal_errors: Vec::new(),
         }
+    }
+
+    /// The one entry point: handles `event` and settles (if nothing is
+    /// left to wait for after a shutdown began, emits
+    /// [`Action::Finished`]).
+    pub(crate) fn handle(&mut self, event: Event<T>, now: Instant, out: &mut Actions<T>) {
+        match event {
+            Event::Start {
+                id,
+                options,
+                start,
+                reply,
+            } => {
+                let result = self.start(id, options, start, now, out);
+                out.push(Action::Accepted { to: reply, result });
+            }
+            Event::Stop { id } => self.stop(&id, now, out),
+            Event::StopAndRemove { id, waiter, reply } => {
+                self.stop_and_remove(&id, waiter, reply, now, out)
+            }
+            Event::Lookup { id, waiter, reply } => self.lookup(&id, waiter, reply, out),
+            Event::Cancel { id, waiter } => self.cancel_wait(&id, waiter),
+            Event::Kill => self.kill(now, out),
+            Event::Started {
+                slot,
+                generation,
+                started,
+            } => self.started(slot, generation, started, now, out),
+            Event::Exited {
+                slot,
+                generation,
+                outcome,
+                verdict,
+            } => self.exited(slot, generation, outcome, verdict, now, out),
+        }
+        self.settle(out);
+    }
+
+    /// Every worker instance the machine holds (for a driver that gives
+    /// up on it).
+    pub(crate) fn instances(&self) -> Vec<T::Worker> {
+        self.entries()
+            .filter_map(|e| e.state.worker().cloned())
+            .collect()
     }
 
     /// Whether shutdown has begun (killed, or a fatal error).
@@ -187,6 +298,7 @@ impl<T: Io> Machine<T> {
     }
 
     /// Whether [`Action::Finished`] has been emitted.
+    #[cfg(test)]
     pub(crate) fn is_finished(&self) -> bool {
         self.finished
     }
@@ -247,11 +359,13 @@ impl<T: Io> Machine<T> {
             self.slots.push(entry);
         }
         tracing::trace!(%id, generation, "starting worker");
+        let permanent = self.restart_type(slot) == RestartType::Permanent;
         out.push(Action::Start {
             slot,
             generation,
             id,
             start,
+            permanent,
         });
         Ok(())
     }
@@ -367,6 +481,7 @@ impl<T: Io> Machine<T> {
     ) {
         let Started {
             result,
+            verdict,
             reports,
             start,
         } = started;
@@ -408,7 +523,7 @@ impl<T: Io> Machine<T> {
             }
             Err(e) => {
                 tracing::debug!(id = %entry.id, error = %e, "start function failed");
-                self.ended(slot, Err(e), now, out);
+                self.ended(slot, Err(e), verdict, now, out);
             }
         }
         self.settle(out);
@@ -421,6 +536,7 @@ impl<T: Io> Machine<T> {
         slot: Slot,
         generation: Generation,
         outcome: Outcome,
+        verdict: Verdict,
         now: Instant,
         out: &mut Actions<T>,
     ) {
@@ -438,23 +554,25 @@ impl<T: Io> Machine<T> {
                 return;
             }
         };
+        self.deadlines.cancel(&(slot, Kind::Stuck));
         out.push(Action::Reap { worker });
-        self.ended(slot, outcome, now, out);
+        self.ended(slot, outcome, verdict, now, out);
         self.settle(out);
     }
 
     /// Time has passed: starts the restarts that are due and flags the
     /// instances that are stuck.
     pub(crate) fn tick(&mut self, now: Instant, out: &mut Actions<T>) {
-        while let Some(d) = self.deadlines.pop_due(now) {
-            if !self.deadline_current(&d) {
+        while let Some(((slot, kind), at)) = self.deadlines.pop_due(now) {
+            if !self.deadline_current(slot, kind, at) {
+                debug_assert!(false, "a deadline outlived what it was for");
                 continue;
             }
-            match d.kind {
-                Kind::Restart => self.restart_now(d.slot, now, out),
+            match kind {
+                Kind::Restart => self.restart_now(slot, now, out),
                 Kind::Stuck => {
                     let epoch = self.epoch;
-                    let entry = self.entry_mut(d.slot);
+                    let entry = self.entry_mut(slot);
                     if let State::Stopping { since, stuck, .. } = &mut entry.state {
                         *stuck = true;
                         let after = now.saturating_duration_since(since.instant(epoch));
@@ -471,13 +589,13 @@ impl<T: Io> Machine<T> {
 
     /// The earliest deadline still pending, if any.
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
-        while let Some(d) = self.deadlines.peek() {
-            if self.deadline_current(d) {
-                return Some(d.at);
-            }
-            self.deadlines.pop();
-        }
-        None
+        self.deadlines.next()
+    }
+
+    /// How many deadlines are pending (each for a live entry).
+    #[cfg(test)]
+    pub(crate) fn deadline_count(&self) -> usize {
+        self.deadlines.len()
     }
 
     // ----- queries --------------------------------------------------------
@@ -536,28 +654,30 @@ impl<T: Io> Machine<T> {
 
     // ----- helpers --------------------------------------------------------
 
+    /// The restart type of `slot`'s worker.
+    fn restart_type(&self, slot: Slot) -> RestartType {
+        self.entry(slot)
+            .and_then(|e| e.options.as_ref())
+            .and_then(|o| o.restart_type_override())
+            .unwrap_or(self.config.restart_type)
+    }
+
     fn new_generation(&mut self) -> Generation {
         self.next_generation += 1;
         self.next_generation
     }
 
-    fn push_deadline(&mut self, slot: Slot, generation: Generation, kind: Kind, at: Instant) {
-        self.deadlines.push(Deadline {
-            at,
-            slot,
-            generation,
-            kind,
-        });
+    fn push_deadline(&mut self, slot: Slot, kind: Kind, at: Instant) {
+        self.deadlines.set((slot, kind), at);
     }
 
-    fn deadline_current(&self, d: &Deadline) -> bool {
-        self.entry(d.slot).is_some_and(|e| {
-            e.generation == d.generation
-                && match (&e.state, d.kind) {
-                    (State::Delayed { until }, Kind::Restart) => *until == d.at,
-                    (State::Stopping { stuck, .. }, Kind::Stuck) => !stuck,
-                    _ => false,
-                }
+    /// Whether a deadline still stands for what it was set for (every
+    /// transition that ends its reason cancels it, so it always should).
+    fn deadline_current(&self, slot: Slot, kind: Kind, at: Instant) -> bool {
+        self.entry(slot).is_some_and(|e| match (&e.state, kind) {
+            (State::Delayed { until }, Kind::Restart) => *until == at,
+            (State::Stopping { stuck, .. }, Kind::Stuck) => !stuck,
+            _ => false,
         })
     }
 
@@ -585,7 +705,7 @@ impl<T: Io> std::fmt::Debug for Machine<T> {
             .field("deadlines", &self.deadlines.len())
             .field("dying", &self.dying)
             .field("finished", &self.finished)
-            .field("final_error", &self.final_error)
+            .field("fatal_errors", &self.fatal_errors)
             .finish_non_exhaustive()
     }
 }

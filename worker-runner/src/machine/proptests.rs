@@ -87,6 +87,7 @@ struct Instance {
 /// The environment the machine runs in, and what it has seen so far.
 struct World {
     m: Machine<TestIo>,
+    policies: Policies,
     now: Instant,
     /// Starts in flight: (slot, generation, id).
     inflight: Vec<(Slot, Generation, &'static str)>,
@@ -115,9 +116,11 @@ impl World {
         let mut c = config();
         c.is_fatal = Some(Arc::new(|e: &Error| e.to_string().starts_with("fatal")));
         c.policy = RestartPolicy::fixed(DELAY);
+        let (c, policies) = c.split();
         let now = Instant::now();
         World {
             m: Machine::new(c, now),
+            policies,
             now,
             inflight: Vec::new(),
             alive: Vec::new(),
@@ -241,8 +244,13 @@ impl World {
                         Err(e.clone())
                     }
                 };
-                self.m
-                    .started(slot, generation, started(result), self.now, &mut out);
+                self.m.started(
+                    slot,
+                    generation,
+                    started(&self.policies, result),
+                    self.now,
+                    &mut out,
+                );
             }
             Op::Exit(k, ending) => {
                 if self.alive.is_empty() {
@@ -252,8 +260,15 @@ impl World {
                 let err = self.error(ending);
                 self.note_ending(inst.id, &err);
                 let outcome = err.map_or(Ok(()), Err);
-                self.m
-                    .exited(inst.slot, inst.generation, outcome, self.now, &mut out);
+                let verdict = self.policies.verdict(&outcome);
+                self.m.exited(
+                    inst.slot,
+                    inst.generation,
+                    outcome,
+                    verdict,
+                    self.now,
+                    &mut out,
+                );
                 prop_assert!(
                     matches!(out.first(), Some(Action::Reap { worker }) if *worker == inst.w),
                     "an ending instance is reaped first"
@@ -329,12 +344,16 @@ impl World {
                         }
                     }
                 }
-                Action::Stuck { .. } => {}
+                Action::Stuck { .. } | Action::Accepted { .. } => {}
                 Action::Dying => {
                     prop_assert!(!self.dying_seen, "Dying emitted twice");
                     self.dying_seen = true;
                 }
-                Action::Finished { result } => {
+                Action::Finished { errors } => {
+                    let result = match errors.into_iter().next() {
+                        Some(e) => Err(e),
+                        None => Ok(()),
+                    };
                     prop_assert!(self.finished.is_none(), "Finished emitted twice");
                     prop_assert!(self.alive.is_empty(), "finished with instances alive");
                     prop_assert!(self.inflight.is_empty(), "finished with starts in flight");

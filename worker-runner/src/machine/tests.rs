@@ -14,23 +14,66 @@ use crate::policy::{RestartPolicy, RestartType, WorkerOptions};
 pub(super) struct TestIo;
 
 impl Io for TestIo {
+    type StartReply = u32;
     type Start = &'static str;
     type Worker = u64;
     type WorkerReply = u32;
     type RemoveReply = u32;
 }
 
-/// A start function's return, as the shell reports it.
-pub(super) fn started(result: Result<u64, Error>) -> Started<TestIo> {
+/// A start function's return, as the shell reports it, with the
+/// policies' verdict on a failure (asked off the loop, as the shell does).
+pub(super) fn started(policies: &Policies, result: Result<u64, Error>) -> Started<TestIo> {
+    // As the shell: the policies are asked about failures only.
+    let verdict = match &result {
+        Ok(_) => Verdict {
+            fatal: false,
+            restart: true,
+            jitter: 0.5,
+        },
+        Err(e) => policies.verdict(&Err(e.clone())),
+    };
     Started {
         reports: result.is_ok(),
+        verdict,
         result,
         start: "start-fn",
     }
 }
 
-pub(super) fn config() -> Config {
-    Config {
+/// The runner's parameters as the tests set them: the machine's config
+/// and the policies the shell asks off the loop.
+pub(super) struct TestConfig {
+    pub(super) is_fatal: Option<crate::policy::ErrorPredicate>,
+    pub(super) should_restart: Option<crate::policy::ErrorPredicate>,
+    pub(super) more_important: Option<crate::policy::ErrorRanking>,
+    pub(super) restart_type: RestartType,
+    pub(super) policy: RestartPolicy,
+    pub(super) stop_timeout: Option<Duration>,
+    pub(super) jitter: Arc<dyn worker_core::jitter::Jitter>,
+}
+
+impl TestConfig {
+    pub(super) fn split(self) -> (Config, Policies) {
+        (
+            Config {
+                restart_type: self.restart_type,
+                policy: self.policy,
+                stop_timeout: self.stop_timeout,
+                keep_all_fatal: self.more_important.is_some(),
+            },
+            Policies {
+                is_fatal: self.is_fatal,
+                should_restart: self.should_restart,
+                more_important: self.more_important,
+                jitter: self.jitter,
+            },
+        )
+    }
+}
+
+pub(super) fn config() -> TestConfig {
+    TestConfig {
         is_fatal: None,
         should_restart: None,
         more_important: None,
@@ -41,7 +84,7 @@ pub(super) fn config() -> Config {
     }
 }
 
-fn none_fatal(mut c: Config) -> Config {
+fn none_fatal(mut c: TestConfig) -> TestConfig {
     c.is_fatal = Some(Arc::new(|_| false));
     c
 }
@@ -53,16 +96,19 @@ fn secs(n: u64) -> Duration {
 /// The machine plus a virtual clock and the instances it has made.
 struct H {
     m: Machine<TestIo>,
+    policies: Policies,
     t0: Instant,
     now: Instant,
     next_instance: u64,
 }
 
 impl H {
-    fn new(config: Config) -> Self {
+    fn new(config: TestConfig) -> Self {
         let t0 = Instant::now();
+        let (config, policies) = config.split();
         H {
             m: Machine::new(config, t0),
+            policies,
             t0,
             now: t0,
             next_instance: 100,
@@ -101,8 +147,13 @@ impl H {
         self.next_instance += 1;
         let w = self.next_instance;
         let mut out = Vec::new();
-        self.m
-            .started(*slot, *generation, started(Ok(w)), self.now, &mut out);
+        self.m.started(
+            *slot,
+            *generation,
+            started(&self.policies, Ok(w)),
+            self.now,
+            &mut out,
+        );
         (w, out)
     }
 
@@ -114,8 +165,13 @@ impl H {
             panic!("not a start action");
         };
         let mut out = Vec::new();
-        self.m
-            .started(*slot, *generation, started(Err(e)), self.now, &mut out);
+        self.m.started(
+            *slot,
+            *generation,
+            started(&self.policies, Err(e)),
+            self.now,
+            &mut out,
+        );
         out
     }
 
@@ -133,7 +189,9 @@ impl H {
             None => Ok(()),
             Some(msg) => Err(Error::msg(msg)),
         };
-        self.m.exited(slot, generation, outcome, self.now, &mut out);
+        let verdict = self.policies.verdict(&outcome);
+        self.m
+            .exited(slot, generation, outcome, verdict, self.now, &mut out);
         out
     }
 
@@ -214,9 +272,19 @@ fn removed(out: &[Action<TestIo>]) -> Vec<(u32, Result<(), String>)> {
         .collect()
 }
 
+/// The runner's result, if `out` finishes it: the first fatal error (see
+/// [`finished_errors`] for a ranking policy).
 fn finished(out: &[Action<TestIo>]) -> Option<Result<(), String>> {
+    finished_errors(out).map(|errors| match errors.first() {
+        Some(e) => Err(e.to_string()),
+        None => Ok(()),
+    })
+}
+
+/// The fatal errors `out` finishes the runner with, if it does.
+fn finished_errors(out: &[Action<TestIo>]) -> Option<Vec<Error>> {
     out.iter().find_map(|a| match a {
-        Action::Finished { result } => Some(result.clone().map_err(|e| e.to_string())),
+        Action::Finished { errors } => Some(errors.clone()),
         _ => None,
     })
 }
@@ -453,7 +521,10 @@ fn more_important_picks_the_final_error() {
     h.exit(runs[1].0, runs[1].1, Some("level 1"));
     h.exit(runs[0].0, runs[0].1, Some("level 0"));
     let out = h.exit(runs[2].0, runs[2].1, Some("level 2"));
-    assert_eq!(finished(&out), Some(Err("level 2".into())));
+    let errors = finished_errors(&out).expect("finished");
+    assert_eq!(errors.len(), 3, "every fatal error is kept for the ranking");
+    let ranked = h.policies.most_important(errors).unwrap();
+    assert_eq!(ranked.to_string(), "level 2");
 }
 
 #[test]
@@ -686,4 +757,32 @@ fn snapshot_shows_states_and_times() {
         t0 + secs(4),
         "the start time follows restarts"
     );
+}
+
+#[test]
+fn cancelled_deadlines_do_not_pile_up_behind_a_pending_one() {
+    // One worker waits out a long restart delay (an early deadline stays
+    // pending); meanwhile thousands of workers are started, stopped while
+    // a stop timeout runs, and stopped during their restart delay. Every
+    // deadline they leave behind is removed, not kept until it reaches the
+    // front of the queue.
+    let mut c = none_fatal(config());
+    c.stop_timeout = Some(secs(30));
+    c.policy = RestartPolicy::fixed(secs(60));
+    let mut h = H::new(c);
+    let (slot, generation, _) = h.run("pending");
+    h.exit(slot, generation, Some("oops"));
+    assert_eq!(h.m.deadline_count(), 1);
+    for i in 0..5_000 {
+        let id: &'static str = Box::leak(format!("w{i}").into_boxed_str());
+        let (slot, generation, _) = h.run(id);
+        h.stop(id);
+        assert_eq!(h.m.deadline_count(), 2, "a stop timeout runs");
+        h.exit(slot, generation, None);
+        let (slot, generation, _) = h.run(id);
+        h.exit(slot, generation, Some("oops"));
+        h.stop(id);
+        assert_eq!(h.m.deadline_count(), 1, "only the pending restart is left");
+    }
+    assert_eq!(h.m.names(), vec!["pending".to_owned()]);
 }

@@ -1,17 +1,15 @@
 //! The machine's transitions: what an ending, a stop, a restart or
-//! shutdown does to an entry, and the calls of the user's error policies
-//! (behind panic guards). The events in the parent module decide *which*
-//! transition applies; this module carries it out.
+//! shutdown does to an entry. The events in the parent module decide
+//! *which* transition applies; this module carries it out. The user's
+//! policies were asked before the news came (see [`Verdict`]).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use worker_core::{Dead, Error, NotFound, Outcome};
+use worker_core::{Dead, Error, NotFound, Outcome, deadline};
 
-use super::deadlines::Kind;
 use super::entry::{RestartCause, Stamp, State};
-use super::{Action, Actions, Io, Machine, Slot};
+use super::{Action, Actions, Io, Kind, Machine, Slot, Verdict};
 use crate::error::RestartIntensityExceeded;
-use worker_core::jitter::Jitter;
 
 use crate::policy::RestartType;
 
@@ -47,7 +45,6 @@ impl<T: Io> Machine<T> {
         let stop_timeout = self.config.stop_timeout;
         let epoch = self.epoch;
         let entry = self.entry_mut(slot);
-        let generation = entry.generation;
         entry.state = State::Stopping {
             worker: worker.clone(),
             since: Stamp::new(epoch, now),
@@ -58,7 +55,7 @@ impl<T: Io> Machine<T> {
             worker,
         });
         if let Some(after) = stop_timeout {
-            self.push_deadline(slot, generation, Kind::Stuck, now + after);
+            self.push_deadline(slot, Kind::Stuck, deadline(now, after));
         }
     }
 
@@ -68,6 +65,7 @@ impl<T: Io> Machine<T> {
         &mut self,
         slot: Slot,
         outcome: Outcome,
+        verdict: Verdict,
         now: Instant,
         out: &mut Actions<T>,
     ) {
@@ -75,16 +73,12 @@ impl<T: Io> Machine<T> {
         let id = entry.id.clone();
         let stop_requested = entry.stop_requested;
         let removing = entry.has_removers();
-        let restart_type = entry
-            .options
-            .as_ref()
-            .and_then(|o| o.restart_type_override())
-            .unwrap_or(self.config.restart_type);
+        let restart_type = self.restart_type(slot);
         match outcome {
             // The caller of stop_and_remove_worker takes the error.
             Err(e) if removing => self.remove(slot, Err(e), out),
             Err(e) => {
-                if self.is_fatal(&e) {
+                if verdict.fatal {
                     tracing::error!(%id, error = %e, "fatal error");
                     self.record_fatal(e);
                     self.remove(slot, Ok(()), out);
@@ -94,12 +88,12 @@ impl<T: Io> Machine<T> {
                 } else if stop_requested {
                     tracing::debug!(%id, error = %e, "stopped worker ended with an error");
                     self.remove(slot, Ok(()), out);
-                } else if restart_type == RestartType::Temporary || !self.should_restart(&e) {
+                } else if restart_type == RestartType::Temporary || !verdict.restart {
                     tracing::warn!(%id, error = %e, "worker failed; not restarting it");
                     self.remove(slot, Ok(()), out);
                 } else {
                     tracing::warn!(%id, error = %e, "worker failed; restarting it");
-                    self.schedule_restart(slot, Some(e), now, out);
+                    self.schedule_restart(slot, Some(e), verdict.jitter, now, out);
                 }
             }
             Ok(()) => {
@@ -108,7 +102,7 @@ impl<T: Io> Machine<T> {
                     self.remove(slot, Ok(()), out);
                 } else {
                     tracing::debug!(%id, "permanent worker finished; restarting it");
-                    self.schedule_restart(slot, None, now, out);
+                    self.schedule_restart(slot, None, verdict.jitter, now, out);
                 }
             }
         }
@@ -118,12 +112,12 @@ impl<T: Io> Machine<T> {
         &mut self,
         slot: Slot,
         cause: Option<Error>,
+        jitter: f64,
         now: Instant,
         out: &mut Actions<T>,
     ) {
         let default_policy = self.config.policy;
         let epoch = self.epoch;
-        let jitter = &*self.config.jitter;
         let entry = self.slots.get_mut(slot).expect("entry exists");
         let policy = entry
             .options
@@ -163,11 +157,9 @@ impl<T: Io> Machine<T> {
         }
         entry.attempts = entry.attempts.saturating_add(1);
         let attempt = entry.attempts;
-        let delay = policy.delay_for(attempt, &mut || sample_jitter(jitter));
+        let delay = policy.delay_for(attempt, &mut || jitter);
         // A delay too long to represent is, in practice, forever.
-        let until = now
-            .checked_add(delay)
-            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
+        let until = deadline(now, delay);
         tracing::debug!(id = %entry.id, attempt, ?delay, "restart scheduled");
         entry.state = State::Delayed { until };
         entry.extra_mut().cause = Some(RestartCause {
@@ -175,8 +167,7 @@ impl<T: Io> Machine<T> {
             attempt,
             delay,
         });
-        let generation = entry.generation;
-        self.push_deadline(slot, generation, Kind::Restart, until);
+        self.push_deadline(slot, Kind::Restart, until);
     }
 
     pub(super) fn restart_now(&mut self, slot: Slot, now: Instant, out: &mut Actions<T>) {
@@ -191,11 +182,14 @@ impl<T: Io> Machine<T> {
         entry.state = State::Starting;
         entry.started_at = Stamp::new(epoch, now);
         tracing::debug!(id = %entry.id, generation, "restarting worker");
+        let id = entry.id.clone();
+        let permanent = self.restart_type(slot) == RestartType::Permanent;
         out.push(Action::Start {
             slot,
             generation,
-            id: entry.id.clone(),
+            id,
             start,
+            permanent,
         });
     }
 
@@ -233,6 +227,8 @@ impl<T: Io> Machine<T> {
     /// get `result`.
     pub(super) fn remove(&mut self, slot: Slot, result: Result<(), Error>, out: &mut Actions<T>) {
         let entry = self.slots.cell(slot).take().expect("remove: entry exists");
+        self.deadlines.cancel(&(slot, Kind::Restart));
+        self.deadlines.cancel(&(slot, Kind::Stuck));
         self.free.push(slot);
         self.index.remove(&entry.id);
         if let Some(extra) = entry.extra {
@@ -257,57 +253,18 @@ impl<T: Io> Machine<T> {
     pub(super) fn settle(&mut self, out: &mut Actions<T>) {
         if self.dying && !self.finished && self.index.is_empty() {
             self.finished = true;
-            let result = match &self.final_error {
-                Some(e) => Err(e.clone()),
-                None => Ok(()),
-            };
-            out.push(Action::Finished { result });
+            out.push(Action::Finished {
+                errors: std::mem::take(&mut self.fatal_errors),
+            });
         }
     }
 
-    // ----- policies (user code, behind panic guards) -----------------------
-
-    pub(super) fn is_fatal(&self, e: &Error) -> bool {
-        match &self.config.is_fatal {
-            // Go's default: every error is fatal.
-            None => true,
-            Some(f) => guarded("is_fatal", true, || f(e)),
-        }
-    }
-
-    pub(super) fn should_restart(&self, e: &Error) -> bool {
-        match &self.config.should_restart {
-            None => true,
-            Some(f) => guarded("should_restart", false, || f(e)),
-        }
-    }
-
-    /// Keeps the most important fatal error. Without `more_important` the
-    /// first one stays, as Go's documentation (not its code) says.
+    /// Keeps a fatal error: every one for a ranking policy, else only the
+    /// first (the first fatal error wins, as Go's documentation, not its
+    /// code, says).
     pub(super) fn record_fatal(&mut self, e: Error) {
-        let keep_new = match (&self.final_error, &self.config.more_important) {
-            (None, _) => true,
-            (Some(_), None) => false,
-            (Some(prev), Some(f)) => guarded("more_important", false, || f(&e, prev)),
-        };
-        if keep_new {
-            self.final_error = Some(e);
+        if self.fatal_errors.is_empty() || self.config.keep_all_fatal {
+            self.fatal_errors.push(e);
         }
     }
-}
-
-/// Calls a user policy; a panic is logged and replaced by `fallback`.
-fn guarded<R>(what: &str, fallback: R, f: impl FnOnce() -> R) -> R {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(r) => r,
-        Err(payload) => {
-            let p = worker_core::Panicked::from_payload(what, &*payload);
-            tracing::error!(error = %p, "runner policy panicked");
-            fallback
-        }
-    }
-}
-
-fn sample_jitter(source: &dyn Jitter) -> f64 {
-    guarded("jitter source", 0.5, || source.sample())
 }

@@ -1,33 +1,18 @@
-//! The runner's start jobs, run off the loop by the core's
-//! [`StartQueue`]: up to `start_threads` threads take them one after
-//! another, a start function that blocks holds the others up for about
-//! [`STALL`] at most, and an idle runner soon has no start thread (see the
-//! queue's docs for the rules and the measurements behind them).
-//!
-//! The loop pushes each start job and flushes the queue when a burst of
-//! start requests pauses (see the shell), so a burst wakes the start
-//! threads once rather than once per start.
+//! The runner's start jobs, run off the loop on the driver's executor
+//! threads: a start function, then the questions whose answers are user
+//! code (is the worker a reporter? is its error fatal?), then the
+//! completion callback that reports the worker's end with the policies'
+//! verdict on it.
 
-use std::ops::{Deref, DerefMut};
+use std::cell::RefCell;
 use std::sync::Arc;
-use std::time::Duration;
 
-use crossbeam_channel::Sender;
-use worker_core::{Outcome, SharedWorker, StartQueue, catch_panic, watch_named};
+use worker_core::supervisor::Events;
+use worker_core::supervisor::offloop::OffLoop;
+use worker_core::{Error, Outcome, SharedWorker, catch_panic, watch_named};
 
-use super::{Msg, StartFn};
-use crate::machine::{Generation, Slot};
-
-/// How long waiting start jobs tolerate every start thread being busy
-/// without any start completing, before another thread is added (real
-/// time: see the queue's docs).
-pub(crate) const STALL: Duration = Duration::from_millis(20);
-
-/// How long an idle start thread waits for more work before it ends: long
-/// enough that a steady flow of starts (a worker restarting every
-/// microsecond, a caller starting workers one by one) never waits for a
-/// new thread.
-pub(crate) const LINGER: Duration = Duration::from_millis(200);
+use super::{Event, StartFn};
+use crate::machine::{self, Generation, Policies, Slot, Started, Verdict};
 
 /// One start function to run, for one incarnation.
 pub(crate) struct StartJob {
@@ -35,62 +20,55 @@ pub(crate) struct StartJob {
     pub(crate) generation: Generation,
     pub(crate) id: Arc<str>,
     pub(crate) start: StartFn,
+    /// Restarted after a clean exit too.
+    pub(crate) permanent: bool,
 }
 
-/// The loop's side of the start machinery: the runner's [`StartQueue`].
-pub(crate) struct Starter(StartQueue<StartJob>);
-
-impl Starter {
-    /// A queue whose threads are named `<name>-start-<n>`, running at most
-    /// `limit` of them while starts make progress, and reporting to the
-    /// loop through `events`.
-    pub(crate) fn new(name: Arc<str>, limit: usize, events: Sender<Msg>) -> Self {
-        let refused = events.clone();
-        let queue = StartQueue::new(
-            format!("{name}-start"),
-            move |job| run_job(&name, job, &events),
-            move |job: StartJob, error| {
-                // Nobody would ever run it: fail it, so the runner's policy
-                // deals with it and nothing hangs.
-                let _ = refused.send(Msg::Started {
-                    slot: job.slot,
-                    generation: job.generation,
-                    result: Err(error.context("cannot run the start function")),
-                    reports: false,
-                    start: job.start,
-                });
-            },
-        )
-        .limit(limit)
-        .stall(STALL)
-        .linger(LINGER);
-        Starter(queue)
-    }
+thread_local! {
+    /// The runner and worker id whose start function this thread runs.
+    static STARTING: RefCell<Option<(u64, Arc<str>)>> = const { RefCell::new(None) };
 }
 
-impl Deref for Starter {
-    type Target = StartQueue<StartJob>;
-
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
+/// Whether this thread is running the start function of worker `id` of
+/// runner `runner` (which must not wait for that worker).
+pub(crate) fn starting(runner: u64, id: &str) -> bool {
+    STARTING.with(|s| {
+        s.borrow()
+            .as_ref()
+            .is_some_and(|(r, i)| *r == runner && &**i == id)
+    })
 }
 
-impl DerefMut for Starter {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
-    }
-}
+/// The verdict on a successful start, or on a clean exit that restarts
+/// nothing (never looked at: only failures and restarts use one).
+const STARTED: Verdict = Verdict {
+    fatal: false,
+    restart: true,
+    jitter: 0.5,
+};
 
-/// Runs one start function, on a start thread, and tells the loop.
-fn run_job(name: &Arc<str>, job: StartJob, events: &Sender<Msg>) {
+/// Runs one start function, on an executor thread, and tells the loop.
+pub(crate) fn run_job(
+    runner: u64,
+    name: &Arc<str>,
+    policies: &Arc<Policies>,
+    job: StartJob,
+    events: &Events<Event>,
+) {
     let StartJob {
         slot,
         generation,
         id,
         mut start,
+        permanent,
     } = job;
-    let result = catch_panic(|| format!("start function of worker {id:?}"), &mut start);
+    STARTING.with(|s| *s.borrow_mut() = Some((runner, id.clone())));
+    let result = catch_panic(|| format!("start function of worker {id:?}"), &mut *start);
+    STARTING.with(|s| *s.borrow_mut() = None);
+    let verdict = match &result {
+        Ok(_) => STARTED,
+        Err(e) => policies.verdict(&Err(e.clone())),
+    };
     let worker = result.as_ref().ok().cloned();
     let reports = worker.as_ref().is_some_and(|w| {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.reporter().is_some()))
@@ -98,13 +76,16 @@ fn run_job(name: &Arc<str>, job: StartJob, events: &Sender<Msg>) {
     });
     // `Started` goes first, so the loop always learns of an instance before
     // its ending: the completion callback is registered only afterwards.
-    let sent = events.send(Msg::Started {
+    let sent = events.send(Event::Machine(machine::Event::Started {
         slot,
         generation,
-        result,
-        reports,
-        start,
-    });
+        started: Started {
+            result: result.map(OffLoop::new),
+            verdict,
+            reports,
+            start,
+        },
+    }));
     if let Some(worker) = worker {
         if sent.is_err() {
             // Cannot happen (the loop waits for every start); do not leave
@@ -112,33 +93,67 @@ fn run_job(name: &Arc<str>, job: StartJob, events: &Sender<Msg>) {
             worker.kill();
             return;
         }
-        watch(name, &worker, slot, generation, events);
+        watch(
+            name,
+            policies,
+            &worker,
+            (slot, generation),
+            permanent,
+            events,
+        );
     }
 }
 
-/// Arranges for `Exited` to reach the loop when `worker` finishes: through
-/// the worker's completion callback when it has one (no thread), else
-/// through a watcher thread named `<name>-watch`, which the loop joins.
+/// What a start job that no thread can be had for reports: a failed start,
+/// restarted after the usual delay (no policy is asked: this runs on the
+/// loop).
+pub(crate) fn refused(job: StartJob, error: Error, events: &Events<Event>) {
+    let _ = events.send(Event::Machine(machine::Event::Started {
+        slot: job.slot,
+        generation: job.generation,
+        started: Started {
+            result: Err(error.context("cannot run the start function")),
+            verdict: STARTED,
+            reports: false,
+            start: job.start,
+        },
+    }));
+}
+
+/// Arranges for `Exited` to reach the loop when `worker` finishes, with the
+/// policies' verdict: through the worker's completion callback when it has
+/// one (no thread), else through a watcher thread named `<name>-watch`,
+/// which the driver joins.
 fn watch(
     name: &Arc<str>,
+    policies: &Arc<Policies>,
     worker: &SharedWorker,
-    slot: Slot,
-    generation: Generation,
-    events: &Sender<Msg>,
+    (slot, generation): (Slot, Generation),
+    permanent: bool,
+    events: &Events<Event>,
 ) {
     let exited = events.clone();
+    let policies = policies.clone();
     let thread = watch_named(
         worker,
         format_args!("{name}-watch"),
         move |outcome: &Outcome| {
-            let _ = exited.send(Msg::Exited {
+            // A clean exit of a worker that is not restarted after one
+            // needs no verdict (the commonest ending: a stop).
+            let verdict = if outcome.is_ok() && !permanent {
+                STARTED
+            } else {
+                policies.verdict(outcome)
+            };
+            let _ = exited.send(Event::Machine(machine::Event::Exited {
                 slot,
                 generation,
                 outcome: outcome.clone(),
-            });
+                verdict,
+            }));
         },
     );
     if let Some(handle) = thread {
-        let _ = events.send(Msg::Watcher(handle));
+        events.watcher(handle);
     }
 }

@@ -2,6 +2,7 @@
 //! its runner a unique name, which prefixes every thread the test starts,
 //! and ends by checking that no such thread is left.
 
+mod adversarial;
 mod common;
 mod fatal;
 mod lookup;

@@ -3,6 +3,7 @@
 //! the others up for long; and start functions that use the runner.
 
 use std::sync::{Arc, Weak};
+use worker_core::Worker;
 
 use crossbeam_channel::{bounded, unbounded};
 use worker_core::threads::live_threads_with_prefix;
@@ -113,26 +114,28 @@ fn a_start_function_may_start_other_workers() {
 }
 
 #[test]
-fn a_waiting_call_from_the_loop_thread_fails_instead_of_deadlocking() {
-    // Killing a thread-less worker finishes it on the runner's loop
-    // thread, so its completion callbacks run there. One that calls back
-    // into the runner and waits would wait for itself.
+fn a_completion_callback_may_call_its_runner_and_a_wait_from_it_fails_fast() {
+    // The runner kills workers off its loop, so a thread-less worker's
+    // completion callbacks run on one of the runner's own threads. A
+    // request the loop answers at once works from there; a wait for the
+    // runner itself would wait forever, and fails at once instead.
     let r = Arc::new(runner("rt-starts-reentrant", |p| p.is_fatal(none_fatal)));
     let passive = Arc::new(worker_core::Passive::new());
     let (result_tx, result_rx) = bounded(1);
     let weak: Weak<Runner> = Arc::downgrade(&r);
     passive.tomb().on_done(move |_| {
         let runner = weak.upgrade().expect("runner alive");
-        let result = runner.start_worker("from-callback", || -> Result<SharedWorker, Error> {
-            unreachable!("never started")
-        });
-        let _ = result_tx.send(result);
+        let started = runner.start_worker("from-callback", || Ok(worker_core::Passive::new()));
+        let waited = runner.wait();
+        let _ = result_tx.send((started, waited));
     });
     let w: SharedWorker = passive.clone();
     r.start_worker("passive", move || Ok(w.clone())).unwrap();
     r.worker("passive", None).unwrap();
     r.stop_worker("passive").unwrap();
-    let err = result_rx.recv_timeout(LONG).unwrap().unwrap_err();
-    assert_is::<worker_runner::CalledFromLoop>(&err);
+    let (started, waited) = result_rx.recv_timeout(LONG).unwrap();
+    started.expect("a request from a callback is answered");
+    assert_is::<worker_core::WouldDeadlock>(&waited.unwrap_err());
+    r.worker("from-callback", None).unwrap();
     assert!(finish(&r).is_ok());
 }
