@@ -75,6 +75,7 @@
 mod checks;
 mod clock;
 pub mod dependency;
+pub mod misbehaving;
 mod mock;
 mod watcher;
 mod workers;

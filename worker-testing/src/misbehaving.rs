@@ -1,0 +1,252 @@
+//! Workers that break the rules, for testing that a supervisor survives
+//! them: one whose `Drop` panics, one whose `kill` blocks, one whose `Drop`
+//! blocks. A supervisor must at worst report such a worker stuck; it must
+//! never freeze, crash, or lose another worker's error because of it.
+//!
+//! Each is a thread-free [`Tomb`]-based worker, so supervisors watch it
+//! without a thread; the blocking ones block until their [`Gate`] opens,
+//! and say (on the gate) when they have started blocking, so a test
+//! waits for facts, not for time.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use worker_core::{Worker, stop};
+//! use worker_testing::misbehaving::BlockingKill;
+//!
+//! let (worker, gate) = BlockingKill::new();
+//! let worker = Arc::new(worker);
+//! let killer = {
+//!     let worker = worker.clone();
+//!     std::thread::spawn(move || worker.kill())
+//! };
+//! gate.wait_entered().unwrap(); // kill() is now blocked
+//! gate.open();
+//! killer.join().unwrap();
+//! assert!(worker.wait().is_ok());
+//! ```
+
+use std::convert::Infallible;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use worker_core::{Error, Tomb, Worker};
+
+use crate::KILL_TIMEOUT;
+
+/// Holds a misbehaving worker's blocking call until opened; tells when the
+/// call has started blocking.
+#[derive(Debug)]
+pub struct Gate {
+    /// Dropped to open.
+    open: Mutex<Option<Sender<Infallible>>>,
+    entered: Receiver<()>,
+}
+
+/// The worker's side of a [`Gate`].
+#[derive(Debug)]
+struct Latch {
+    opened: Receiver<Infallible>,
+    entered: Sender<()>,
+}
+
+impl Latch {
+    /// Says it has started blocking, then blocks until the gate opens.
+    fn block(&self) {
+        let _ = self.entered.try_send(());
+        let _ = self.opened.recv();
+    }
+}
+
+fn gate() -> (Gate, Latch) {
+    let (open, opened) = bounded(0);
+    let (entered_tx, entered) = bounded(64);
+    (
+        Gate {
+            open: Mutex::new(Some(open)),
+            entered,
+        },
+        Latch {
+            opened,
+            entered: entered_tx,
+        },
+    )
+}
+
+impl Gate {
+    /// Lets every blocked (and future) call through.
+    pub fn open(&self) {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+    }
+
+    /// Waits until the worker's blocking call has started blocking, for at
+    /// most [`KILL_TIMEOUT`].
+    pub fn wait_entered(&self) -> Result<(), Error> {
+        self.wait_entered_within(KILL_TIMEOUT)
+    }
+
+    /// Waits until the worker's blocking call has started blocking, for at
+    /// most `timeout`.
+    pub fn wait_entered_within(&self, timeout: Duration) -> Result<(), Error> {
+        self.entered.recv_timeout(timeout).map_err(|_| {
+            Error::msg(format!(
+                "the blocking call was not entered within {timeout:?}"
+            ))
+        })
+    }
+}
+
+impl Drop for Gate {
+    /// A forgotten gate must not leave a thread blocked forever.
+    fn drop(&mut self) {
+        self.open();
+    }
+}
+
+/// A worker whose `Drop` panics. Otherwise a well-behaved thread-free
+/// worker: killing it finishes it.
+#[derive(Debug, Default)]
+pub struct PanicOnDrop {
+    tomb: Tomb,
+}
+
+impl PanicOnDrop {
+    /// A new, alive worker.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Its tomb, to finish it with an error, say.
+    pub fn tomb(&self) -> &Tomb {
+        &self.tomb
+    }
+}
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("PanicOnDrop was dropped");
+        }
+    }
+}
+
+impl Worker for PanicOnDrop {
+    fn kill(&self) {
+        self.tomb.kill(None);
+        self.tomb.done(Ok(()));
+    }
+
+    worker_core::delegate_worker!(tomb, except kill);
+}
+
+/// A worker whose `kill` blocks until its [`Gate`] opens (then kills it).
+/// A contract breaker: `kill` must return at once.
+#[derive(Debug)]
+pub struct BlockingKill {
+    tomb: Tomb,
+    latch: Latch,
+}
+
+impl BlockingKill {
+    /// A new, alive worker and the gate that holds its `kill`.
+    pub fn new() -> (Self, Gate) {
+        let (gate, latch) = gate();
+        (
+            BlockingKill {
+                tomb: Tomb::new(),
+                latch,
+            },
+            gate,
+        )
+    }
+}
+
+impl Worker for BlockingKill {
+    fn kill(&self) {
+        self.latch.block();
+        self.tomb.kill(None);
+        self.tomb.done(Ok(()));
+    }
+
+    worker_core::delegate_worker!(tomb, except kill);
+}
+
+/// A worker whose `Drop` blocks until its [`Gate`] opens: a slow `Drop`
+/// (flushing a buffer over the network, say).
+#[derive(Debug)]
+pub struct SlowDrop {
+    tomb: Tomb,
+    latch: Latch,
+}
+
+impl SlowDrop {
+    /// A new, alive worker and the gate that holds its `Drop`.
+    pub fn new() -> (Self, Gate) {
+        let (gate, latch) = gate();
+        (
+            SlowDrop {
+                tomb: Tomb::new(),
+                latch,
+            },
+            gate,
+        )
+    }
+}
+
+impl Drop for SlowDrop {
+    fn drop(&mut self) {
+        self.latch.block();
+    }
+}
+
+impl Worker for SlowDrop {
+    fn kill(&self) {
+        self.tomb.kill(None);
+        self.tomb.done(Ok(()));
+    }
+
+    worker_core::delegate_worker!(tomb, except kill);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn panic_on_drop_panics_only_when_dropped() {
+        let w = PanicOnDrop::new();
+        w.kill();
+        assert!(w.wait().is_ok());
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(w)));
+        assert!(dropped.is_err());
+    }
+
+    #[test]
+    fn slow_drop_blocks_until_opened() {
+        let (w, gate) = SlowDrop::new();
+        let dropper = std::thread::spawn(move || drop(w));
+        gate.wait_entered().unwrap();
+        assert!(!dropper.is_finished());
+        gate.open();
+        dropper.join().unwrap();
+    }
+
+    #[test]
+    fn blocking_kill_blocks_until_opened() {
+        let (w, gate) = BlockingKill::new();
+        let w = Arc::new(w);
+        let killer = {
+            let w = w.clone();
+            std::thread::spawn(move || w.kill())
+        };
+        gate.wait_entered().unwrap();
+        assert!(w.tomb.is_alive());
+        gate.open();
+        killer.join().unwrap();
+        assert!(w.wait().is_ok());
+    }
+}
