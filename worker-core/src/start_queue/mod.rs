@@ -61,6 +61,9 @@
 //!
 //! # Threads
 //!
+//! The protocol, and why it is enough, is explained in `README.md` beside
+//! this file; its handshake is model-checked with loom.
+//!
 //! Drainers are named `<name>-<n>` and started through
 //! [`threads::spawn_named`](crate::threads::spawn_named), so
 //! [`threads::wait_threads_gone`](crate::threads::wait_threads_gone)
@@ -69,7 +72,9 @@
 //! every drainer that was ever started.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
+mod handshake;
+
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -150,9 +155,9 @@ pub struct StartQueue<J: Send + 'static> {
 struct Shared<J> {
     queue: Receiver<J>,
     run: RunFn<J>,
-    /// Drainers running, counted from before their thread starts until
-    /// they decide to end.
-    drainers: AtomicUsize,
+    /// Drainers running, and the handshake that keeps a job from being
+    /// stranded as a drainer leaves (`README.md` beside this file).
+    drainers: handshake::Drainers,
     /// How long an idle drainer waits, in nanoseconds.
     linger: AtomicU64,
     name: String,
@@ -190,7 +195,7 @@ impl<J: Send + 'static> StartQueue<J> {
             shared: Arc::new(Shared {
                 queue: rx,
                 run: Box::new(run),
-                drainers: AtomicUsize::new(0),
+                drainers: handshake::Drainers::default(),
                 linger: AtomicU64::new(nanos(DEFAULT_LINGER)),
                 name: name.clone(),
             }),
@@ -256,19 +261,20 @@ impl<J: Send + 'static> StartQueue<J> {
             // The receiver lives in `shared`: the queue is never closed here.
             let _ = jobs.send(job);
         }
-        // Pairs with the fence in `drain`: either a drainer about to end
-        // sees these jobs, or this sees it gone and starts another.
-        fence(Ordering::SeqCst);
+        // Either a drainer about to end sees these jobs, or this sees it
+        // gone and starts another (`README.md`).
         let wanted = self.limit.min(self.in_flight);
-        while self.shared.drainers.load(Ordering::SeqCst) < wanted {
+        let mut running = self.shared.drainers.after_publish();
+        while running < wanted {
             if !self.add_drainer() {
                 break;
             }
+            running = self.shared.drainers.running();
         }
         // More jobs than drainers: some wait, so the stall rule watches
         // from now on. (With no more jobs than drainers, each job has a
         // drainer that is free or about to be, and nothing is watched.)
-        if self.armed.is_none() && self.in_flight > self.shared.drainers.load(Ordering::SeqCst) {
+        if self.armed.is_none() && self.in_flight > self.shared.drainers.running() {
             self.arm();
         }
     }
@@ -327,7 +333,7 @@ impl<J: Send + 'static> StartQueue<J> {
         if stuck {
             tracing::debug!(
                 queue = %self.name,
-                drainers = self.shared.drainers.load(Ordering::Relaxed),
+                drainers = self.shared.drainers.running(),
                 waiting = self.shared.queue.len(),
                 stall = ?self.stall,
                 "no start finished while starts wait; adding a thread"
@@ -359,7 +365,7 @@ impl<J: Send + 'static> StartQueue<J> {
     /// is left, hands every waiting job to the `refused` callback.
     fn add_drainer(&mut self) -> bool {
         reap_finished(&mut self.threads);
-        self.shared.drainers.fetch_add(1, Ordering::SeqCst);
+        self.shared.drainers.arrive();
         let shared = Arc::clone(&self.shared);
         let name = format!("{}-{}", self.name, self.started);
         match crate::threads::spawn_named(name, move || drain(&shared)) {
@@ -369,7 +375,7 @@ impl<J: Send + 'static> StartQueue<J> {
                 true
             }
             Err(e) => {
-                let left = self.shared.drainers.fetch_sub(1, Ordering::SeqCst) - 1;
+                let left = self.shared.drainers.not_started();
                 let error = Error::new(e).context("cannot start a thread to run start functions");
                 tracing::error!(queue = %self.name, %error, drainers = left);
                 if left == 0 {
@@ -384,7 +390,7 @@ impl<J: Send + 'static> StartQueue<J> {
 
     /// How many drainers run now (a moment's view).
     pub fn threads(&self) -> usize {
-        self.shared.drainers.load(Ordering::SeqCst)
+        self.shared.drainers.running()
     }
 
     /// How many drainers have been started so far.
@@ -422,15 +428,11 @@ fn drain<J>(shared: &Shared<J>) {
                 tracing::error!(queue = %shared.name, error = %panicked, "start queue job panicked");
             }
         }
-        shared.drainers.fetch_sub(1, Ordering::SeqCst);
-        // Pairs with the fence in `flush`.
-        fence(Ordering::SeqCst);
-        if shared.queue.is_empty() {
+        // A job that came as we were leaving (its sender may have counted
+        // us) keeps us.
+        if shared.drainers.try_leave(|| shared.queue.is_empty()) {
             return;
         }
-        // A job came as we were leaving, and its sender may have counted
-        // us: take it.
-        shared.drainers.fetch_add(1, Ordering::SeqCst);
     }
 }
 

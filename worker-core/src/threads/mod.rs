@@ -14,12 +14,14 @@
 //! The registry costs one short lock when a thread starts and one when it
 //! ends, next to the 40-110 us a thread start takes anyway.
 
+mod join_slot;
+
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
-use std::thread::{JoinHandle, ThreadId};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 static REGISTRY: LazyLock<Mutex<HashMap<u64, String>>> =
@@ -117,111 +119,7 @@ pub fn serves(id: u64) -> bool {
     SERVED.with(|s| s.borrow().contains(&id))
 }
 
-/// Where an owner keeps the handle of a thread it started, so that every
-/// caller of its `wait` returns only once that thread is gone.
-///
-/// [`join`](JoinSlot::join) joins the thread once; concurrent callers wait
-/// until that join is over, later ones return at once. The thread itself
-/// may call `join` too (a worker waiting for itself from a completion
-/// callback): it returns at once instead of deadlocking on a self-join,
-/// whoever else is joining. The joiner does not hold the slot's lock while
-/// it joins, so no order of calls can deadlock.
-///
-/// The thread is started by [`JoinSlot::spawn`], so the handle is in the
-/// slot before the thread can run: a `join` can never miss it.
-///
-/// ```
-/// use worker_core::threads::JoinSlot;
-///
-/// let slot = JoinSlot::default();
-/// slot.spawn("join-slot-doc".into(), || {}).unwrap();
-/// slot.join();
-/// slot.join(); // already joined: returns at once
-/// ```
-#[derive(Debug, Default)]
-pub struct JoinSlot {
-    state: Mutex<SlotState>,
-    joined: Condvar,
-}
-
-#[derive(Debug, Default)]
-enum SlotState {
-    #[default]
-    Empty,
-    Ready(JoinHandle<()>),
-    /// Someone is joining the thread with this id.
-    Joining(ThreadId),
-    Joined,
-}
-
-impl JoinSlot {
-    /// Starts a thread with [`spawn_named`] and keeps its handle, all under
-    /// the slot's lock, so that no `join` (the thread's own included) can
-    /// run before the handle is kept. Fails if the system refuses the
-    /// thread, or if the slot already holds one (`AlreadyExists`).
-    pub fn spawn<F>(&self, name: String, f: F) -> io::Result<()>
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        let mut state = self.lock();
-        if !matches!(*state, SlotState::Empty) {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                "this join slot already holds a thread",
-            ));
-        }
-        *state = SlotState::Ready(spawn_named(name, f)?);
-        Ok(())
-    }
-
-    /// The id of the thread the slot holds, until it has been joined.
-    pub fn thread_id(&self) -> Option<ThreadId> {
-        match &*self.lock() {
-            SlotState::Ready(handle) => Some(handle.thread().id()),
-            SlotState::Joining(id) => Some(*id),
-            SlotState::Empty | SlotState::Joined => None,
-        }
-    }
-
-    /// Joins the thread, unless it is the calling thread or was joined
-    /// already; returns once it is gone. A panic that escaped the thread is
-    /// not re-raised: the library's threads catch their user code's panics
-    /// themselves.
-    pub fn join(&self) {
-        let me = std::thread::current().id();
-        let mut state = self.lock();
-        loop {
-            match &*state {
-                SlotState::Empty | SlotState::Joined => return,
-                SlotState::Ready(handle) if handle.thread().id() == me => return,
-                SlotState::Joining(id) if *id == me => return,
-                SlotState::Joining(_) => {
-                    state = self
-                        .joined
-                        .wait(state)
-                        .unwrap_or_else(PoisonError::into_inner);
-                }
-                SlotState::Ready(handle) => {
-                    let id = handle.thread().id();
-                    let SlotState::Ready(handle) =
-                        std::mem::replace(&mut *state, SlotState::Joining(id))
-                    else {
-                        unreachable!("matched Ready above");
-                    };
-                    drop(state);
-                    let _ = handle.join();
-                    *self.lock() = SlotState::Joined;
-                    self.joined.notify_all();
-                    return;
-                }
-            }
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, SlotState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
+pub use join_slot::JoinSlot;
 
 /// The names of the library's threads that are running now (in no
 /// particular order).
