@@ -32,7 +32,7 @@ use std::sync::Arc;
 mod convert;
 mod kinds;
 
-pub use kinds::{Aborted, AlreadyExists, Dead, NotFound, Panicked, catch_panic};
+pub use kinds::{Aborted, AlreadyExists, Dead, NotFound, Panicked, Unwatchable, catch_panic};
 
 /// A clonable, shareable error with a source chain.
 ///

@@ -106,6 +106,8 @@
 mod clock;
 mod error;
 pub mod jitter;
+#[cfg(doctest)]
+mod must_use;
 mod report;
 mod spawn;
 pub mod start_queue;
@@ -116,8 +118,10 @@ mod worker;
 
 use std::time::Duration;
 
-pub use clock::{Clock, WallClock};
-pub use error::{Aborted, AlreadyExists, Chain, Dead, Error, NotFound, Panicked, catch_panic};
+pub use clock::{Clock, Timer, WallClock};
+pub use error::{
+    Aborted, AlreadyExists, Chain, Dead, Error, NotFound, Panicked, Unwatchable, catch_panic,
+};
 pub use report::{
     KEY_LAST_START, KEY_REPORT, KEY_STATE, Report, Reporter, TimeLabels, format_time,
 };

@@ -74,6 +74,18 @@ pub struct Dead;
 #[error("aborted waiting for worker")]
 pub struct Aborted;
 
+/// A worker nobody can learn the end of: it offers neither
+/// [`Worker::on_done`](crate::Worker::on_done) nor
+/// [`Worker::dead_signal`](crate::Worker::dead_signal), and no shared
+/// handle ([`Worker::to_shared`](crate::Worker::to_shared)) for a thread to
+/// wait on it with. [`watch`](crate::watch) and [`dead`](crate::dead) kill
+/// such a worker and report this as its outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "cannot watch a worker that offers neither on_done nor dead_signal and is not shared (put it in an Arc)"
+)]
+pub struct Unwatchable;
+
 /// No worker is known by this id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("worker {id:?} not found")]
