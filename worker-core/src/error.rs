@@ -61,7 +61,7 @@ pub use kinds::{Aborted, AlreadyExists, Dead, NotFound, Panicked, Unwatchable, c
 /// | `Error` | `Box<dyn std::error::Error + Send + Sync>` (also `+ Send`, or neither) | `?`, `into()` |
 /// | `Box<dyn std::error::Error + Send + Sync>` | `Error` | [`Error::from_boxed`] |
 /// | `Error` | `anyhow::Error` (feature `anyhow`) | `?`, `into()` |
-/// | `anyhow::Error` (feature `anyhow`) | `Error` | `?`, `Error::from`, [`Error::from_anyhow`] |
+/// | `anyhow::Error` (feature `anyhow`) | `Error` | `?`, `Error::from`, `Error::from_anyhow` |
 ///
 /// Every conversion keeps the source chain, and the original error stays
 /// reachable: always through the chain ([`Error::downcast_ref`] here, a
