@@ -20,7 +20,7 @@
 //! Getting kill/wait right by hand is subtle: kill must not block, wait
 //! must return the same error to every caller, the first real error must
 //! win over later ones and over a plain kill. [`Tomb`] does all of that; a
-//! worker is usually a [`Tomb`] plus a body, and [`spawn`] makes one from a
+//! worker is usually a [`Tomb`] plus a body, and [`spawn`](fn@spawn) makes one from a
 //! closure in one call:
 //!
 //! ```
