@@ -1,7 +1,18 @@
 //! End to end: the demo agent binary, run for a few seconds as a newcomer
-//! would run it, with and without injected faults.
+//! would run it, with and without injected faults, and stopped by SIGTERM
+//! as a service manager stops it.
 
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// How long a step of the agent may take before the test fails: generous,
+/// it only matters when something is already wrong.
+const LONG: Duration = Duration::from_secs(30);
 
 /// Every manifold the agent runs (the late `leadership` included).
 const MANIFOLDS: [&str; 14] = [
@@ -85,20 +96,109 @@ fn a_plain_run_shows_restarts_bounces_backoff_and_an_orderly_shutdown() {
         log[reset..].contains("stopped manifold=\"heartbeat\""),
         "no dependent bounced after the reset:\n{log}"
     );
-    // Orderly: inputs stop after the workers that use them. (These
-    // manifolds never depend on the connection, so they are up whatever
-    // its backoff is doing at the end of the run.)
-    let shutdown = log.find("shutting down").unwrap();
+    assert_stopped_in_order(&log);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("--- engine report ---"), "{stdout}");
+}
+
+/// Manifolds that never depend on the connection, so they are up whatever
+/// its backoff is doing when the shutdown starts; each is paired with an
+/// input it uses.
+const ORDERED: [(&str, &str); 3] = [
+    ("metrics", "config"),
+    ("janitor", "config"),
+    ("status", "engine"),
+];
+
+/// Orderly: after "shutting down", inputs stop after the workers that use
+/// them.
+fn assert_stopped_in_order(log: &str) {
+    let shutdown = log.find("shutting down").expect("a shutdown");
     let stopped = |name: &str| {
         log[shutdown..]
             .find(&format!("stopped manifold=\"{name}\""))
             .unwrap_or_else(|| panic!("{name} did not stop:\n{log}"))
     };
-    assert!(stopped("metrics") < stopped("config"));
-    assert!(stopped("janitor") < stopped("config"));
-    assert!(stopped("status") < stopped("engine"));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("--- engine report ---"), "{stdout}");
+    for (user, input) in ORDERED {
+        assert!(
+            stopped(user) < stopped(input),
+            "{input} stopped before {user}, which uses it:\n{log}"
+        );
+    }
+}
+
+/// A running agent that is killed outright if the test fails before it
+/// ends, so a failed test leaves no process behind.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Reads `lines` into `log` until `done(log)` holds; fails the test if
+/// that takes longer than [`LONG`] or the log ends first.
+fn read_until(lines: &mpsc::Receiver<String>, log: &mut String, done: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + LONG;
+    while !done(log) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                log.push_str(&line);
+                log.push('\n');
+            }
+            Err(e) => panic!("still waiting on the agent's log ({e}):\n{log}"),
+        }
+    }
+}
+
+#[test]
+fn sigterm_stops_the_agent_in_order_and_it_exits_zero() {
+    let mut agent = Running(
+        Command::new(env!("CARGO_BIN_EXE_agent"))
+            .args(["--duration", "600", "--seed", "1"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the agent binary runs"),
+    );
+    // Its log, line by line, from a thread: the test reads it as it comes.
+    let stderr = agent.0.stderr.take().unwrap();
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut log = String::new();
+    // Signal only once the handler is in place and the manifolds whose
+    // order the test checks are up.
+    read_until(&lines, &mut log, |log| {
+        log.contains("agent running")
+            && ORDERED.iter().all(|(user, input)| {
+                [user, input]
+                    .iter()
+                    .all(|name| log.contains(&format!("started manifold=\"{name}\"")))
+            })
+    });
+    kill(Pid::from_raw(agent.0.id() as i32), Signal::SIGTERM).expect("SIGTERM sent");
+    read_until(&lines, &mut log, |log| log.contains("agent stopped"));
+    let status = agent.0.wait().unwrap();
+    // The log ends with the process.
+    reader.join().unwrap();
+    log.extend(lines.try_iter().map(|line| line + "\n"));
+    assert!(status.success(), "agent ended with {status}:\n{log}");
+    assert!(
+        log.contains("shutting down (a stop signal (SIGINT, SIGTERM or SIGHUP))"),
+        "{log}"
+    );
+    assert!(log.contains("agent stopped cleanly"), "{log}");
+    assert_stopped_in_order(&log);
 }
 
 #[test]

@@ -71,7 +71,7 @@ impl Catacomb {
     /// it returns: none is left running.
     ///
     /// A panic in the work becomes the catacomb's error
-    /// ([`Panicked`](worker_core::Panicked), with the panic message).
+    /// ([`Panicked`], with the panic message).
     pub fn invoke(plan: Plan) -> Result<Catacomb, InvokeError> {
         if let Err(e) = plan.validate() {
             tracing::warn!(error = %e, "catacomb plan refused; stopping its init workers");

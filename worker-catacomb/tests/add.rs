@@ -1,4 +1,5 @@
-//! SPEC 2.3: add, and how an added worker's life is bound to the catacomb.
+//! Add, and how an added worker's life is bound to the catacomb (Go's
+//! `Add`).
 
 mod common;
 
@@ -115,7 +116,7 @@ fn dead_only_once_the_work_and_every_worker_have_finished() {
 
 #[test]
 fn add_to_a_dying_catacomb_kills_the_worker_and_returns_at_once() {
-    // Go stops the worker inside Add and waits for it (SPEC 8.15); a worker
+    // Go stops the worker inside Add and waits for it; a worker
     // that ignores kill would hang the caller. Here add returns at once.
     let scope = Scope::new("add_dying");
     let (finish_work, work) = controlled();
@@ -157,7 +158,7 @@ fn add_to_a_dead_catacomb_kills_the_worker() {
 
 #[test]
 fn adding_a_catacomb_to_itself_is_refused() {
-    // Go deadlocks the catacomb's shutdown (SPEC 8.15).
+    // Go deadlocks the catacomb's shutdown.
     let scope = Scope::new("add_itself");
     let (tx, rx) = crossbeam_channel::bounded(1);
     let c = Catacomb::invoke(Plan::new(scope.name("c"), move |c: &Catacomb| {
@@ -248,7 +249,7 @@ fn a_worker_that_already_failed_kills_the_catacomb_when_added() {
 
 #[test]
 fn added_workers_cost_no_thread() {
-    // Go spends two goroutines per added worker (SPEC 8.14).
+    // Go spends two goroutines per added worker.
     let scope = Scope::new("no_thread_per_worker");
     let name = scope.name("c");
     let c = invoke_until_dying(name.clone(), vec![]);

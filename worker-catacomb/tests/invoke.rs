@@ -1,4 +1,5 @@
-//! SPEC 2.2: invoke, the work's lifetime, and ownership of the init workers.
+//! Invoke, the work's lifetime, and ownership of the init workers (Go's
+//! `Invoke`).
 
 mod common;
 

@@ -1,4 +1,5 @@
-//! SPEC 2.4: kill, err, err_dying and the dying-error algebra.
+//! Kill, err, err_dying and the dying-error algebra (Go's `Kill` and
+//! `ErrDying` rules).
 
 mod common;
 

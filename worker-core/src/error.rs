@@ -7,11 +7,32 @@
 //! `Arc`) around any `std::error::Error`, that keeps the source chain so the
 //! original cause can still be matched with [`Error::is`] and
 //! [`Error::downcast_ref`] after any number of [`Error::context`] layers.
+//!
+//! # Living with other error types
+//!
+//! A service mixes this library with others, so [`Error`] converts both
+//! ways, the way `anyhow` does (see [`Error`] for the table):
+//!
+//! - into `Box<dyn std::error::Error + Send + Sync>` (and the `Send` and
+//!   plain variants) with `?` or `into()`; back with [`Error::from_boxed`];
+//! - with the `anyhow` feature, into and from `anyhow::Error`, both with
+//!   `?`.
+//!
+//! `Error` deliberately does not implement `std::error::Error` itself: if it
+//! did, the blanket `impl<E: std::error::Error> From<E> for Error` that makes
+//! `?` work on every other error would overlap with `From<T> for T`. This is
+//! the same trade-off `anyhow::Error` makes, for the same reason; use
+//! [`Error::as_std`] (or the conversions) where a `std::error::Error` is
+//! wanted.
 
-use std::any::Any;
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
+
+mod convert;
+mod kinds;
+
+pub use kinds::{Aborted, AlreadyExists, Dead, NotFound, Panicked, Unwatchable, catch_panic};
 
 /// A clonable, shareable error with a source chain.
 ///
@@ -31,13 +52,110 @@ use std::sync::Arc;
 /// assert!(err.is::<NotFound>());
 /// assert_eq!(err.downcast_ref::<NotFound>().unwrap().id, "db");
 /// ```
+///
+/// # Converting to and from other error types
+///
+/// | from | to | how |
+/// |---|---|---|
+/// | any `E: std::error::Error + Send + Sync + 'static` | `Error` | `?`, `Error::from`, [`Error::new`] |
+/// | `Error` | `Box<dyn std::error::Error + Send + Sync>` (also `+ Send`, or neither) | `?`, `into()` |
+/// | `Box<dyn std::error::Error + Send + Sync>` | `Error` | [`Error::from_boxed`] |
+/// | `Error` | `anyhow::Error` (feature `anyhow`) | `?`, `into()` |
+/// | `anyhow::Error` (feature `anyhow`) | `Error` | `?`, `Error::from`, `Error::from_anyhow` |
+///
+/// Every conversion keeps the source chain, and the original error stays
+/// reachable: always through the chain ([`Error::downcast_ref`] here, a
+/// walk of `source()` on a boxed error), and directly (`downcast_ref` on
+/// the box or on the `anyhow::Error`) whenever this handle was the only
+/// one, so that the original could be moved out. An error some other clone
+/// still shares (one that `wait` returned, say: the worker keeps it) cannot
+/// be moved; the box then holds a wrapper that displays like the original
+/// and has it as its `source()` (a reporter that prints every link shows
+/// that text twice), and converting it back returns the very same error
+/// ([`Error::same`]). Layers of [`Error::context`] and [`Error::msg`] texts
+/// are copied instead, so they never need the wrapper.
+///
+/// A `Box<dyn std::error::Error>` cannot convert back with `?`: the
+/// compiler rejects `impl From<Box<dyn Error + Send + Sync>> for Error`
+/// next to the blanket one, because the standard library may one day make
+/// that box an error itself. `anyhow` has the same gap and the same
+/// answer, a named constructor:
+///
+/// ```
+/// use std::error::Error as StdError;
+/// use worker_core::{Error, NotFound};
+///
+/// fn legacy() -> Result<(), Box<dyn StdError + Send + Sync>> {
+///     Err(Box::new(NotFound::new("db")))
+/// }
+///
+/// fn ours() -> Result<(), Error> {
+///     legacy().map_err(Error::from_boxed)?;
+///     Ok(())
+/// }
+///
+/// fn theirs() -> Result<(), Box<dyn StdError + Send + Sync>> {
+///     ours()?; // into a box: plain `?`
+///     Ok(())
+/// }
+///
+/// let boxed = theirs().unwrap_err();
+/// assert_eq!(boxed.downcast_ref::<NotFound>().unwrap().id, "db");
+/// ```
 #[derive(Clone)]
 pub struct Error {
-    inner: Arc<dyn StdError + Send + Sync + 'static>,
+    inner: Arc<dyn Link>,
+}
+
+/// What an [`Error`] holds: one error value, which it can lend as a
+/// standard error and, when no other handle shares it, give up whole.
+///
+/// Every `std::error::Error` is one (the blanket impl); a boxed error and
+/// an `anyhow::Error`, which are not standard errors themselves, get a
+/// wrapper each (in `convert`), whose `as_std` lends the error inside, so
+/// the chain starts at the original error whatever it came in.
+trait Link: Send + Sync + 'static {
+    /// The outermost error of the chain.
+    fn as_std(&self) -> &(dyn StdError + Send + Sync + 'static);
+
+    /// The error itself, boxed, if `self` is its only handle; otherwise
+    /// the handle back.
+    fn into_boxed(self: Arc<Self>) -> Result<Box<dyn StdError + Send + Sync>, Arc<dyn Link>>;
+
+    /// The error itself as an `anyhow::Error`, if `self` is its only handle
+    /// and that keeps it reachable with anyhow's `downcast_ref`; otherwise
+    /// the handle back.
+    #[cfg(feature = "anyhow")]
+    fn into_anyhow(self: Arc<Self>) -> Result<anyhow::Error, Arc<dyn Link>>;
+}
+
+impl<E> Link for E
+where
+    E: StdError + Send + Sync + 'static,
+{
+    fn as_std(&self) -> &(dyn StdError + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_boxed(self: Arc<Self>) -> Result<Box<dyn StdError + Send + Sync>, Arc<dyn Link>> {
+        match Arc::try_unwrap(self) {
+            Ok(error) => Ok(Box::new(error)),
+            Err(shared) => Err(shared),
+        }
+    }
+
+    #[cfg(feature = "anyhow")]
+    fn into_anyhow(self: Arc<Self>) -> Result<anyhow::Error, Arc<dyn Link>> {
+        match Arc::try_unwrap(self) {
+            Ok(error) => Ok(anyhow::Error::new(error)),
+            Err(shared) => Err(shared),
+        }
+    }
 }
 
 impl Error {
     /// Wraps any standard error.
+    #[must_use = "an error that is made and dropped reports nothing"]
     pub fn new<E>(error: E) -> Self
     where
         E: StdError + Send + Sync + 'static,
@@ -48,6 +166,7 @@ impl Error {
     }
 
     /// Makes an error that is only a message.
+    #[must_use = "an error that is made and dropped reports nothing"]
     pub fn msg(message: impl fmt::Display) -> Self {
         Error::new(Message(message.to_string()))
     }
@@ -55,6 +174,7 @@ impl Error {
     /// Adds a layer of context in front of this error; the original stays
     /// reachable through [`Error::is`], [`Error::downcast_ref`] and
     /// [`Error::chain`].
+    #[must_use = "context returns a new error and leaves this one as it was"]
     pub fn context(self, context: impl fmt::Display) -> Self {
         Error::new(Context {
             context: context.to_string(),
@@ -92,12 +212,31 @@ impl Error {
         std::ptr::addr_eq(Arc::as_ptr(&self.inner), Arc::as_ptr(&other.inner))
     }
 
-    /// The wrapped value as a standard error, for APIs that want one.
+    /// The outermost error of the chain as a standard error, for APIs that
+    /// want one to borrow. (To hand one over, convert: see [`Error`].)
     pub fn as_std(&self) -> &(dyn StdError + Send + Sync + 'static) {
-        &*self.inner
+        self.inner.as_std()
+    }
+
+    /// The text of the outermost link only: a context layer's own words,
+    /// or the error's `Display`.
+    fn fmt_outermost(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt_link(self.as_std(), f)
     }
 }
 
+/// Prints one link of a chain: a context layer prints only its own text,
+/// since its source is the next link.
+fn fmt_link(link: &(dyn StdError + 'static), f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match link.downcast_ref::<Context>() {
+        Some(c) => f.write_str(&c.context),
+        None => write!(f, "{link}"),
+    }
+}
+
+/// `?` on any standard error. (With the `anyhow` feature this impl is
+/// replaced by one that also takes `anyhow::Error`; see `convert`.)
+#[cfg(not(feature = "anyhow"))]
 impl<E> From<E> for Error
 where
     E: StdError + Send + Sync + 'static,
@@ -109,18 +248,11 @@ where
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        for link in self.chain() {
-            // A context layer prints its own text only; its source is the
-            // next link, so nothing is printed twice.
-            if !first {
+        for (i, link) in self.chain().enumerate() {
+            if i > 0 {
                 f.write_str(": ")?;
             }
-            first = false;
-            match link.downcast_ref::<Context>() {
-                Some(c) => f.write_str(&c.context)?,
-                None => write!(f, "{link}")?,
-            }
+            fmt_link(link, f)?;
         }
         Ok(())
     }
@@ -155,7 +287,7 @@ impl<'a> Iterator for Chain<'a> {
 }
 
 /// A plain message error, made by [`Error::msg`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Message(String);
 
 impl fmt::Display for Message {
@@ -166,9 +298,11 @@ impl fmt::Display for Message {
 
 impl StdError for Message {}
 
-/// A context layer, made by [`Error::context`]. Its `Display` shows the
-/// whole chain so that it reads well even when printed through `as_std()`.
-#[derive(Debug)]
+/// A context layer, made by [`Error::context`]. Its `Display` is its own
+/// text only, and its `source()` the error it was put in front of, as the
+/// standard library's convention asks: a reporter that walks the chain
+/// prints each text once.
+#[derive(Debug, Clone)]
 struct Context {
     context: String,
     source: Error,
@@ -176,113 +310,13 @@ struct Context {
 
 impl fmt::Display for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.context)
+        f.write_str(&self.context)
     }
 }
 
 impl StdError for Context {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         Some(self.source.as_std())
-    }
-}
-
-/// User code panicked; the panic was caught and turned into this error.
-///
-/// Supervisors treat it like any other error from the same place: a panic in
-/// a worker body is that worker's error, a panic in a start function is a
-/// failed start.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{what} panicked: {message}")]
-pub struct Panicked {
-    /// What panicked, e.g. `"worker body"` or `"start function of \"db\""`.
-    pub what: String,
-    /// The panic message, when the payload was a string; otherwise a
-    /// placeholder saying it was not.
-    pub message: String,
-}
-
-impl Panicked {
-    /// Builds the error from what panicked and the payload `catch_unwind`
-    /// returned.
-    pub fn from_payload(what: impl Into<String>, payload: &(dyn Any + Send)) -> Self {
-        let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
-            (*s).to_owned()
-        } else if let Some(s) = payload.downcast_ref::<String>() {
-            s.clone()
-        } else {
-            "(a panic payload that is not a string)".to_owned()
-        };
-        Panicked {
-            what: what.into(),
-            message,
-        }
-    }
-}
-
-/// Runs `f`, turning a panic into a [`Panicked`] error naming what
-/// panicked (`what` is only called when there was a panic, so it costs
-/// nothing on the normal path).
-///
-/// This is how every supervisor calls user code: a panic never unwinds into
-/// the library.
-///
-/// ```
-/// use worker_core::{catch_panic, Panicked};
-///
-/// let result: Result<(), _> = catch_panic(|| "the example".into(), || panic!("boom"));
-/// let err = result.unwrap_err();
-/// assert_eq!(err.to_string(), "the example panicked: boom");
-/// assert!(err.is::<Panicked>());
-/// ```
-pub fn catch_panic<T>(
-    what: impl FnOnce() -> String,
-    f: impl FnOnce() -> Result<T, Error>,
-) -> Result<T, Error> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(result) => result,
-        Err(payload) => Err(Error::new(Panicked::from_payload(what(), &*payload))),
-    }
-}
-
-/// The runner is no longer running: it has stopped, or is stopping and can
-/// take no more requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("worker runner is not running")]
-pub struct Dead;
-
-/// The caller's abort signal fired while it was waiting for a worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("aborted waiting for worker")]
-pub struct Aborted;
-
-/// No worker is known by this id.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("worker {id:?} not found")]
-pub struct NotFound {
-    /// The id that was asked for.
-    pub id: String,
-}
-
-impl NotFound {
-    /// Makes the error for `id`.
-    pub fn new(id: impl Into<String>) -> Self {
-        NotFound { id: id.into() }
-    }
-}
-
-/// A worker with this id is already known (running, starting, waiting to
-/// restart or still stopping).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("worker {id:?} already exists")]
-pub struct AlreadyExists {
-    /// The id that was asked for.
-    pub id: String,
-}
-
-impl AlreadyExists {
-    /// Makes the error for `id`.
-    pub fn new(id: impl Into<String>) -> Self {
-        AlreadyExists { id: id.into() }
     }
 }
 
@@ -318,34 +352,5 @@ mod tests {
         let c = Error::msg("a");
         assert!(a.same(&b));
         assert!(!a.same(&c));
-    }
-
-    #[test]
-    fn runner_error_texts_match_go() {
-        assert_eq!(Dead.to_string(), "worker runner is not running");
-        assert_eq!(Aborted.to_string(), "aborted waiting for worker");
-        assert_eq!(NotFound::new("a").to_string(), "worker \"a\" not found");
-        assert_eq!(
-            AlreadyExists::new("a").to_string(),
-            "worker \"a\" already exists"
-        );
-    }
-
-    #[test]
-    fn panics_become_errors() {
-        let err = catch_panic(
-            || "thing".to_owned(),
-            || -> Result<(), Error> { panic!("at {}", 3) },
-        )
-        .unwrap_err();
-        assert_eq!(err.to_string(), "thing panicked: at 3");
-        let p = err.downcast_ref::<Panicked>().unwrap();
-        assert_eq!(p.what, "thing");
-        let err = catch_panic(
-            || "x".to_owned(),
-            || -> Result<(), Error> { std::panic::panic_any(42_u8) },
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("not a string"));
     }
 }

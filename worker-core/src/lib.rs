@@ -20,7 +20,7 @@
 //! Getting kill/wait right by hand is subtle: kill must not block, wait
 //! must return the same error to every caller, the first real error must
 //! win over later ones and over a plain kill. [`Tomb`] does all of that; a
-//! worker is usually a [`Tomb`] plus a body, and [`spawn`] makes one from a
+//! worker is usually a [`Tomb`] plus a body, and [`spawn`](fn@spawn) makes one from a
 //! closure in one call:
 //!
 //! ```
@@ -66,7 +66,10 @@
 //! - [`Clock`] is the only source of time in the library; [`WallClock`] is
 //!   the real one, and `worker-testing` has a fake one to drive by hand.
 //! - [`Error`] is a cheap clonable handle around any error, keeping the
-//!   source chain for [`Error::is`] and [`Error::downcast_ref`].
+//!   source chain for [`Error::is`] and [`Error::downcast_ref`]. It
+//!   converts into `Box<dyn std::error::Error + Send + Sync>` with `?` and
+//!   back with [`Error::from_boxed`], and, with the `anyhow` feature, to
+//!   and from `anyhow::Error` with `?`.
 //! - [`Reporter`] describes a worker as a JSON object ([`Report`]);
 //!   supervisors nest their workers' reports in their own.
 //!
@@ -94,7 +97,10 @@
 //!   `wait` returns the same value.
 //! - Go's `worker.Dead` starts a goroutine on every call. [`dead`] uses the
 //!   worker's own signal or completion callback, and needs a thread only for
-//!   workers that offer neither.
+//!   workers that offer neither. That thread must own the worker, so such a
+//!   foreign worker must be shared (an `Arc`); one that is not cannot be
+//!   watched at all, and [`dead`] and [`watch`] kill it and report
+//!   [`Unwatchable`] rather than wait forever.
 //! - A panic in a worker body crashes a Go program; here it becomes the
 //!   worker's error.
 //!
@@ -106,6 +112,8 @@
 mod clock;
 mod error;
 pub mod jitter;
+#[cfg(doctest)]
+mod must_use;
 mod report;
 mod spawn;
 pub mod start_queue;
@@ -117,8 +125,10 @@ mod worker;
 
 use std::time::Duration;
 
-pub use clock::{Clock, PRACTICALLY_NEVER, WallClock, deadline};
-pub use error::{Aborted, AlreadyExists, Chain, Dead, Error, NotFound, Panicked, catch_panic};
+pub use clock::{Clock, PRACTICALLY_NEVER, Timer, WallClock, deadline};
+pub use error::{
+    Aborted, AlreadyExists, Chain, Dead, Error, NotFound, Panicked, Unwatchable, catch_panic,
+};
 pub use report::{
     KEY_LAST_START, KEY_REPORT, KEY_STATE, Report, Reporter, TimeLabels, format_time,
 };

@@ -69,7 +69,22 @@ pub trait Worker: Any + Send + Sync {
     /// A [`Signal`] that disconnects when the worker has finished, if the
     /// worker keeps one (Go's optional `Dead()` method). [`dead`] uses it in
     /// preference to anything else.
+    #[must_use = "the signal is the only way to see the end; dropping it asks for nothing"]
     fn dead_signal(&self) -> Option<Signal> {
+        None
+    }
+
+    /// This very worker as a [`SharedWorker`], if the value is a handle
+    /// that can be kept beyond a borrow: an `Arc` answers with a clone of
+    /// itself (`Arc<dyn Worker>` is not wrapped again).
+    ///
+    /// [`watch`] and [`dead`] need it only for a worker that offers neither
+    /// [`on_done`](Worker::on_done) nor [`dead_signal`](Worker::dead_signal):
+    /// the thread that waits for such a worker must own it. A clonable
+    /// handle type whose clones are the same worker may answer
+    /// `Some(into_shared(self.clone()))`; anything else keeps the default.
+    #[must_use]
+    fn to_shared(&self) -> Option<SharedWorker> {
         None
     }
 
@@ -96,6 +111,9 @@ impl<W: Worker + ?Sized> Worker for Arc<W> {
     fn reporter(&self) -> Option<&dyn Reporter> {
         (**self).reporter()
     }
+    fn to_shared(&self) -> Option<SharedWorker> {
+        Some(into_shared(Arc::clone(self)))
+    }
 }
 
 impl<W: Worker + ?Sized> Worker for Box<W> {
@@ -113,6 +131,9 @@ impl<W: Worker + ?Sized> Worker for Box<W> {
     }
     fn reporter(&self) -> Option<&dyn Reporter> {
         (**self).reporter()
+    }
+    fn to_shared(&self) -> Option<SharedWorker> {
+        (**self).to_shared()
     }
 }
 
@@ -145,15 +166,33 @@ impl<W: Worker + ?Sized> Worker for Box<W> {
 /// assert!(h.wait().is_ok());
 /// assert!(h.dead_signal().is_some()); // watched without a thread
 /// ```
+///
+/// The field may be a tuple field, named by its index:
+///
+/// ```
+/// use worker_core::{delegate_worker, Passive, Worker};
+///
+/// /// A lease, as a newtype.
+/// struct Lease(Passive);
+///
+/// impl Worker for Lease {
+///     delegate_worker!(0);
+/// }
+///
+/// let lease = Lease(Passive::new());
+/// lease.kill();
+/// assert!(lease.wait().is_ok());
+/// ```
 #[macro_export]
 macro_rules! delegate_worker {
-    ($field:ident) => {
+    // `tt`, not `ident`: a tuple field's index (`0`) is a literal.
+    ($field:tt) => {
         fn kill(&self) {
             $crate::Worker::kill(&self.$field)
         }
         $crate::delegate_worker!($field, except kill);
     };
-    ($field:ident, except kill) => {
+    ($field:tt, except kill) => {
         fn wait(&self) -> ::std::result::Result<(), $crate::Error> {
             $crate::Worker::wait(&self.$field)
         }
@@ -189,12 +228,36 @@ pub fn stop<W: Worker + ?Sized>(worker: &W) -> Result<(), Error> {
 
 /// Calls `callback` once when `worker` has finished, with its result.
 ///
-/// When the worker supports [`Worker::on_done`] this costs one boxed
-/// closure and no thread. Otherwise one thread, named `worker-watch`, is
-/// started that calls [`Worker::wait`] and then the callback; that thread
-/// ends when the worker does, and nobody joins it. Supervisors use
-/// [`watch_named`], which names the thread and hands it over to be joined.
-pub fn watch<W>(worker: &Arc<W>, callback: impl FnOnce(&Outcome) + Send + 'static)
+/// Takes any worker, by reference. When the worker supports
+/// [`Worker::on_done`] this costs one boxed closure and no thread.
+/// Otherwise (a foreign worker) one thread, named `worker-watch`, calls
+/// [`Worker::wait`] and then the callback; that thread must own the
+/// worker, so it is given the worker's [`Worker::to_shared`] handle (any
+/// `Arc` has one), ends when the worker does, and nobody joins it.
+/// Supervisors use [`watch_named`], which names the thread and hands it
+/// over to be joined.
+///
+/// A foreign worker with no shared handle (held by value or in a `Box`)
+/// cannot be watched: it is killed (it would otherwise run with nobody
+/// learning of its end), an error is logged, and the callback is called at
+/// once with [`Unwatchable`](crate::Unwatchable). Put such a worker in an
+/// `Arc`, or build it on [`Tomb`](crate::Tomb).
+///
+/// ```
+/// use worker_core::{spawn, watch, Worker};
+///
+/// let worker = spawn("watched", |tomb| {
+///     let _ = tomb.dying().recv();
+///     Ok(())
+/// });
+/// let (tx, rx) = crossbeam_channel::bounded(1);
+/// watch(&worker, move |outcome| {
+///     let _ = tx.send(outcome.is_ok());
+/// });
+/// worker.kill();
+/// assert_eq!(rx.recv(), Ok(true));
+/// ```
+pub fn watch<W>(worker: &W, callback: impl FnOnce(&Outcome) + Send + 'static)
 where
     W: Worker + ?Sized,
 {
@@ -208,11 +271,13 @@ where
 /// so that the supervisor can join it before it says it has stopped.
 ///
 /// Returns `None` when no thread was started: the worker took the callback
-/// (no thread needed), or the system refused the thread. In the latter case
-/// the worker cannot be watched: it is killed (it would otherwise run
-/// unsupervised), the refusal is logged, and the callback is called at once
-/// with an error saying so, so that nobody waits forever for a completion
-/// that would never be reported.
+/// (no thread needed), or it cannot be watched. It cannot be watched when
+/// the system refuses the thread, or when a foreign worker has no shared
+/// handle (see [`watch`]; a supervisor holding [`SharedWorker`]s never
+/// meets this). Such a worker is killed (it would otherwise run
+/// unsupervised), the failure is logged, and the callback is called at
+/// once with an error saying so, so that nobody waits forever for a
+/// completion that would never be reported.
 ///
 /// The worker's own code is kept from hurting the caller: a panic in its
 /// [`wait`](Worker::wait) becomes the outcome ([`Panicked`](crate::Panicked)),
@@ -250,8 +315,9 @@ where
 /// assert_eq!(rx.recv(), Ok(true));
 /// thread.expect("a foreign worker needs a thread").join().unwrap();
 /// ```
+#[must_use = "join the watcher thread, if one was started, before the supervisor says it stopped"]
 pub fn watch_named<W, C>(
-    worker: &Arc<W>,
+    worker: &W,
     thread_name: impl std::fmt::Display,
     callback: C,
 ) -> Option<JoinHandle<()>>
@@ -266,7 +332,7 @@ where
 /// The body of [`watch`] and [`watch_named`]; `spare` is what the watcher
 /// thread calls if the worker's `on_done` panics with the callback.
 fn watch_with<W, C>(
-    worker: &Arc<W>,
+    worker: &W,
     thread_name: &dyn std::fmt::Display,
     callback: C,
     spare: Option<C>,
@@ -291,12 +357,17 @@ where
             Box::new(spare)
         }
     };
+    let Some(watched) = worker.to_shared() else {
+        let error = Error::new(crate::Unwatchable);
+        tracing::error!(error = %error, thread = %thread_name, "killing a worker nobody can watch");
+        give_up(worker, callback, error);
+        return None;
+    };
     let name = thread_name.to_string();
     // Shared between the thread and this function: whichever ends up with
     // it calls it, so a refused spawn can still report.
     let slot = Arc::new(std::sync::Mutex::new(Some(callback)));
     let thread_slot = Arc::clone(&slot);
-    let watched = Arc::clone(worker);
     let label = name.clone();
     let spawned = crate::threads::spawn_named(name, move || {
         let outcome = crate::catch_panic(
@@ -312,35 +383,50 @@ where
         Ok(handle) => Some(handle),
         Err(e) => {
             tracing::error!(error = %e, thread = %thread_name, "cannot start a thread to watch a worker; killing it");
-            worker.kill();
             let taken = slot.lock().map(|mut c| c.take()).ok().flatten();
             if let Some(callback) = taken {
-                callback(&Err(Error::new(e).context("cannot watch the worker")));
+                give_up(
+                    worker,
+                    callback,
+                    Error::new(e).context("cannot watch the worker"),
+                );
             }
             None
         }
     }
 }
 
+/// What happens to a worker whose end nobody can learn: it is killed,
+/// and its watcher is told at once, with `error`.
+fn give_up<W: Worker + ?Sized>(worker: &W, callback: DoneCallback, error: Error) {
+    worker.kill();
+    callback(&Err(error));
+}
+
 /// A [`Signal`] that disconnects when `worker` has finished.
 ///
-/// Uses the worker's own [`Worker::dead_signal`] when it has one, else a
-/// completion callback, and only for workers that support neither one
-/// watcher thread (the cost Go pays on every call). Usable in `select!`:
+/// Takes any worker, by reference. Uses the worker's own
+/// [`Worker::dead_signal`] when it has one, else a completion callback
+/// ([`Worker::on_done`]): neither costs a thread. Only a foreign worker
+/// that offers neither is waited for by one watcher thread (the cost Go
+/// pays on every call), which needs its shared handle (any `Arc`); a
+/// foreign worker without one cannot be watched and is killed, as
+/// [`watch`] says, and the signal disconnects at once. Usable in
+/// `select!`:
 ///
 /// ```
 /// use crossbeam_channel::select;
-/// use std::sync::Arc;
 /// use worker_core::{dead, Passive, Worker};
 ///
-/// let w = Arc::new(Passive::new());
+/// let w = Passive::new();
 /// let signal = dead(&w);
 /// w.kill();
 /// select! {
 ///     recv(signal) -> _ => println!("worker finished"),
 /// }
 /// ```
-pub fn dead<W>(worker: &Arc<W>) -> Signal
+#[must_use = "the signal is the only way to see the end; dropping it asks for nothing"]
+pub fn dead<W>(worker: &W) -> Signal
 where
     W: Worker + ?Sized,
 {
@@ -364,6 +450,7 @@ where
 /// assert!(Arc::ptr_eq(&into_shared(shared.clone()), &shared)); // not wrapped twice
 /// let _plain: SharedWorker = into_shared(Passive::new());
 /// ```
+#[must_use]
 pub fn into_shared<W: Worker>(worker: W) -> SharedWorker {
     match (&worker as &dyn Any).downcast_ref::<SharedWorker>() {
         Some(shared) => shared.clone(),
@@ -380,6 +467,7 @@ pub fn into_shared<W: Worker>(worker: W) -> SharedWorker {
 /// let w: SharedWorker = Arc::new(Passive::new());
 /// assert!(downcast_worker::<Passive>(&w).is_some());
 /// ```
+#[must_use]
 pub fn downcast_worker<T: Worker>(worker: &SharedWorker) -> Option<Arc<T>> {
     let any: Arc<dyn Any + Send + Sync> = worker.clone();
     any.downcast::<T>().ok()
@@ -487,5 +575,42 @@ mod watch_named_tests {
         assert_eq!(outcome.unwrap_err().to_string(), "foreign ended");
         assert!(outcomes.try_recv().is_err(), "reported once");
         handle.join().unwrap();
+    }
+}
+
+#[cfg(test)]
+mod delegate_tests {
+    use super::*;
+    use crate::Tomb;
+
+    /// A newtype over a tomb that stops with a reason of its own: the
+    /// tuple-field form of the macro, with `except kill`.
+    struct Stubborn(Tomb);
+
+    impl Worker for Stubborn {
+        fn kill(&self) {
+            self.0.kill(Some(Error::msg("stopped my way")));
+            self.0.done(Ok(()));
+        }
+
+        crate::delegate_worker!(0, except kill);
+    }
+
+    #[test]
+    fn a_tuple_field_delegates_wait_and_completion_but_not_kill() {
+        let w = Stubborn(Tomb::new());
+        let signal = w.dead_signal().expect("delegated to the tomb");
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        assert!(
+            w.on_done(Box::new(move |o| tx.send(o.clone()).unwrap()))
+                .is_ok()
+        );
+        w.kill();
+        assert!(signal.recv().is_err(), "disconnected: finished");
+        assert_eq!(
+            rx.recv().unwrap().unwrap_err().to_string(),
+            "stopped my way"
+        );
+        assert_eq!(w.wait().unwrap_err().to_string(), "stopped my way");
     }
 }

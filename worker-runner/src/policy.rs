@@ -8,7 +8,7 @@
 //!   (OTP's permanent / transient / temporary);
 //! - [`Backoff`]: a delay that grows with consecutive failures, is capped,
 //!   resets after a healthy run, and is spread by jitter from an injectable
-//!   [`JitterSource`];
+//!   [`Jitter`](worker_core::jitter::Jitter);
 //! - [`Intensity`]: at most N restarts in a sliding window, after which the
 //!   failure is escalated to a fatal one.
 

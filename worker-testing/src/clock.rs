@@ -3,8 +3,8 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, Sender};
-use worker_core::{Clock, Error};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use worker_core::{Clock, Error, Signal, Timer};
 
 /// A fake [`Clock`] for tests: time stands still until [`advance`] moves
 /// it, and timers fire exactly when time passes their deadline.
@@ -16,8 +16,12 @@ use worker_core::{Clock, Error};
 /// advances. [`wait_timers`] waits without advancing, and [`waiting`] shows
 /// the remaining time of every waiting timer.
 ///
-/// As in Go's `testclock`, a timer whose receiver was dropped still counts
-/// as waiting until time passes its deadline.
+/// Only live timers wait. A [`Timer`] from [`Clock::timer`] stops waiting
+/// the moment it is dropped, so code that re-arms a timer for a new
+/// deadline leaves nothing behind for [`wait_timers`] to count too early.
+/// A receiver from [`Clock::after`] cannot be seen dropped (crossbeam
+/// does not tell a sender that its receiver is gone), so it waits until
+/// time passes its deadline, as every timer does in Go's `testclock`.
 ///
 /// [`advance`]: TestClock::advance
 /// [`wait_advance`]: TestClock::wait_advance
@@ -51,14 +55,55 @@ struct State {
     elapsed: Duration,
     base: Instant,
     wall_base: SystemTime,
-    timers: Vec<Timer>,
+    timers: Vec<Waiting>,
     next_seq: u64,
 }
 
-struct Timer {
+/// A timer the clock has handed out and not yet fired.
+struct Waiting {
     deadline: Duration,
     seq: u64,
     fire: Sender<Instant>,
+    /// Disconnects when the [`Timer`] is dropped; `None` for a receiver
+    /// from `after`, whose drop cannot be seen.
+    abandoned: Option<Signal>,
+}
+
+impl Waiting {
+    fn is_live(&self) -> bool {
+        self.abandoned
+            .as_ref()
+            .is_none_or(|signal| signal.try_recv() != Err(TryRecvError::Disconnected))
+    }
+}
+
+impl State {
+    fn live(&self) -> impl Iterator<Item = &Waiting> {
+        self.timers.iter().filter(|t| t.is_live())
+    }
+
+    fn live_count(&self) -> usize {
+        self.live().count()
+    }
+
+    /// Registers a timer that fires through `fire`; a zero delay fires at
+    /// once and never waits.
+    fn arm(&mut self, delay: Duration, fire: Sender<Instant>, abandoned: Option<Signal>) {
+        if delay.is_zero() {
+            let _ = fire.try_send(self.base + self.elapsed);
+            return;
+        }
+        // Forget abandoned timers here, so memory follows live timers.
+        self.timers.retain(Waiting::is_live);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.timers.push(Waiting {
+            deadline: self.elapsed + delay,
+            seq,
+            fire,
+            abandoned,
+        });
+    }
 }
 
 impl Default for TestClock {
@@ -100,8 +145,9 @@ impl TestClock {
         state.elapsed += d;
         let now = state.elapsed;
         let base = state.base;
-        let (mut due, waiting): (Vec<Timer>, Vec<Timer>) = std::mem::take(&mut state.timers)
+        let (mut due, waiting): (Vec<Waiting>, Vec<Waiting>) = std::mem::take(&mut state.timers)
             .into_iter()
+            .filter(Waiting::is_live)
             .partition(|t| t.deadline <= now);
         state.timers = waiting;
         drop(state);
@@ -113,8 +159,8 @@ impl TestClock {
         self.shared.changed.notify_all();
     }
 
-    /// Waits (up to `timeout` of real time) until at least `n` timers are
-    /// waiting, then advances by `d`. Fails, without advancing, if the
+    /// Waits (up to `timeout` of real time) until at least `n` live timers
+    /// are waiting, then advances by `d`. Fails, without advancing, if the
     /// timers did not appear in time; the error says how many there were.
     pub fn wait_advance(&self, d: Duration, timeout: Duration, n: usize) -> Result<(), Error> {
         self.wait_timers(n, timeout)?;
@@ -122,32 +168,29 @@ impl TestClock {
         Ok(())
     }
 
-    /// Waits (up to `timeout` of real time) until at least `n` timers are
-    /// waiting.
+    /// Waits (up to `timeout` of real time) until at least `n` live timers
+    /// are waiting. (A timer dropped meanwhile only lowers the count, so
+    /// only new timers need to wake the wait.)
     pub fn wait_timers(&self, n: usize, timeout: Duration) -> Result<(), Error> {
         let state = self.lock();
         let (state, result) = self
             .shared
             .changed
-            .wait_timeout_while(state, timeout, |s| s.timers.len() < n)
+            .wait_timeout_while(state, timeout, |s| s.live_count() < n)
             .unwrap_or_else(|e| e.into_inner());
-        if result.timed_out() && state.timers.len() < n {
+        let live = state.live_count();
+        if result.timed_out() && live < n {
             return Err(Error::msg(format!(
-                "got {} timers waiting after {timeout:?}: wanted {n}",
-                state.timers.len()
+                "got {live} timers waiting after {timeout:?}: wanted {n}"
             )));
         }
         Ok(())
     }
 
-    /// The remaining time of every waiting timer, soonest first.
+    /// The remaining time of every live waiting timer, soonest first.
     pub fn waiting(&self) -> Vec<Duration> {
         let state = self.lock();
-        let mut left: Vec<Duration> = state
-            .timers
-            .iter()
-            .map(|t| t.deadline - state.elapsed)
-            .collect();
+        let mut left: Vec<Duration> = state.live().map(|t| t.deadline - state.elapsed).collect();
         left.sort();
         left
     }
@@ -170,23 +213,19 @@ impl Clock for TestClock {
     }
 
     fn after(&self, delay: Duration) -> Receiver<Instant> {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let mut state = self.lock();
-        if delay.is_zero() {
-            let _ = tx.try_send(state.base + state.elapsed);
-            return rx;
-        }
-        let seq = state.next_seq;
-        state.next_seq += 1;
-        let deadline = state.elapsed + delay;
-        state.timers.push(Timer {
-            deadline,
-            seq,
-            fire: tx,
-        });
-        drop(state);
+        let (fire, fired) = crossbeam_channel::bounded(1);
+        self.lock().arm(delay, fire, None);
         self.shared.changed.notify_all();
-        rx
+        fired
+    }
+
+    /// Like `after`, but the timer stops waiting as soon as it is dropped.
+    fn timer(&self, delay: Duration) -> Timer {
+        let (fire, fired) = crossbeam_channel::bounded(1);
+        let (timer, abandoned) = Timer::tracked(fired);
+        self.lock().arm(delay, fire, Some(abandoned));
+        self.shared.changed.notify_all();
+        timer
     }
 }
 
@@ -195,7 +234,7 @@ impl std::fmt::Debug for TestClock {
         let state = self.lock();
         f.debug_struct("TestClock")
             .field("elapsed", &state.elapsed)
-            .field("waiting", &state.timers.len())
+            .field("waiting", &state.live_count())
             .finish()
     }
 }
@@ -253,12 +292,53 @@ mod tests {
     }
 
     #[test]
-    fn abandoned_timers_stay_waiting_until_due() {
+    fn a_dropped_after_receiver_waits_until_due_since_nobody_can_see_the_drop() {
         let clock = TestClock::new();
         drop(clock.after(Duration::from_secs(1)));
         assert_eq!(clock.waiting().len(), 1);
         clock.advance(Duration::from_secs(1));
         assert!(clock.waiting().is_empty());
+    }
+
+    #[test]
+    fn a_dropped_timer_stops_waiting_at_once() {
+        let clock = TestClock::new();
+        let kept = clock.timer(Duration::from_secs(2));
+        let dropped = clock.timer(Duration::from_secs(1));
+        assert_eq!(
+            clock.waiting(),
+            vec![Duration::from_secs(1), Duration::from_secs(2)]
+        );
+        drop(dropped);
+        assert_eq!(clock.waiting(), vec![Duration::from_secs(2)]);
+        assert_eq!(
+            format!("{clock:?}"),
+            "TestClock { elapsed: 0ns, waiting: 1 }"
+        );
+        clock.advance(Duration::from_secs(2));
+        assert!(kept.try_recv().is_ok());
+        assert!(clock.waiting().is_empty());
+    }
+
+    /// The race: the code under test abandons a timer and arms its
+    /// replacement a moment later. A wait that counted the abandoned timer
+    /// would return at once and advance before the replacement exists,
+    /// which then never fires.
+    #[test]
+    fn wait_timers_does_not_count_an_abandoned_timer() {
+        let clock = TestClock::new();
+        drop(clock.timer(Duration::from_secs(5)));
+        // No real time passes: a zero timeout checks the count once.
+        let err = clock.wait_timers(1, Duration::ZERO).unwrap_err();
+        assert_eq!(err.to_string(), "got 0 timers waiting after 0ns: wanted 1");
+        let c2 = clock.clone();
+        let rearmed = std::thread::spawn(move || {
+            let replacement = c2.timer(Duration::from_secs(1));
+            replacement.recv_timeout(LONG)
+        });
+        clock.wait_advance(Duration::from_secs(1), LONG, 1).unwrap();
+        let fired = rearmed.join().unwrap().expect("the replacement fired");
+        assert_eq!(fired, clock.now());
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Doubles for testing the start functions of dependency-engine manifolds
-//! without an engine (Go's `dependency/testing`, SPEC section 4).
+//! without an engine (Go's `dependency/testing`).
 //!
 //! A start function reads its inputs from a
 //! [`Context`]. [`StubResources`] describes

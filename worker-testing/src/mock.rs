@@ -1,5 +1,6 @@
-//! A `mockall` mock of [`Worker`], for tests that must pin exactly how code
-//! calls a worker (how often it kills, whether it waits, in which order).
+//! A `mockall` mock of [`Worker`] (feature `mock`), for tests that must
+//! pin exactly how code calls a worker (how often it kills, whether it
+//! waits, in which order).
 
 use worker_core::{Error, Worker};
 
@@ -13,8 +14,8 @@ mockall::mock! {
     /// calls `wait`. Expect that call.
     ///
     /// ```
-    /// use mockall::Sequence;
     /// use worker_core::stop;
+    /// use worker_testing::mockall::Sequence;
     /// use worker_testing::MockWorker;
     ///
     /// let mut w = MockWorker::new();
@@ -28,5 +29,22 @@ mockall::mock! {
     impl Worker for Worker {
         fn kill(&self);
         fn wait(&self) -> Result<(), Error>;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CheckError, check_killed, try_check_alive};
+
+    #[test]
+    fn the_checks_wait_for_a_mock_with_wait_and_refuse_to_watch_it() {
+        let mut w = MockWorker::new();
+        w.expect_wait()
+            .times(1)
+            .returning(|| Err(Error::msg("mocked")));
+        assert_eq!(check_killed(&w).unwrap_err().to_string(), "mocked");
+        let alive = try_check_alive(&w, std::time::Duration::from_millis(1));
+        assert!(matches!(alive, Err(CheckError::Unobservable)));
     }
 }

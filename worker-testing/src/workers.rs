@@ -1,10 +1,11 @@
 //! Workers with fixed, simple behaviour, to stand in for real ones in tests.
 //!
-//! None of them has a thread: each is a [`Tomb`] with a rule for `kill`, so
-//! supervisors learn of their completion through a callback, and a test can
-//! make thousands of them.
+//! All but one have no thread: each is a [`Tomb`] with a rule for `kill`,
+//! so supervisors learn of their completion through a callback, and a test
+//! can make thousands of them. [`spawn_error_worker`] is the exception, for
+//! tests about threads.
 
-use worker_core::{Error, Tomb, Worker};
+use worker_core::{Error, ThreadWorker, Tomb, Worker};
 
 /// A worker that runs until killed, and then ends with the error it was
 /// made with (Go's `NewErrorWorker`). Made by [`error_worker`].
@@ -49,6 +50,54 @@ impl Worker for ErrorWorker {
     }
 
     worker_core::delegate_worker!(tomb, except kill);
+}
+
+/// A worker like [`error_worker`]'s that runs on a thread of its own, as
+/// Go's `NewErrorWorker` does: the thread, named `name`, waits until the
+/// worker is killed, and `wait` joins it. Made by [`spawn_error_worker`].
+///
+/// Use it where the thread is the point: to check that a supervisor joins
+/// its workers' threads before it says it has stopped, or that a worker
+/// the supervisor could not stop still has its thread.
+#[derive(Debug)]
+#[must_use = "its thread runs until the worker is killed: stop it and wait for it"]
+pub struct ThreadErrorWorker(ThreadWorker, Option<Error>);
+
+/// Starts a worker whose thread, named `name`, runs until the worker is
+/// killed; it then ends with `err` (`None`: ends cleanly). If the system
+/// refuses the thread, the worker is already dead with that refusal.
+///
+/// ```
+/// use worker_core::{Error, Worker};
+/// use worker_testing::{assert_threads_gone, spawn_error_worker};
+///
+/// let w = spawn_error_worker("doc-error-worker", Some(Error::msg("lost the lease")));
+/// w.kill();
+/// assert_eq!(w.wait().unwrap_err().to_string(), "lost the lease");
+/// assert_threads_gone("doc-error-worker"); // wait joined the thread
+/// ```
+pub fn spawn_error_worker(name: impl Into<String>, err: Option<Error>) -> ThreadErrorWorker {
+    let thread = worker_core::spawn(name, |tomb| {
+        let _ = tomb.dying().recv();
+        // The kill's reason, if any, is the worker's error.
+        Ok(())
+    });
+    ThreadErrorWorker(thread, err)
+}
+
+impl ThreadErrorWorker {
+    /// The worker's tomb, to see its state or finish it some other way.
+    pub fn tomb(&self) -> &Tomb {
+        self.0.tomb()
+    }
+}
+
+impl Worker for ThreadErrorWorker {
+    fn kill(&self) {
+        self.0.tomb().kill(self.1.clone());
+    }
+
+    worker_core::delegate_worker!(0, except kill);
 }
 
 /// A worker that is already finished, with `err` (Go's `NewDeadWorker`):
@@ -149,6 +198,22 @@ mod tests {
         w.kill();
         w.kill();
         assert_eq!(w.wait().unwrap_err().to_string(), "a");
+    }
+
+    #[test]
+    fn the_thread_error_worker_runs_on_its_thread_until_killed() {
+        let name = "workers-test-thread-error";
+        let w = spawn_error_worker(name, Some(Error::msg("a")));
+        assert_eq!(w.tomb().state(), TombState::Alive);
+        assert_eq!(worker_core::threads::live_threads_with_prefix(name), 1);
+        crate::check_alive(&w);
+        w.kill();
+        w.kill();
+        assert_eq!(w.wait().unwrap_err().to_string(), "a");
+        crate::assert_threads_gone(name);
+        let clean = spawn_error_worker("workers-test-thread-clean", None);
+        crate::clean_kill(&clean);
+        crate::assert_threads_gone("workers-test-thread-clean");
     }
 
     #[test]

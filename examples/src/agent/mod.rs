@@ -46,8 +46,13 @@ fn engine_config() -> EngineConfig {
     config
 }
 
-/// Runs the agent until `options.duration` has passed or Ctrl-C, then
-/// shuts it down. Returns the engine's final result.
+/// Runs the agent until `options.duration` has passed or a stop signal
+/// arrives, then shuts it down in order. Returns the engine's final result.
+///
+/// The stop signals are SIGINT (Ctrl-C), SIGTERM (what systemd, Docker and
+/// Kubernetes send to stop a service) and SIGHUP (the terminal went away):
+/// each starts the same orderly shutdown as the end of the run, and the
+/// process exits 0 if that shutdown is clean.
 pub fn run(options: &Options) -> Result<(), Error> {
     let chaos = Arc::new(Chaos::new(options.chaos, options.seed));
     let config = AgentConfig {
@@ -67,11 +72,13 @@ pub fn run(options: &Options) -> Result<(), Error> {
     let engine = Arc::new(Engine::new(engine_config())?);
     engine.install_all(manifolds::all(config, &engine.handle()))?;
 
-    let (interrupt_tx, interrupted) = crossbeam_channel::bounded(1);
+    // The handler only sends: everything else happens on this thread.
+    let (stop_tx, stop_asked) = crossbeam_channel::bounded(1);
     ctrlc::set_handler(move || {
-        let _ = interrupt_tx.try_send(());
+        let _ = stop_tx.try_send(());
     })
-    .map_err(|e| Error::msg(format!("cannot handle Ctrl-C: {e}")))?;
+    .map_err(|e| Error::msg(format!("cannot handle stop signals: {e}")))?;
+    tracing::info!("agent running; Ctrl-C or SIGTERM stops it in order");
 
     let deadline = after(options.duration);
     let mut leadership = after(LEADERSHIP_AFTER);
@@ -80,7 +87,7 @@ pub fn run(options: &Options) -> Result<(), Error> {
     let why = loop {
         select! {
             recv(deadline) -> _ => break "the run's duration is over",
-            recv(interrupted) -> _ => break "interrupted",
+            recv(stop_asked) -> _ => break "a stop signal (SIGINT, SIGTERM or SIGHUP)",
             recv(engine_dead) -> _ => break "the engine stopped on its own",
             recv(leadership) -> _ => {
                 engine.install(LEADERSHIP, manifolds::leadership())?;

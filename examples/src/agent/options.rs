@@ -6,7 +6,8 @@ use std::time::Duration;
 /// What the agent was asked to do.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
-    /// How long to run before shutting down (Ctrl-C stops it earlier).
+    /// How long to run before shutting down (Ctrl-C or SIGTERM stops it
+    /// earlier).
     pub duration: Duration,
     /// Inject faults: failures, panics, a worker that hangs on kill.
     pub chaos: bool,
@@ -27,7 +28,7 @@ usage: agent [--duration D] [--chaos] [--seed N] [--report-every D] [--dot FILE]
 Runs a small machine agent on the worker-rs dependency engine, then shuts
 it down in order. D is a number of seconds, or a number with ms or s.
 
-  --duration D        how long to run (default 10s); Ctrl-C stops earlier
+  --duration D        how long to run (default 10s); Ctrl-C or SIGTERM stops earlier
   --chaos             inject faults: failures, panics, a worker that hangs on kill
   --seed N            seed of the fault injection (default: from the clock)
   --report-every D    print the engine report this often

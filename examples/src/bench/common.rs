@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::resource::{UsageWho, getrusage};
 
-/// Which worker a scenario supervises (see `BENCH.md`).
+/// Which worker a scenario supervises (see `BENCHMARKS.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Variant {
     /// A worker backed by its own thread that blocks until killed.

@@ -1,4 +1,4 @@
-//! Benchmark scenarios of the dependency engine (`BENCH.md`): S4 chain,
+//! Benchmark scenarios of the dependency engine (`BENCHMARKS.md`): S4 chain,
 //! S5 fan, the engine half of S6 (reports) and I1 (idle cost).
 //!
 //! Every manifold's start function reads its input (if any) and returns a

@@ -1,4 +1,4 @@
-//! The benchmark scenarios of `BENCH.md`, one module per supervisor.
+//! The benchmark scenarios of `BENCHMARKS.md`, one module per supervisor.
 //!
 //! Each scenario runs once and returns a [`Measurement`]; the `bench`
 //! binary prints it as one JSON line. `bench all` runs each scenario in a

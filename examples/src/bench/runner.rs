@@ -1,4 +1,4 @@
-//! Benchmark scenarios of the runner (`BENCH.md`): B0 (raw threads, the
+//! Benchmark scenarios of the runner (`BENCHMARKS.md`): B0 (raw threads, the
 //! floor), S1 (start and stop N workers, both variants), S2 (restart
 //! churn) and the runner half of S6 (reports over N running workers).
 

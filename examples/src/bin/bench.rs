@@ -1,5 +1,5 @@
 //! The benchmark program: `bench SCENARIO N [thread|passive]` runs one
-//! scenario of `BENCH.md` once and prints one JSON line; `bench all` runs
+//! scenario of `BENCHMARKS.md` once and prints one JSON line; `bench all` runs
 //! every scenario three times per size, each in a fresh process, and prints
 //! the medians as a Markdown table.
 

@@ -1,5 +1,6 @@
-//! Bounces: any start or stop of an input restarts its dependents (SPEC
-//! 3.6, checklist item 8).
+//! Bounces: any start or stop of an input restarts its dependents (as in
+//! Go: stop, then restart after the bounce delay; a starting dependent is
+//! aborted).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,4 +1,5 @@
-//! What start functions see of their inputs (SPEC 3.7).
+//! What start functions see of their inputs (Go's `Context`: `Get` works
+//! only inside the start function, and only for declared inputs).
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! How errors steer the engine: restart delays and backoff, control
-//! errors, filters, fatal errors, panics (SPEC 3.5, 3.6, 3.10).
+//! errors, filters, fatal errors, panics (Go's engine: how a manifold
+//! (re)starts, how the loop reacts to a worker's end, fatal errors).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,4 +1,4 @@
-//! Installing and uninstalling (Go's install tests, SPEC 3.4).
+//! Installing and uninstalling (Go's install tests).
 
 use worker_core::{Passive, Worker};
 use worker_dependency::{

@@ -1,4 +1,5 @@
-//! Reports, the live graph as DOT and JSON (SPEC 3.8, beyond Go).
+//! Reports (Go's report layout), and the live graph as DOT and JSON
+//! (beyond Go).
 
 use std::sync::Arc;
 

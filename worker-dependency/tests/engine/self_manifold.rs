@@ -1,4 +1,4 @@
-//! The engine offered to its own manifolds (SPEC 3.9).
+//! The engine offered to its own manifolds (Go's `SelfManifold`).
 
 use std::thread;
 

@@ -1,5 +1,6 @@
 //! Stopping the engine: dependents before their inputs, stuck workers,
-//! and nothing left behind (beyond Go: SPEC 8, weak points 19 and 25).
+//! and nothing left behind (beyond Go, whose engine stops everything at
+//! once and can leak the self manifold's goroutine on shutdown).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

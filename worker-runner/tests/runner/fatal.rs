@@ -1,9 +1,11 @@
-//! Fatal errors and the runner's final error (SPEC 1.5, 1.6, 6.2; Go:
+//! Fatal errors and the runner's final error (Go:
 //! TestOneWorkerStartFatalError, TestOneWorkerDieFatalError,
 //! TestOneWorkerStopFatalError, TestErrorImportance,
 //! TestAllWorkersStoppedWhenOneDiesWithFatalError,
 //! TestFatalErrorWhileStarting, TestFatalErrorWhileSelfStartWorker), and
-//! the fixed weak points of a fatal shutdown (SPEC 8, weak points 4, 5, 7).
+//! the fixed weak points of Go's fatal shutdown: it waits out restart
+//! delays, looks alive to callers until every worker is gone, and lets
+//! stop errors become the runner's error.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;

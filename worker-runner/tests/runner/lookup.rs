@@ -1,10 +1,10 @@
-//! `worker(id, abort)` (SPEC 1.4, 6.4; Go: TestWorkerWithNoWorker,
+//! `worker(id, abort)` (Go: TestWorkerWithNoWorker,
 //! TestWorkerWithWorkerImmediatelyAvailable,
 //! TestWorkerWithWorkerNotImmediatelyAvailable, TestWorkerWithAbort,
 //! TestWorkerWhenRunnerKilledWhileWaiting,
-//! TestWorkerWhenWorkerRemovedWhileWaiting), and the fixed weak points of
-//! a stale instance and of a thread per waiting caller (SPEC 8, weak
-//! points 1 and 9).
+//! TestWorkerWhenWorkerRemovedWhileWaiting), and two fixed weak points of
+//! Go's runner: a dead instance handed out during a restart delay, and a
+//! goroutine per waiting caller.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
-//! `stop_and_remove_worker(id, abort)` (SPEC 1.4; Go: TestStopAndWaitWorker,
+//! `stop_and_remove_worker(id, abort)` (Go: TestStopAndWaitWorker,
 //! TestStopAndWaitWorkerReturnsWorkerError, TestStopAndWaitWorkerWithAbort),
-//! and the fixed weak points of stopping behind the runner's back and of a
-//! single remover (SPEC 8, weak points 2 and 10).
+//! and two fixed weak points of Go's runner: stopping the worker behind
+//! the runner's back, and only one remover learning of the removal.
 
 use std::sync::Arc;
 

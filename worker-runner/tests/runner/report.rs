@@ -1,6 +1,5 @@
-//! The runner's report (SPEC 1.4 Report; Go: TestRunnerReport), and the
-//! fixed weak point of worker reports called under the runner's lock
-//! (SPEC 8, weak point 8).
+//! The runner's report (Go: TestRunnerReport), and a fixed weak point of
+//! Go's runner: worker reports called under the runner's lock.
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};

@@ -1,7 +1,7 @@
-//! Restarts (SPEC 1.5, 6.1; Go: TestOneWorkerRestart,
-//! TestOneWorkerRestartDelay, TestOneWorkerShouldRestart,
-//! TestWorkerConcurrent), and the fixed weak point of an uninterruptible
-//! restart delay (SPEC 8, weak point 4).
+//! Restarts (Go: TestOneWorkerRestart, TestOneWorkerRestartDelay,
+//! TestOneWorkerShouldRestart, TestWorkerConcurrent), and a fixed weak
+//! point of Go's runner: a restart delay that only killing the runner
+//! interrupts (a stop during the delay still runs the start function).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,6 +1,6 @@
-//! Shutdown (SPEC 1.6, 1.7): kill, wait, what is left afterwards, and
-//! stuck workers (a worker that ignores kill is reported, and the runner
-//! says whom it waits for).
+//! Shutdown and its ordering guarantees: kill, wait, what is left
+//! afterwards, and stuck workers (a worker that ignores kill is reported,
+//! and the runner says whom it waits for).
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};

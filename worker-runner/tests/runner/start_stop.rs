@@ -1,4 +1,4 @@
-//! Starting and stopping single workers (SPEC 1.4: StartWorker,
+//! Starting and stopping single workers (Go's StartWorker and
 //! StopWorker; Go: TestOneWorkerStart, TestOneWorkerFinish,
 //! TestOneWorkerStartStop, TestWorkerStartWhenRunningOrStopping,
 //! TestStartWorkerWhenDead, TestStopWorkerWhenDead).
@@ -99,7 +99,7 @@ fn start_and_stop_when_dead_are_dead() {
 
 #[test]
 fn start_while_dying_is_a_typed_error_not_a_silent_no_op() {
-    // Go returns nil and never runs the worker (SPEC 8, weak point 3).
+    // Go returns nil and never runs the worker: a silent no-op.
     let r = runner("rt-start-while-dying", |p| p.is_fatal(none_fatal));
     let (release, stop_wait) = crossbeam_channel::unbounded();
     let mut s = Starter::new(r.name());
