@@ -450,8 +450,9 @@ struct Loop<M: Machine> {
     rescue_at: Option<Instant>,
     stall: Duration,
     /// The clock's timer for the machine's earliest deadline, and that
-    /// deadline.
-    timer: Option<(Receiver<Instant>, Instant)>,
+    /// deadline. A [`Timer`](crate::Timer), so that a test clock sees it
+    /// dropped when a nearer deadline replaces it.
+    timer: Option<(crate::Timer, Instant)>,
     watchers: Vec<JoinHandle<()>>,
     /// The supervisor's result, once known.
     result: Option<Result<(), Error>>,
@@ -491,7 +492,7 @@ impl<M: Machine> Loop<M> {
                 Err(RecvTimeoutError::Disconnected) => {}
             },
             Some((timer, _)) => {
-                let timer = timer.clone();
+                let timer = timer.receiver().clone();
                 select! {
                     recv(self.rx) -> msg => {
                         if let Ok(msg) = msg {
@@ -746,7 +747,7 @@ impl<M: Machine> Loop<M> {
             }
         }
         let now = self.clock.now();
-        let timer = self.clock.after(deadline.saturating_duration_since(now));
+        let timer = self.clock.timer(deadline.saturating_duration_since(now));
         self.timer = Some((timer, deadline));
     }
 
