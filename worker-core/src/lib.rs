@@ -103,27 +103,33 @@
 
 #![forbid(unsafe_code)]
 
+mod abort;
 mod clock;
 mod error;
+mod finished;
 pub mod jitter;
 mod report;
 mod spawn;
 pub mod start_queue;
 mod sync;
+#[cfg(feature = "tokio")]
+pub mod task;
 pub mod threads;
 mod tomb;
 mod worker;
 
 use std::time::Duration;
 
+pub use abort::{AbortSignal, AbortTrigger, UntilFired};
 pub use clock::{Clock, WallClock};
 pub use error::{Aborted, AlreadyExists, Chain, Dead, Error, NotFound, Panicked, catch_panic};
+pub use finished::{Finished, finished};
 pub use report::{
     KEY_LAST_START, KEY_REPORT, KEY_STATE, Report, Reporter, TimeLabels, format_time,
 };
 pub use spawn::{Passive, ThreadWorker, spawn};
 pub use start_queue::StartQueue;
-pub use tomb::{Tomb, TombState};
+pub use tomb::{Tomb, TombState, UntilDead, UntilDying};
 pub use worker::{
     DoneCallback, Outcome, SharedWorker, Signal, Worker, dead, downcast_worker, into_shared, stop,
     watch, watch_named,

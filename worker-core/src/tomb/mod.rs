@@ -1,0 +1,551 @@
+//! `Tomb`: the lifetime of one worker, as a small state machine.
+//!
+//! A tomb goes `Alive -> Dying -> Dead`, never back. [`Tomb::kill`] moves it
+//! to `Dying` (recording why), [`Tomb::done`] to `Dead` (recording how the
+//! work ended). The *reason* it keeps is the first real error it was given:
+//! a kill without an error is overwritten by the first error that follows,
+//! and nothing overwrites an error. Once `Dead`, the result is frozen.
+//!
+//! Everything that waits on a tomb waits without a thread of its own:
+//! [`Tomb::wait`] blocks the caller, [`Tomb::dying`] and [`Tomb::dead`] hand
+//! out [`Signal`]s for `select!`, [`Tomb::until_dying`] and
+//! [`Tomb::until_dead`] are futures for async code, and [`Tomb::on_done`]
+//! registers a callback that the finishing thread calls. [`Tomb::on_dying`]
+//! registers a hook that the killing thread calls, to wake work that is
+//! blocked where no signal reaches it (a `read`, an `accept`).
+//!
+//! A tomb is the unit a supervisor holds a million of, so it is small and
+//! lazy: the channels behind the signals and the hooks live in a box made
+//! only when someone asks for them, a single callback needs no vector, and
+//! the wakers of waiting futures take room only while they wait. An idle
+//! tomb is one allocation of 120 bytes (a test pins it).
+
+mod futures;
+mod lists;
+
+use std::convert::Infallible;
+use std::sync::LazyLock;
+use std::task::Context;
+use std::task::Poll;
+
+use crossbeam_channel::Sender;
+
+use crate::sync::{Arc, Condvar, Mutex, MutexGuard};
+use crate::worker::{DoneCallback, Outcome, Signal, Worker};
+use crate::{Error, Panicked, Reporter};
+
+pub use futures::{UntilDead, UntilDying};
+use lists::{Few, WakerKey, Wakers};
+
+/// Where a [`Tomb`] is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TombState {
+    /// Running; nobody has asked it to stop.
+    Alive,
+    /// Asked to stop (or failed), and not finished yet.
+    Dying,
+    /// Finished; the result is final.
+    Dead,
+}
+
+/// The lifetime primitive (Go's `tomb`): tracks whether a worker is alive,
+/// dying or dead, and the first real error it met.
+///
+/// A `Tomb` is a cheap handle: clones share the same lifetime, so the
+/// worker's own thread and every observer can each hold one.
+///
+/// Rules (see the module docs for the whole model):
+/// - [`kill(reason)`](Tomb::kill) starts dying. The first kill records its
+///   reason, which may be `None`; a later `Some` replaces a `None`, and
+///   nothing replaces a `Some` ("the first real error wins").
+/// - [`done(result)`](Tomb::done) finishes: an `Err` counts as one more kill
+///   reason, then the tomb is dead and its result, the recorded reason, is
+///   frozen. Only the first `done` counts.
+/// - [`wait`](Tomb::wait) returns that result, to every caller.
+///
+/// ```
+/// use worker_core::{Error, Tomb, TombState};
+///
+/// let tomb = Tomb::new();
+/// tomb.kill(None);                       // asked to stop, no error yet
+/// assert_eq!(tomb.state(), TombState::Dying);
+/// tomb.kill(Some(Error::msg("disk full")));   // the first real error wins
+/// tomb.done(Err(Error::msg("late")));         // ...over later ones
+/// assert_eq!(tomb.wait().unwrap_err().to_string(), "disk full");
+/// ```
+#[derive(Clone)]
+pub struct Tomb {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    dead: Condvar,
+}
+
+struct Inner {
+    state: TombState,
+    /// Threads blocked in `wait`; `done` only wakes the condition variable
+    /// when there are some (a wake-up is a syscall, and most tombs die
+    /// with nobody waiting).
+    waiters: u32,
+    /// The first real error, or `None`.
+    reason: Option<Error>,
+    callbacks: Few<DoneCallback>,
+    /// Futures waiting for the next change of state.
+    wakers: Wakers,
+    /// What most tombs never need; made on first use, dropped when dead.
+    extras: Option<Box<Extras>>,
+}
+
+#[derive(Default)]
+struct Extras {
+    /// Dropped (disconnecting the receivers) when dying starts.
+    dying: Option<(Sender<Infallible>, Signal)>,
+    /// Dropped when the tomb is dead.
+    dead: Option<(Sender<Infallible>, Signal)>,
+    /// Run once, when the tomb stops being alive.
+    hooks: Few<Hook>,
+}
+
+/// A dying hook (see [`Tomb::on_dying`]).
+type Hook = Box<dyn FnOnce() + Send + 'static>;
+
+/// What a change of state leaves to do once the lock is released: hooks,
+/// callbacks and wakers run outside it, and so do the drops of what the
+/// tomb no longer needs.
+#[derive(Default)]
+struct Aftermath {
+    notify_waiters: bool,
+    hooks: Few<Hook>,
+    wakers: Wakers,
+    finished: Option<(Outcome, Few<DoneCallback>)>,
+    extras: Option<Box<Extras>>,
+}
+
+/// A receiver whose channel is already disconnected: handed out for events
+/// that have already happened.
+static CLOSED: LazyLock<Signal> = LazyLock::new(|| crossbeam_channel::bounded(0).1);
+
+fn closed() -> Signal {
+    CLOSED.clone()
+}
+
+impl Default for Tomb {
+    fn default() -> Self {
+        Tomb::new()
+    }
+}
+
+impl Tomb {
+    /// A new, alive tomb.
+    pub fn new() -> Self {
+        Tomb {
+            shared: Arc::new(Shared {
+                inner: Mutex::new(Inner {
+                    state: TombState::Alive,
+                    waiters: 0,
+                    reason: None,
+                    callbacks: Few::None,
+                    wakers: Wakers::default(),
+                    extras: None,
+                }),
+                dead: Condvar::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // No user code ever runs under this lock, so a poisoned lock can
+        // only come from a bug in this module; the state is still valid.
+        self.shared
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Asks the tomb's worker to stop, recording `reason` if it is the first
+    /// real error. Returns once the [dying hooks](Tomb::on_dying) have run
+    /// (there are none unless the worker registered some). Ignored once
+    /// dead.
+    pub fn kill(&self, reason: Option<Error>) {
+        let after = self.lock().record(reason);
+        after.run(self);
+    }
+
+    /// Marks the work as finished with `result`: an `Err` is recorded as a
+    /// kill reason (subject to "first real error wins"), then the tomb is
+    /// dead. Wakes every waiter and runs the [`on_done`](Tomb::on_done)
+    /// callbacks on this thread, outside any lock (and the dying hooks
+    /// first, if the tomb was still alive). Calls after the first are
+    /// ignored.
+    pub fn done(&self, result: Result<(), Error>) {
+        let after = {
+            let mut inner = self.lock();
+            if inner.state == TombState::Dead {
+                return;
+            }
+            let mut after = inner.record(result.err());
+            inner.state = TombState::Dead;
+            after.wakers.absorb(std::mem::take(&mut inner.wakers));
+            after.extras = inner.extras.take();
+            after.finished = Some((inner.outcome(), std::mem::take(&mut inner.callbacks)));
+            after.notify_waiters = inner.waiters > 0;
+            after
+        };
+        after.run(self);
+    }
+
+    /// Where the tomb is in its life.
+    pub fn state(&self) -> TombState {
+        self.lock().state
+    }
+
+    /// Whether the tomb is still alive (not yet killed or finished).
+    pub fn is_alive(&self) -> bool {
+        self.state() == TombState::Alive
+    }
+
+    /// The reason recorded so far: `None` while alive, or when it was killed
+    /// without an error and no error has come since.
+    pub fn err(&self) -> Option<Error> {
+        self.lock().reason.clone()
+    }
+
+    /// Blocks until the tomb is dead, and returns its result: `Err` with the
+    /// first real error, else `Ok`. Every call returns the same result.
+    ///
+    /// In async code, await [`until_dead`](Tomb::until_dead) instead: this
+    /// blocks the executor's thread.
+    pub fn wait(&self) -> Result<(), Error> {
+        let mut inner = self.lock();
+        while inner.state != TombState::Dead {
+            // Counted under the lock before sleeping, so `done` (which reads
+            // the count under the same lock) cannot miss this waiter.
+            inner.waiters += 1;
+            inner = self
+                .shared
+                .dead
+                .wait(inner)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            inner.waiters -= 1;
+        }
+        inner.outcome()
+    }
+
+    /// The result if the tomb is dead, without blocking.
+    pub fn try_result(&self) -> Option<Result<(), Error>> {
+        let inner = self.lock();
+        (inner.state == TombState::Dead).then(|| inner.outcome())
+    }
+
+    /// A [`Signal`] that disconnects when the tomb starts dying (or at once,
+    /// if it already has). The body of a worker selects on it to learn that
+    /// it should stop.
+    pub fn dying(&self) -> Signal {
+        let mut inner = self.lock();
+        if inner.state != TombState::Alive {
+            return closed();
+        }
+        inner
+            .extras()
+            .dying
+            .get_or_insert_with(|| crossbeam_channel::bounded(0))
+            .1
+            .clone()
+    }
+
+    /// A [`Signal`] that disconnects when the tomb is dead.
+    pub fn dead(&self) -> Signal {
+        let mut inner = self.lock();
+        if inner.state == TombState::Dead {
+            return closed();
+        }
+        inner
+            .extras()
+            .dead
+            .get_or_insert_with(|| crossbeam_channel::bounded(0))
+            .1
+            .clone()
+    }
+
+    /// A future that completes when the tomb starts dying: the async
+    /// counterpart of [`dying`](Tomb::dying), for `.await` or a
+    /// `select!` of any executor.
+    ///
+    /// It needs no thread and no channel: the tomb wakes it. It is
+    /// cancel-safe, so making a new one in every round of a loop is fine.
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct Unpark(std::thread::Thread);
+    /// #     impl std::task::Wake for Unpark { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } std::thread::park() }
+    /// # }
+    /// use worker_core::{Error, Tomb};
+    ///
+    /// let tomb = Tomb::new();
+    /// let killer = tomb.clone();
+    /// std::thread::spawn(move || killer.kill(Some(Error::msg("enough"))));
+    /// block_on(tomb.until_dying()); // any executor: tokio, smol, your own
+    /// assert_eq!(tomb.err().unwrap().to_string(), "enough");
+    /// ```
+    pub fn until_dying(&self) -> UntilDying {
+        UntilDying::new(self.clone())
+    }
+
+    /// A future that completes when the tomb is dead, with its result: the
+    /// async counterpart of [`wait`](Tomb::wait). Cancel-safe, like
+    /// [`until_dying`](Tomb::until_dying).
+    pub fn until_dead(&self) -> UntilDead {
+        UntilDead::new(self.clone())
+    }
+
+    /// Registers `callback` to be called once, with the result, when the tomb
+    /// is dead; if it already is, the callback runs now, on this thread. A
+    /// panicking callback is logged and does not disturb the others.
+    pub fn on_done(&self, callback: impl FnOnce(&Outcome) + Send + 'static) {
+        self.on_done_boxed(Box::new(callback));
+    }
+
+    fn on_done_boxed(&self, callback: DoneCallback) {
+        let outcome = {
+            let mut inner = self.lock();
+            if inner.state != TombState::Dead {
+                inner.callbacks.push(callback);
+                return;
+            }
+            inner.outcome()
+        };
+        run_callback(callback, &outcome);
+    }
+
+    /// Registers `hook` to run once when the tomb stops being alive: on the
+    /// thread that calls [`kill`](Tomb::kill) (or [`done`](Tomb::done), if
+    /// the work ends first), outside any lock. If the tomb is no longer
+    /// alive, the hook runs now, on this thread.
+    ///
+    /// This is how a worker blocked where no signal reaches it learns that
+    /// it must stop: the hook wakes it, typically by shutting down the
+    /// socket it is blocked on (a `read` then returns 0, an `accept` an
+    /// error). The hook runs inside the killer's call, so it must be quick
+    /// and must not block: shut a socket down, set a flag, send on a
+    /// channel. A panic in it is caught, logged, and recorded as the
+    /// tomb's error if the tomb is still dying; it never reaches the
+    /// killer. Supervisors kill their workers off their own loop thread, so
+    /// a hook cannot stall a supervisor.
+    ///
+    /// A worker blocked in `read` on a connection:
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::net::{Shutdown, TcpListener, TcpStream};
+    /// use worker_core::{spawn, stop, Worker};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let mut client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (mut stream, _) = listener.accept()?;
+    ///
+    /// let echo = spawn("echo-connection", move |tomb| {
+    ///     // A second handle on the same socket, for the hook to shut down.
+    ///     let waker = stream.try_clone()?;
+    ///     tomb.on_dying(move || {
+    ///         let _ = waker.shutdown(Shutdown::Both);
+    ///     });
+    ///     let mut buf = [0; 512];
+    ///     loop {
+    ///         match stream.read(&mut buf) {
+    ///             Ok(0) => return Ok(()), // shut down by the hook, or closed by the client
+    ///             Ok(n) => stream.write_all(&buf[..n])?,
+    ///             Err(_) if !tomb.is_alive() => return Ok(()),
+    ///             Err(e) => return Err(e.into()),
+    ///         }
+    ///     }
+    /// });
+    ///
+    /// client.write_all(b"ping")?;
+    /// let mut reply = [0; 4];
+    /// client.read_exact(&mut reply)?;
+    /// assert_eq!(&reply, b"ping");
+    /// // The worker is blocked in `read` now; kill wakes it through the hook.
+    /// assert!(stop(&echo).is_ok());
+    /// assert_eq!(client.read(&mut reply)?, 0); // the server side is closed
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// The `examples` crate has the whole server: an acceptor blocked in
+    /// `accept` and one such worker per connection, all stopped by one
+    /// kill.
+    pub fn on_dying(&self, hook: impl FnOnce() + Send + 'static) {
+        let hook: Hook = Box::new(hook);
+        let hook = {
+            let mut inner = self.lock();
+            if inner.state == TombState::Alive {
+                inner.extras().hooks.push(hook);
+                return;
+            }
+            hook
+        };
+        self.run_hook(hook);
+    }
+
+    fn run_hook(&self, hook: Hook) {
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook));
+        if let Err(payload) = caught {
+            let panicked = Panicked::from_payload("a dying hook", &*payload);
+            tracing::error!(error = %panicked, "dying hook panicked");
+            self.kill(Some(Error::new(panicked)));
+        }
+    }
+
+    /// Polls for the tomb having reached `until` (`Dying` means "no longer
+    /// alive"); while it has not, keeps the task's waker under `key`.
+    fn poll_until(
+        &self,
+        until: TombState,
+        key: &mut Option<WakerKey>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Outcome> {
+        let mut inner = self.lock();
+        let reached = match until {
+            TombState::Dead => inner.state == TombState::Dead,
+            _ => inner.state != TombState::Alive,
+        };
+        if reached {
+            // The key was taken in an earlier state, whose wakers are gone.
+            *key = None;
+            return Poll::Ready(inner.outcome());
+        }
+        let epoch = inner.state;
+        inner.wakers.register(key, epoch, cx.waker());
+        Poll::Pending
+    }
+
+    /// Takes the waker of a future that is dropped before it completed.
+    fn forget_waker(&self, key: WakerKey) {
+        let mut inner = self.lock();
+        let epoch = inner.state;
+        inner.wakers.forget(key, epoch);
+    }
+}
+
+impl Inner {
+    fn extras(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Box::default)
+    }
+
+    /// Applies a kill `reason`; what leaving `Alive` triggers is returned,
+    /// to be run once the lock is released.
+    fn record(&mut self, reason: Option<Error>) -> Aftermath {
+        let mut after = Aftermath::default();
+        match self.state {
+            TombState::Dead => {}
+            TombState::Alive => {
+                self.state = TombState::Dying;
+                self.reason = reason;
+                if let Some(extras) = &mut self.extras {
+                    extras.dying = None;
+                    after.hooks = std::mem::take(&mut extras.hooks);
+                }
+                after.wakers = std::mem::take(&mut self.wakers);
+            }
+            TombState::Dying => {
+                if self.reason.is_none() {
+                    self.reason = reason;
+                }
+            }
+        }
+        after
+    }
+
+    fn outcome(&self) -> Outcome {
+        match &self.reason {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Aftermath {
+    /// Hooks first, while the tomb is dying (so a panicking hook's error
+    /// is recorded before anyone is woken), then wakers, then callbacks.
+    fn run(self, tomb: &Tomb) {
+        if self.notify_waiters {
+            tomb.shared.dead.notify_all();
+        }
+        for hook in self.hooks {
+            tomb.run_hook(hook);
+        }
+        self.wakers.wake_all();
+        if let Some((outcome, callbacks)) = self.finished {
+            for callback in callbacks {
+                run_callback(callback, &outcome);
+            }
+        }
+        drop(self.extras);
+    }
+}
+
+fn run_callback(callback: DoneCallback, outcome: &Outcome) {
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(outcome)));
+    if let Err(payload) = caught {
+        let panicked = Panicked::from_payload("a completion callback", &*payload);
+        tracing::error!(error = %panicked, "completion callback panicked");
+    }
+}
+
+impl std::fmt::Debug for Tomb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = self.lock();
+        f.debug_struct("Tomb")
+            .field("state", &inner.state)
+            .field("reason", &inner.reason)
+            .finish()
+    }
+}
+
+/// A tomb is itself a worker: `kill` is `kill(None)`, `wait` waits for
+/// `done`. Embed one in your worker type and delegate to it.
+impl Worker for Tomb {
+    fn kill(&self) {
+        Tomb::kill(self, None)
+    }
+
+    fn wait(&self) -> Result<(), Error> {
+        Tomb::wait(self)
+    }
+
+    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
+        self.on_done_boxed(callback);
+        Ok(())
+    }
+
+    fn dead_signal(&self) -> Option<Signal> {
+        Some(self.dead())
+    }
+
+    fn reporter(&self) -> Option<&dyn Reporter> {
+        None
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// The unit a supervisor holds a million of: keep it small. An idle
+    /// tomb is one allocation: the `Arc` header (16 bytes) and `Shared`.
+    #[test]
+    fn an_idle_tomb_stays_small() {
+        let shared = std::mem::size_of::<Shared>();
+        eprintln!(
+            "Shared: {shared} bytes; Extras: {} bytes",
+            std::mem::size_of::<Extras>()
+        );
+        assert!(shared <= 104, "Shared grew to {shared} bytes");
+        assert_eq!(std::mem::size_of::<Tomb>(), 8);
+    }
+}
