@@ -44,7 +44,7 @@
 //! - The body returns: its result is the worker's (subject to the tomb's
 //!   "first real error wins", as for every worker).
 //! - The body panics (or its closure does): the worker's error is
-//!   [`Panicked`](crate::Panicked); the runtime and the supervisor go on.
+//!   [`Panicked`]; the runtime and the supervisor go on.
 //! - The runtime shuts down under it: the worker ends with
 //!   [`RuntimeShutDown`], never a hang; so does a worker spawned on a
 //!   runtime that has already shut down.
