@@ -52,11 +52,15 @@ fn a_hundred_thousand_task_workers_cost_no_threads_and_under_a_kib_each() {
             }))
         })
         .collect();
+    let (all_finished_tx, all_finished) = crossbeam_channel::bounded(1);
     for w in &workers {
         let finished = finished.clone();
+        let all_finished_tx = all_finished_tx.clone();
         watch(w, move |outcome| {
             assert!(outcome.is_ok());
-            finished.fetch_add(1, Ordering::SeqCst);
+            if finished.fetch_add(1, Ordering::SeqCst) + 1 == N {
+                all_finished_tx.send(()).unwrap();
+            }
         });
     }
     all_running
@@ -71,7 +75,11 @@ fn a_hundred_thousand_task_workers_cost_no_threads_and_under_a_kib_each() {
     for w in &workers {
         assert!(w.wait().is_ok());
     }
-    assert_eq!(finished.load(Ordering::SeqCst), N);
+    // The callbacks run on the threads that finished the tasks, just after
+    // `wait` is released: every one is called.
+    all_finished
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("every completion callback ran");
 
     let per_worker = (rss_during.saturating_sub(rss_before) * 1024) / N;
     eprintln!("{N} task workers: {per_worker} bytes of resident memory each");
