@@ -66,25 +66,29 @@ enum Slot {
 /// No vacant slot.
 const NONE: u32 = u32::MAX;
 
-/// A slab of wakers: registering, updating and forgetting one is O(1),
-/// and a future that is dropped takes its waker out, so a tomb awaited
-/// in a `select!` loop does not grow.
-pub(super) struct Wakers {
+/// The wakers of the futures waiting on a tomb. Registering, updating and
+/// forgetting one is O(1), and a future that is dropped takes its waker
+/// out, so a tomb awaited in a `select!` loop does not grow.
+///
+/// One waiting future (a task worker's body on its dying moment: the case
+/// a million times over) is kept inline, with no allocation; a second one
+/// moves both into a slab.
+#[derive(Default)]
+pub(super) enum Wakers {
+    #[default]
+    Empty,
+    /// The future with index 0.
+    One(Waker),
+    Many(Slab),
+}
+
+/// Slots linked into a list of vacant ones.
+pub(super) struct Slab {
     slots: Vec<Slot>,
     /// The first vacant slot, linked through `Slot::Vacant::next`.
     vacant: u32,
     /// Slots owned by a future.
     live: u32,
-}
-
-impl Default for Wakers {
-    fn default() -> Self {
-        Wakers {
-            slots: Vec::new(),
-            vacant: NONE,
-            live: 0,
-        }
-    }
 }
 
 impl Wakers {
@@ -93,35 +97,45 @@ impl Wakers {
     pub(super) fn register(&mut self, key: &mut Option<WakerKey>, epoch: TombState, waker: &Waker) {
         if let Some(k) = *key {
             if k.epoch == epoch {
-                if let Some(Slot::Waiting(kept)) = self.slots.get_mut(k.index as usize) {
+                let kept = match self {
+                    Wakers::One(kept) if k.index == 0 => Some(kept),
+                    Wakers::Many(slab) => match slab.slots.get_mut(k.index as usize) {
+                        Some(Slot::Waiting(kept)) => Some(kept),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                if let Some(kept) = kept {
                     if !kept.will_wake(waker) {
                         kept.clone_from(waker);
                     }
                     return;
                 }
-                debug_assert!(false, "a valid waker key points at a vacant slot");
+                debug_assert!(false, "a valid waker key points at no waker");
             }
         }
-        let index = if self.vacant == NONE {
-            if self.slots.capacity() == 0 {
-                // Most tombs have one waiting future: room for one.
-                self.slots.reserve_exact(1);
+        let index = match std::mem::take(self) {
+            Wakers::Empty => {
+                *self = Wakers::One(waker.clone());
+                0
             }
-            self.slots.push(Slot::Waiting(waker.clone()));
-            u32::try_from(self.slots.len() - 1).expect("fewer than 4 billion futures per tomb")
-        } else {
-            let index = self.vacant;
-            let slot = std::mem::replace(
-                &mut self.slots[index as usize],
-                Slot::Waiting(waker.clone()),
-            );
-            self.vacant = match slot {
-                Slot::Vacant { next } => next,
-                Slot::Waiting(_) => unreachable!("the vacant list holds only vacant slots"),
-            };
-            index
+            Wakers::One(first) => {
+                let mut slab = Slab {
+                    slots: Vec::with_capacity(2),
+                    vacant: NONE,
+                    live: 0,
+                };
+                slab.insert(first);
+                let index = slab.insert(waker.clone());
+                *self = Wakers::Many(slab);
+                index
+            }
+            Wakers::Many(mut slab) => {
+                let index = slab.insert(waker.clone());
+                *self = Wakers::Many(slab);
+                index
+            }
         };
-        self.live += 1;
         *key = Some(WakerKey { epoch, index });
     }
 
@@ -130,39 +144,62 @@ impl Wakers {
         if key.epoch != epoch {
             return;
         }
-        let Some(slot) = self.slots.get_mut(key.index as usize) else {
-            return;
-        };
-        if matches!(slot, Slot::Vacant { .. }) {
-            return;
-        }
-        *slot = Slot::Vacant { next: self.vacant };
-        self.vacant = key.index;
-        self.live -= 1;
-        if self.live == 0 {
-            self.slots.clear();
-            self.vacant = NONE;
+        match self {
+            Wakers::One(_) if key.index == 0 => *self = Wakers::Empty,
+            Wakers::Many(slab) => {
+                slab.remove(key.index);
+                if slab.live == 0 {
+                    *self = Wakers::Empty;
+                }
+            }
+            _ => {}
         }
     }
 
     /// Wakes every future that was waiting. Call it outside the tomb's
     /// lock: a waker is executor code.
     pub(super) fn wake_all(self) {
-        for slot in self.slots {
-            if let Slot::Waiting(waker) = slot {
-                waker.wake();
+        match self {
+            Wakers::Empty => {}
+            Wakers::One(waker) => waker.wake(),
+            Wakers::Many(slab) => {
+                for slot in slab.slots {
+                    if let Slot::Waiting(waker) = slot {
+                        waker.wake();
+                    }
+                }
             }
         }
     }
+}
 
-    /// Adds the wakers of `other` (taken in another epoch) to be woken
-    /// with these.
-    pub(super) fn absorb(&mut self, other: Wakers) {
-        if self.slots.is_empty() {
-            *self = other;
-        } else {
-            self.slots.extend(other.slots);
+impl Slab {
+    fn insert(&mut self, waker: Waker) -> u32 {
+        self.live += 1;
+        if self.vacant == NONE {
+            self.slots.push(Slot::Waiting(waker));
+            return u32::try_from(self.slots.len() - 1)
+                .expect("fewer than 4 billion futures per tomb");
         }
+        let index = self.vacant;
+        let slot = std::mem::replace(&mut self.slots[index as usize], Slot::Waiting(waker));
+        self.vacant = match slot {
+            Slot::Vacant { next } => next,
+            Slot::Waiting(_) => unreachable!("the vacant list holds only vacant slots"),
+        };
+        index
+    }
+
+    fn remove(&mut self, index: u32) {
+        let Some(slot) = self.slots.get_mut(index as usize) else {
+            return;
+        };
+        if matches!(slot, Slot::Vacant { .. }) {
+            return;
+        }
+        *slot = Slot::Vacant { next: self.vacant };
+        self.vacant = index;
+        self.live -= 1;
     }
 }
 
@@ -198,6 +235,29 @@ mod tests {
         assert_eq!(few.into_iter().collect::<Vec<_>>(), vec![1, 2, 3]);
     }
 
+    fn live(wakers: &Wakers) -> usize {
+        match wakers {
+            Wakers::Empty => 0,
+            Wakers::One(_) => 1,
+            Wakers::Many(slab) => slab.live as usize,
+        }
+    }
+
+    #[test]
+    fn one_waiting_future_needs_no_allocation() {
+        let mut wakers = Wakers::default();
+        let (count, a) = counter();
+        let mut key = None;
+        wakers.register(&mut key, TombState::Alive, &a);
+        wakers.register(&mut key, TombState::Alive, &a);
+        assert!(matches!(wakers, Wakers::One(_)));
+        wakers.forget(key.take().unwrap(), TombState::Alive);
+        assert!(matches!(wakers, Wakers::Empty));
+        wakers.register(&mut key, TombState::Alive, &a);
+        wakers.wake_all();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn a_re_registered_future_keeps_its_slot_and_a_forgotten_one_frees_it() {
         let mut wakers = Wakers::default();
@@ -206,19 +266,22 @@ mod tests {
         let mut key_a = None;
         let mut key_b = None;
         wakers.register(&mut key_a, TombState::Alive, &a);
-        wakers.register(&mut key_a, TombState::Alive, &a);
         wakers.register(&mut key_b, TombState::Alive, &b);
-        assert_eq!(wakers.live, 2);
-        assert_eq!(wakers.slots.len(), 2);
+        wakers.register(&mut key_a, TombState::Alive, &a);
+        assert_eq!(live(&wakers), 2);
         // A new waker for the same future replaces the old one.
         let (count_c, c) = counter();
         wakers.register(&mut key_a, TombState::Alive, &c);
-        assert_eq!(wakers.slots.len(), 2);
+        assert_eq!(live(&wakers), 2);
         // A freed slot is reused.
         wakers.forget(key_b.unwrap(), TombState::Alive);
         let mut key_d = None;
         wakers.register(&mut key_d, TombState::Alive, &b);
         assert_eq!(key_d.unwrap().index, key_b.unwrap().index);
+        let Wakers::Many(slab) = &wakers else {
+            panic!("two futures need the slab")
+        };
+        assert_eq!(slab.slots.len(), 2);
         wakers.wake_all();
         assert_eq!(count_a.0.load(Ordering::SeqCst), 0);
         assert_eq!(count_b.0.load(Ordering::SeqCst), 1);
@@ -236,9 +299,7 @@ mod tests {
         for key in keys {
             wakers.forget(key.unwrap(), TombState::Alive);
         }
-        assert_eq!(wakers.live, 0);
-        assert!(wakers.slots.is_empty());
-        assert_eq!(wakers.vacant, NONE);
+        assert!(matches!(wakers, Wakers::Empty));
     }
 
     #[test]
@@ -254,10 +315,10 @@ mod tests {
         let mut fresh = None;
         wakers.register(&mut fresh, TombState::Dying, &a);
         wakers.forget(old_key, TombState::Dying);
-        assert_eq!(wakers.live, 1);
+        assert_eq!(live(&wakers), 1);
         // Registering with a stale key takes a new slot.
         wakers.register(&mut old, TombState::Dying, &a);
-        assert_eq!(wakers.live, 2);
+        assert_eq!(live(&wakers), 2);
         assert_eq!(old.unwrap().epoch, TombState::Dying);
     }
 }

@@ -118,7 +118,10 @@ type Hook = Box<dyn FnOnce() + Send + 'static>;
 struct Aftermath {
     notify_waiters: bool,
     hooks: Few<Hook>,
+    /// The futures waiting for the tomb to leave `Alive`...
     wakers: Wakers,
+    /// ...and those waiting, while it was dying, for it to be dead.
+    dying_wakers: Wakers,
     finished: Option<(Outcome, Few<DoneCallback>)>,
     extras: Option<Box<Extras>>,
 }
@@ -187,7 +190,7 @@ impl Tomb {
             }
             let mut after = inner.record(result.err());
             inner.state = TombState::Dead;
-            after.wakers.absorb(std::mem::take(&mut inner.wakers));
+            after.dying_wakers = std::mem::take(&mut inner.wakers);
             after.extras = inner.extras.take();
             after.finished = Some((inner.outcome(), std::mem::take(&mut inner.callbacks)));
             after.notify_waiters = inner.waiters > 0;
@@ -480,6 +483,7 @@ impl Aftermath {
             tomb.run_hook(hook);
         }
         self.wakers.wake_all();
+        self.dying_wakers.wake_all();
         if let Some((outcome, callbacks)) = self.finished {
             for callback in callbacks {
                 run_callback(callback, &outcome);
