@@ -14,6 +14,38 @@ use super::lists::WakerKey;
 use super::{Tomb, TombState};
 use crate::worker::Outcome;
 
+impl Tomb {
+    /// Polls for the tomb having reached `until` (`Dying` means "no longer
+    /// alive"); while it has not, keeps the task's waker under `key`.
+    fn poll_until(
+        &self,
+        until: TombState,
+        key: &mut Option<WakerKey>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Outcome> {
+        let mut inner = self.lock();
+        let reached = match until {
+            TombState::Dead => inner.state == TombState::Dead,
+            _ => inner.state != TombState::Alive,
+        };
+        if reached {
+            // The key was taken in an earlier state, whose wakers are gone.
+            *key = None;
+            return Poll::Ready(inner.outcome());
+        }
+        let epoch = inner.state;
+        inner.wakers.register(key, epoch, cx.waker());
+        Poll::Pending
+    }
+
+    /// Takes the waker of a future that is dropped before it completed.
+    fn forget_waker(&self, key: WakerKey) {
+        let mut inner = self.lock();
+        let epoch = inner.state;
+        inner.wakers.forget(key, epoch);
+    }
+}
+
 /// A future that completes when a [`Tomb`] starts dying (or at once, if it
 /// already has); made by [`Tomb::until_dying`].
 ///

@@ -21,12 +21,11 @@
 //! tomb is one allocation of 120 bytes (a test pins it).
 
 mod futures;
+mod hooks;
 mod lists;
 
 use std::convert::Infallible;
 use std::sync::LazyLock;
-use std::task::Context;
-use std::task::Poll;
 
 use crossbeam_channel::Sender;
 
@@ -35,7 +34,7 @@ use crate::worker::{DoneCallback, Outcome, Signal, Worker};
 use crate::{Error, Panicked, Reporter};
 
 pub use futures::{UntilDead, UntilDying};
-use lists::{Few, WakerKey, Wakers};
+use lists::{Few, Wakers};
 
 /// Where a [`Tomb`] is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -324,114 +323,6 @@ impl Tomb {
             inner.outcome()
         };
         run_callback(callback, &outcome);
-    }
-
-    /// Registers `hook` to run once when the tomb stops being alive: on the
-    /// thread that calls [`kill`](Tomb::kill) (or [`done`](Tomb::done), if
-    /// the work ends first), outside any lock. If the tomb is no longer
-    /// alive, the hook runs now, on this thread.
-    ///
-    /// This is how a worker blocked where no signal reaches it learns that
-    /// it must stop: the hook wakes it, typically by shutting down the
-    /// socket it is blocked on (a `read` then returns 0, an `accept` an
-    /// error). The hook runs inside the killer's call, so it must be quick
-    /// and must not block: shut a socket down, set a flag, send on a
-    /// channel. A panic in it is caught, logged, and recorded as the
-    /// tomb's error if the tomb is still dying; it never reaches the
-    /// killer. Supervisors kill their workers off their own loop thread, so
-    /// a hook cannot stall a supervisor.
-    ///
-    /// A worker blocked in `read` on a connection:
-    ///
-    /// ```
-    /// use std::io::{Read, Write};
-    /// use std::net::{Shutdown, TcpListener, TcpStream};
-    /// use worker_core::{spawn, stop, Worker};
-    ///
-    /// let listener = TcpListener::bind("127.0.0.1:0")?;
-    /// let mut client = TcpStream::connect(listener.local_addr()?)?;
-    /// let (mut stream, _) = listener.accept()?;
-    ///
-    /// let echo = spawn("echo-connection", move |tomb| {
-    ///     // A second handle on the same socket, for the hook to shut down.
-    ///     let waker = stream.try_clone()?;
-    ///     tomb.on_dying(move || {
-    ///         let _ = waker.shutdown(Shutdown::Both);
-    ///     });
-    ///     let mut buf = [0; 512];
-    ///     loop {
-    ///         match stream.read(&mut buf) {
-    ///             Ok(0) => return Ok(()), // shut down by the hook, or closed by the client
-    ///             Ok(n) => stream.write_all(&buf[..n])?,
-    ///             Err(_) if !tomb.is_alive() => return Ok(()),
-    ///             Err(e) => return Err(e.into()),
-    ///         }
-    ///     }
-    /// });
-    ///
-    /// client.write_all(b"ping")?;
-    /// let mut reply = [0; 4];
-    /// client.read_exact(&mut reply)?;
-    /// assert_eq!(&reply, b"ping");
-    /// // The worker is blocked in `read` now; kill wakes it through the hook.
-    /// assert!(stop(&echo).is_ok());
-    /// assert_eq!(client.read(&mut reply)?, 0); // the server side is closed
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// The `examples` crate has the whole server: an acceptor blocked in
-    /// `accept` and one such worker per connection, all stopped by one
-    /// kill.
-    pub fn on_dying(&self, hook: impl FnOnce() + Send + 'static) {
-        let hook: Hook = Box::new(hook);
-        let hook = {
-            let mut inner = self.lock();
-            if inner.state == TombState::Alive {
-                inner.extras().hooks.push(hook);
-                return;
-            }
-            hook
-        };
-        self.run_hook(hook);
-    }
-
-    fn run_hook(&self, hook: Hook) {
-        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook));
-        if let Err(payload) = caught {
-            let panicked = Panicked::from_payload("a dying hook", &*payload);
-            tracing::error!(error = %panicked, "dying hook panicked");
-            self.kill(Some(Error::new(panicked)));
-        }
-    }
-
-    /// Polls for the tomb having reached `until` (`Dying` means "no longer
-    /// alive"); while it has not, keeps the task's waker under `key`.
-    fn poll_until(
-        &self,
-        until: TombState,
-        key: &mut Option<WakerKey>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Outcome> {
-        let mut inner = self.lock();
-        let reached = match until {
-            TombState::Dead => inner.state == TombState::Dead,
-            _ => inner.state != TombState::Alive,
-        };
-        if reached {
-            // The key was taken in an earlier state, whose wakers are gone.
-            *key = None;
-            return Poll::Ready(inner.outcome());
-        }
-        let epoch = inner.state;
-        inner.wakers.register(key, epoch, cx.waker());
-        Poll::Pending
-    }
-
-    /// Takes the waker of a future that is dropped before it completed.
-    fn forget_waker(&self, key: WakerKey) {
-        let mut inner = self.lock();
-        let epoch = inner.state;
-        inner.wakers.forget(key, epoch);
     }
 }
 
