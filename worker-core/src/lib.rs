@@ -50,14 +50,79 @@
 //! A panic in the body becomes the worker's error ([`Panicked`]); it never
 //! escapes to the caller or poisons anything.
 //!
+//! # Thread, passive or task: which worker to write
+//!
+//! | the work | write | costs |
+//! |---|---|---|
+//! | loops, blocks, calls blocking APIs | a thread worker: [`spawn`](spawn()) | one OS thread |
+//! | none: a resource valid until stopped (a lease, a handle) | [`Passive`] | one small allocation |
+//! | async: awaits I/O, timers, channels | a task worker: `task::spawn_on` (feature `tokio`) | one tokio task |
+//!
+//! All three are built on a [`Tomb`], so all three are killed, waited for
+//! and watched the same way, and supervisors mix them freely. A thread is
+//! the simple choice for a few hundred workers, and the only one for code
+//! that blocks; a process holds some thousands of them. A task costs a few
+//! hundred bytes, so a service can run a million; its body must not block,
+//! and it learns of a kill at its next await. A thread body watches
+//! [`Tomb::dying`] in a `select!`; a task body awaits
+//! [`Tomb::until_dying`] (or selects on it).
+//!
+//! # Workers that block in I/O
+//!
+//! A thread blocked in `read()` or `accept()` watches no signal, so a kill
+//! would go unseen. [`Tomb::on_dying`] registers a hook that the killing
+//! thread runs: it shuts the socket down, which wakes the blocked call.
+//! See its docs for a worker blocked in `read`, and the `examples` crate
+//! (`echo`) for a whole server: an acceptor and its connections, all
+//! stopped by one kill.
+//!
+//! # Async code
+//!
+//! Every wait has an async counterpart that needs no thread and no
+//! particular runtime: [`finished`](finished()) for any worker's end (what
+//! [`Worker::wait`] returns), [`Tomb::until_dying`] and
+//! [`Tomb::until_dead`] for a tomb's moments, and
+//! [`AbortSignal::until_fired`]. They are woken by the code that finishes
+//! or kills, and are cancel-safe. With the `tokio` feature, `task` runs
+//! tokio tasks as workers.
+//!
+//! ```
+//! # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     struct Unpark(std::thread::Thread);
+//! #     impl std::task::Wake for Unpark { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+//! #     let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+//! #     let mut cx = std::task::Context::from_waker(&waker);
+//! #     let mut f = std::pin::pin!(f);
+//! #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } std::thread::park() }
+//! # }
+//! use std::sync::Arc;
+//! use worker_core::{finished, spawn, Worker};
+//!
+//! let worker = Arc::new(spawn("blocking-part", |tomb| {
+//!     let _ = tomb.dying().recv(); // a thread body, in a thread
+//!     Ok(())
+//! }));
+//! let end = finished(&worker); // registered now; awaited on any executor
+//! worker.kill();
+//! assert!(block_on(end).is_ok());
+//! ```
+//!
+//! # Abort signals
+//!
+//! A call that waits can be given up on with an [`AbortSignal`]: made in a
+//! pair with its [`AbortTrigger`], already fired, never firing, or taken
+//! from a tomb's dying moment ([`Tomb::abort_signal`]), so that what a
+//! worker waits for is abandoned when the worker is killed. It is checked
+//! without blocking, selected on as a crossbeam receiver, or awaited.
+//!
 //! # Knowing when workers finish, without a thread each
 //!
 //! A supervisor of 100,000 workers cannot park a thread in `wait` for each
 //! one (an OS thread costs ~10 KiB and 40-110 us to start, and a process
 //! holds at most ~15,000). So the contract has an optional capability,
 //! [`Worker::on_done`]: register a callback that the finishing thread calls.
-//! [`Tomb`]-based workers ([`ThreadWorker`], [`Passive`]) support it at the
-//! cost of one boxed closure; for foreign workers, [`watch`] and [`dead`]
+//! [`Tomb`]-based workers ([`ThreadWorker`], [`Passive`], task workers)
+//! support it at the cost of one boxed closure; for foreign workers, [`watch`] and [`dead`]
 //! fall back to one watcher thread each. [`Passive`] workers have no thread
 //! at all, which makes them the unit of the benchmarks at 100,000 workers.
 //!
@@ -103,14 +168,21 @@
 //!   [`Unwatchable`] rather than wait forever.
 //! - A panic in a worker body crashes a Go program; here it becomes the
 //!   worker's error.
+//! - Go leaves a worker blocked in I/O to a custom `Kill` (and an acceptor
+//!   to a connection to itself); [`Tomb::on_dying`] runs a hook on the
+//!   killing thread instead (`tests/dying_hook.rs`).
+//! - Go aborts with any `<-chan struct{}`; here one [`AbortSignal`] type
+//!   serves blocking, `select!` and async code alike (`tests/abort.rs`).
 //!
 //! The thread-safety of [`Tomb`] is model-checked with `loom` (see
 //! `tests/loom_tomb.rs`).
 
 #![forbid(unsafe_code)]
 
+mod abort;
 mod clock;
 mod error;
+mod finished;
 pub mod jitter;
 #[cfg(doctest)]
 mod must_use;
@@ -119,23 +191,27 @@ mod spawn;
 pub mod start_queue;
 pub mod supervisor;
 mod sync;
+#[cfg(feature = "tokio")]
+pub mod task;
 pub mod threads;
 mod tomb;
 mod worker;
 
 use std::time::Duration;
 
+pub use abort::{AbortSignal, AbortTrigger, UntilFired};
 pub use clock::{Clock, PRACTICALLY_NEVER, Timer, WallClock, deadline};
 pub use error::{
     Aborted, AlreadyExists, Chain, Dead, Error, NotFound, Panicked, Unwatchable, catch_panic,
 };
+pub use finished::{Finished, finished};
 pub use report::{
     KEY_LAST_START, KEY_REPORT, KEY_STATE, Report, Reporter, TimeLabels, format_time,
 };
 pub use spawn::{Passive, ThreadWorker, spawn};
 pub use start_queue::StartQueue;
 pub use supervisor::{SupervisorFailed, WouldDeadlock};
-pub use tomb::{Tomb, TombState};
+pub use tomb::{Tomb, TombState, UntilDead, UntilDying};
 pub use worker::{
     DoneCallback, Outcome, SharedWorker, Signal, Worker, dead, downcast_worker, into_shared, stop,
     watch, watch_named,

@@ -24,6 +24,11 @@ pub struct ThreadWorker {
 /// "first real error wins" rule. A panic in the body becomes the worker's
 /// error ([`Panicked`], with the panic message); it never escapes.
 ///
+/// A body that blocks where it cannot watch [`Tomb::dying`] (in `read`,
+/// `accept`, a foreign library's call) registers a hook with
+/// [`Tomb::on_dying`] that wakes it, for instance by shutting its socket
+/// down; the killing thread runs it.
+///
 /// If the system refuses a new thread, the worker is returned already dead,
 /// with that refusal as its error, so no error is lost and callers need no
 /// second error path.

@@ -78,3 +78,76 @@ fn a_callback_registered_during_done_runs_exactly_once() {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     });
 }
+
+#[test]
+fn a_future_awaiting_dying_is_woken_by_a_concurrent_kill() {
+    loom::model(|| {
+        let tomb = Tomb::new();
+        let killer = {
+            let tomb = tomb.clone();
+            thread::spawn(move || tomb.kill(None))
+        };
+        // Registers and parks, or finds the tomb dying: either way it
+        // completes, whatever the interleaving with the kill.
+        loom::future::block_on(tomb.until_dying());
+        killer.join().unwrap();
+    });
+}
+
+#[test]
+fn a_future_awaiting_dead_sees_the_result_through_dying() {
+    loom::model(|| {
+        let tomb = Tomb::new();
+        let finisher = {
+            let tomb = tomb.clone();
+            thread::spawn(move || {
+                tomb.kill(None);
+                tomb.done(Err(Error::msg("x")));
+            })
+        };
+        let result = loom::future::block_on(tomb.until_dead());
+        assert_eq!(result.unwrap_err().to_string(), "x");
+        finisher.join().unwrap();
+    });
+}
+
+#[test]
+fn a_dying_hook_runs_exactly_once_when_kill_and_done_race() {
+    loom::model(|| {
+        let tomb = Tomb::new();
+        let calls = Arc::new(AtomicUsize::new(0));
+        {
+            let calls = calls.clone();
+            tomb.on_dying(move || {
+                calls.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        let killer = {
+            let tomb = tomb.clone();
+            thread::spawn(move || tomb.kill(None))
+        };
+        tomb.done(Ok(()));
+        killer.join().unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+fn a_hook_registered_during_a_kill_runs_exactly_once() {
+    loom::model(|| {
+        let tomb = Tomb::new();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let registrar = {
+            let tomb = tomb.clone();
+            let calls = calls.clone();
+            thread::spawn(move || {
+                tomb.on_dying(move || {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+        };
+        tomb.kill(None);
+        registrar.join().unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    });
+}

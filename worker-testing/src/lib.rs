@@ -133,6 +133,36 @@
 //! seen dropped, so it still counts until it is due; read
 //! [`TestClock::waiting`] when a test changes what the engine waits for.
 //!
+//! # Task workers and the two clocks
+//!
+//! The checks work for task workers (`worker_core::task`, feature `tokio`
+//! of this crate and of `worker-core`) as for any other: they watch the
+//! worker's completion signal. They block the calling thread, so call
+//! them from a plain `#[test]` that builds its own runtime (or from a
+//! multi-threaded runtime with a thread to spare), never from the only
+//! thread that drives the task under test.
+//!
+//! Time comes from two places, and each clock controls only its own:
+//!
+//! - The library's [`Clock`](worker_core::Clock) times what supervisors
+//!   do: restart delays, backoff, stop timeouts, and the timers of thread
+//!   worker bodies that take a clock. Give them a [`TestClock`] and move
+//!   it with [`TestClock::wait_advance`], as above.
+//! - A task body that sleeps or times out with `tokio::time` runs on
+//!   tokio's clock, which a [`TestClock`] does not move. Test it on a
+//!   runtime whose clock is paused (tokio's `test-util` feature:
+//!   `Builder::new_current_thread().enable_time().start_paused(true)`, or
+//!   `#[tokio::test(start_paused = true)]`): tokio then jumps its clock to
+//!   the next timer whenever every task is idle, and `tokio::time::advance`
+//!   moves it by hand. A paused runtime has one thread, which only runs
+//!   tasks inside `block_on`, so await the worker there
+//!   (`runtime.block_on(worker.tomb().until_dead())`) rather than calling
+//!   a blocking check.
+//!
+//! A supervisor of task workers under test therefore takes a
+//! [`TestClock`] for its restart delays, while the bodies of its tasks
+//! run on tokio's (paused) clock; neither clock moves the other.
+//!
 //! # Differences from Go
 //!
 //! - The checks fail by panicking (a Rust test's failure) and point at the

@@ -99,7 +99,7 @@ pub fn supervisor_id() -> u64 {
 /// Marks the calling thread as serving supervisor `id` from now on: the
 /// supervisor cannot finish while this thread is stuck, so this thread must
 /// never wait for the supervisor to finish. Threads started from it with
-/// [`spawn_named`] (and so [`spawn`](crate::spawn)ed workers, whose bodies
+/// [`spawn_named`] (and so [`spawn`](crate::spawn())ed workers, whose bodies
 /// a start function started) inherit the mark.
 ///
 /// A supervisor marks its loop thread and its start threads, and its
