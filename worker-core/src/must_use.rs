@@ -28,6 +28,14 @@
 /// let _r = WallClock.after(Duration::ZERO);
 /// let _t = WallClock.timer(Duration::ZERO);
 /// let _t = Timer::tracked(crossbeam_channel::never());
+/// let _w = spawn("must-use", |_| Ok(()));
+/// let _w = Passive::new();
+/// let tomb = Tomb::new();
+/// let _s = tomb.dying();
+/// let _s = tomb.dead();
+/// let _s = tomb.state();
+/// let _e = tomb.err();
+/// let _r = tomb.try_result();
 /// ```
 ///
 /// `Error::new`:
@@ -126,6 +134,27 @@
 /// ```compile_fail
 /// #![deny(unused_must_use)]
 /// worker_core::Timer::tracked(crossbeam_channel::never());
+/// ```
+///
+/// A spawned worker (dropped, its thread would run on unjoined):
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// worker_core::spawn("dropped", |_| Ok(()));
+/// ```
+///
+/// `Passive::new`:
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// worker_core::Passive::new();
+/// ```
+///
+/// A tomb's signals:
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// worker_core::Tomb::new().dying();
 /// ```
 struct MustUse;
 

@@ -11,6 +11,7 @@ use crate::{Error, Panicked, Tomb};
 /// `kill` kills the tomb the body was given; the body is expected to watch
 /// [`Tomb::dying`] and return. `wait` returns the body's result, and also
 /// joins the thread, so after `wait` returns the thread is gone.
+#[must_use = "a dropped ThreadWorker leaves its thread running and never joined; keep it, or stop it"]
 pub struct ThreadWorker {
     tomb: Tomb,
     thread: JoinSlot,
@@ -136,6 +137,7 @@ pub struct Passive {
 
 impl Passive {
     /// A new, alive passive worker.
+    #[must_use]
     pub fn new() -> Self {
         Passive { tomb: Tomb::new() }
     }

@@ -184,6 +184,7 @@ impl<J: Send + 'static> StartQueue<J> {
     /// for it forever. Such a job is still in flight until the owner
     /// reports it [`finished`](Self::finished), like any other: the
     /// callback usually sends the loop the message the job would have.
+    #[must_use]
     pub fn new(
         name: impl Into<String>,
         run: impl Fn(J) + Send + Sync + 'static,
@@ -216,6 +217,7 @@ impl<J: Send + 'static> StartQueue<J> {
 
     /// Sets how many drainers run while jobs make progress (at least 1;
     /// default [`DEFAULT_LIMIT`]). The stall rule may add more.
+    #[must_use]
     pub fn limit(mut self, limit: usize) -> Self {
         self.limit = limit.max(1);
         self
@@ -223,6 +225,7 @@ impl<J: Send + 'static> StartQueue<J> {
 
     /// Sets how long waiting jobs tolerate no job finishing before another
     /// drainer starts (default [`DEFAULT_STALL`]).
+    #[must_use]
     pub fn stall(mut self, stall: Duration) -> Self {
         self.stall = stall;
         self
@@ -230,6 +233,7 @@ impl<J: Send + 'static> StartQueue<J> {
 
     /// Sets how long an idle drainer waits for more work before it ends
     /// (default [`DEFAULT_LINGER`]).
+    #[must_use]
     pub fn linger(self, linger: Duration) -> Self {
         self.shared.linger.store(nanos(linger), Ordering::Relaxed);
         self

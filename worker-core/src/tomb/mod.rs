@@ -141,6 +141,7 @@ impl Default for Tomb {
 
 impl Tomb {
     /// A new, alive tomb.
+    #[must_use]
     pub fn new() -> Self {
         Tomb {
             shared: Arc::new(Shared {
@@ -199,6 +200,7 @@ impl Tomb {
     }
 
     /// Where the tomb is in its life.
+    #[must_use]
     pub fn state(&self) -> TombState {
         self.lock().state
     }
@@ -210,6 +212,7 @@ impl Tomb {
 
     /// The reason recorded so far: `None` while alive, or when it was killed
     /// without an error and no error has come since.
+    #[must_use]
     pub fn err(&self) -> Option<Error> {
         self.lock().reason.clone()
     }
@@ -236,6 +239,7 @@ impl Tomb {
     }
 
     /// The result if the tomb is dead, without blocking.
+    #[must_use]
     pub fn try_result(&self) -> Option<Result<(), Error>> {
         let inner = self.lock();
         (inner.state == TombState::Dead).then(|| inner.outcome())
@@ -244,6 +248,7 @@ impl Tomb {
     /// A [`Signal`] that disconnects when the tomb starts dying (or at once,
     /// if it already has). The body of a worker selects on it to learn that
     /// it should stop.
+    #[must_use]
     pub fn dying(&self) -> Signal {
         let mut inner = self.lock();
         if inner.state != TombState::Alive {
@@ -258,6 +263,7 @@ impl Tomb {
     }
 
     /// A [`Signal`] that disconnects when the tomb is dead.
+    #[must_use]
     pub fn dead(&self) -> Signal {
         let mut inner = self.lock();
         if inner.state == TombState::Dead {
