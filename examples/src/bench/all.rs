@@ -28,8 +28,23 @@ const PLANS: &[Plan] = &[
         sizes: &[100, 1000, 10000, 100000],
     },
     Plan {
+        scenario: "S1",
+        variant: "task",
+        sizes: &[100, 1000, 10000, 100000],
+    },
+    Plan {
+        scenario: "S2",
+        variant: "thread",
+        sizes: &[100, 1000, 10000],
+    },
+    Plan {
         scenario: "S2",
         variant: "passive",
+        sizes: &[100, 1000, 10000],
+    },
+    Plan {
+        scenario: "S2",
+        variant: "task",
         sizes: &[100, 1000, 10000],
     },
     Plan {
@@ -43,6 +58,11 @@ const PLANS: &[Plan] = &[
         sizes: &[100, 1000, 10000, 100000],
     },
     Plan {
+        scenario: "S3",
+        variant: "task",
+        sizes: &[100, 1000, 10000, 100000],
+    },
+    Plan {
         scenario: "S4",
         variant: "thread",
         sizes: &[100, 1000, 10000],
@@ -53,6 +73,11 @@ const PLANS: &[Plan] = &[
         sizes: &[100, 1000, 10000],
     },
     Plan {
+        scenario: "S4",
+        variant: "task",
+        sizes: &[100, 1000, 10000],
+    },
+    Plan {
         scenario: "S5",
         variant: "thread",
         sizes: &[100, 1000, 10000],
@@ -60,12 +85,32 @@ const PLANS: &[Plan] = &[
     Plan {
         scenario: "S5",
         variant: "passive",
+        sizes: &[100, 1000, 10000],
+    },
+    Plan {
+        scenario: "S5",
+        variant: "task",
         sizes: &[100, 1000, 10000],
     },
     Plan {
         scenario: "S6",
         variant: "thread",
         sizes: &[100, 1000, 10000],
+    },
+    Plan {
+        scenario: "S6",
+        variant: "passive",
+        sizes: &[100, 1000, 10000],
+    },
+    Plan {
+        scenario: "S6",
+        variant: "task",
+        sizes: &[100, 1000, 10000],
+    },
+    Plan {
+        scenario: "S7",
+        variant: "task",
+        sizes: &[1000000],
     },
     Plan {
         scenario: "I1",
@@ -75,6 +120,11 @@ const PLANS: &[Plan] = &[
     Plan {
         scenario: "I1",
         variant: "passive",
+        sizes: &[1000],
+    },
+    Plan {
+        scenario: "I1",
+        variant: "task",
         sizes: &[1000],
     },
 ];

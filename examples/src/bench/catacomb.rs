@@ -9,18 +9,18 @@
 //! - phase `kill`: `kill(None)`, then `wait()`, which returns once every
 //!   worker has finished.
 //!
-//! For the `thread` variant the workers' threads are joined after the
-//! `kill` phase, outside the timing (the catacomb guarantees that its
-//! workers have finished, not that their threads have already exited), so
-//! `threads_after` shows the process back to its starting thread count.
+//! For the `thread` and `task` variants the workers are waited for after
+//! the `kill` phase, outside the timing (joining their threads, or letting
+//! the task runtime go), so `threads_after` shows the process back to its
+//! starting thread count.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use worker_catacomb::{Catacomb, Plan};
-use worker_core::{Error, Passive, SharedWorker, ThreadWorker, Worker, spawn};
+use worker_core::{Error, SharedWorker};
 
 use super::common::timed;
+use super::workers::Workers;
 use super::{Measurement, Variant};
 
 /// Runs one of this module's scenarios once.
@@ -39,26 +39,11 @@ fn work(c: &Catacomb) -> Result<(), Error> {
 
 fn s3(n: usize, variant: Variant) -> Result<Measurement, String> {
     let mut m = Measurement::default();
+    let workers = Workers::new(variant)?;
     let start = Instant::now();
-    // The thread variant keeps its workers to join their threads later; the
-    // passive one keeps nothing beyond what the catacomb holds.
-    let mut threads: Vec<Arc<ThreadWorker>> = Vec::new();
-    let init: Vec<SharedWorker> = match variant {
-        Variant::Passive => (0..n)
-            .map(|_| Arc::new(Passive::new()) as SharedWorker)
-            .collect(),
-        Variant::Thread => {
-            threads = (0..n)
-                .map(|i| {
-                    Arc::new(spawn(format!("s3-w{i}"), |tomb| {
-                        let _ = tomb.dying().recv();
-                        Ok(())
-                    }))
-                })
-                .collect();
-            threads.iter().map(|w| w.clone() as SharedWorker).collect()
-        }
-    };
+    // Kept, to wait for them after the timed phase.
+    let init: Vec<SharedWorker> = (0..n).map(|_| workers.blocking("s3-w")).collect();
+    let kept = init.clone();
     let created = start.elapsed();
     let catacomb = Catacomb::invoke(Plan::new("bench-s3", work).with_init(init))
         .map_err(|e| format!("invoke: {e}"))?;
@@ -79,9 +64,10 @@ fn s3(n: usize, variant: Variant) -> Result<Measurement, String> {
     m.phase("kill", kill);
     result.map_err(|e| format!("the catacomb failed: {e}"))?;
 
-    for w in &threads {
+    for w in &kept {
         w.wait().map_err(|e| format!("a worker failed: {e}"))?;
     }
-    drop(threads);
+    drop(kept);
+    workers.shutdown();
     Ok(m.finish())
 }

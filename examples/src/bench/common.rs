@@ -13,16 +13,20 @@ pub enum Variant {
     Thread,
     /// A worker built on the `Tomb` with no thread (kill completes it).
     Passive,
+    /// A tokio task awaiting its dying signal, on a multi-threaded runtime
+    /// with 2 worker threads.
+    Task,
 }
 
 impl Variant {
-    /// Parses `thread` or `passive`.
+    /// Parses `thread`, `passive` or `task`.
     pub fn parse(s: &str) -> Result<Self, String> {
         match s {
             "thread" => Ok(Variant::Thread),
             "passive" => Ok(Variant::Passive),
+            "task" => Ok(Variant::Task),
             other => Err(format!(
-                "unknown variant {other:?}: expected thread or passive"
+                "unknown variant {other:?}: expected thread, passive or task"
             )),
         }
     }
@@ -32,6 +36,7 @@ impl Variant {
         match self {
             Variant::Thread => "thread",
             Variant::Passive => "passive",
+            Variant::Task => "task",
         }
     }
 }

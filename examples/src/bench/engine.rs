@@ -2,21 +2,28 @@
 //! S5 fan, the engine half of S6 (reports) and I1 (idle cost).
 //!
 //! Every manifold's start function reads its input (if any) and returns a
-//! blocking worker: a thread that blocks until killed (`thread`), or a
-//! passive worker (`passive`). Each successful start bumps a per-manifold
-//! counter, so the phases end exactly when every manifold is running
-//! (start) or has been restarted once (bounce), signalled over a channel:
-//! nothing polls.
+//! blocking worker of the variant: a thread that blocks until killed
+//! (`thread`), a passive worker (`passive`), or a tokio task (`task`). Each
+//! successful start bumps a per-manifold counter, so the phases end exactly
+//! when every manifold is running (start) or has been restarted once
+//! (bounce), signalled over a channel: nothing polls.
+//!
+//! The graph is installed as Go installs it, one `install` call per
+//! manifold: phase `start` runs from the first call until every manifold
+//! runs, and `install_calls` is the time of the calls alone. S4 and S5 then
+//! also time one `install_all` batch of the same graph on a fresh engine
+//! (phase `start_batch`), the fast way to set up a large graph here.
 
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
-use worker_core::{Error, Passive, SharedWorker, spawn};
+use worker_core::{Error, SharedWorker};
 use worker_dependency::{Bounce, Engine, EngineConfig, Manifold, Metrics};
 
 use super::common::{cpu_time, timed, voluntary_switches};
+use super::workers::Workers;
 use super::{Measurement, Variant};
 
 /// Runs one of this module's scenarios once.
@@ -49,8 +56,8 @@ struct Progress {
     reached: AtomicUsize,
     goal: AtomicUsize,
     done: Mutex<Option<Sender<()>>>,
-    /// How to make m0's current worker end with `Bounce`.
-    bounce_m0: Mutex<Option<Box<dyn Fn() + Send>>>,
+    /// How to make m0's current worker end with an error (`Bounce`).
+    bounce_m0: Mutex<Option<Box<dyn Fn(Error) + Send>>>,
 }
 
 impl Progress {
@@ -88,27 +95,6 @@ impl Progress {
     }
 }
 
-/// A blocking worker, and a way to make it end with `Bounce`.
-fn blocking_worker(variant: Variant, i: usize) -> (SharedWorker, Box<dyn Fn() + Send>) {
-    match variant {
-        Variant::Thread => {
-            let w = Arc::new(spawn(format!("bench-m{i}"), |tomb| {
-                let _ = tomb.dying().recv();
-                Ok(())
-            }));
-            let handle = w.clone();
-            let bounce = Box::new(move || handle.tomb().kill(Some(Error::new(Bounce))));
-            (w, bounce)
-        }
-        Variant::Passive => {
-            let w = Arc::new(Passive::new());
-            let handle = w.clone();
-            let bounce = Box::new(move || handle.finish(Err(Error::new(Bounce))));
-            (w, bounce)
-        }
-    }
-}
-
 fn config(name: &str, metrics: Option<Arc<dyn Metrics>>) -> EngineConfig {
     let mut config = EngineConfig::new(name);
     if let Some(metrics) = metrics {
@@ -124,7 +110,7 @@ fn config(name: &str, metrics: Option<Arc<dyn Metrics>>) -> EngineConfig {
 fn manifolds(
     shape: Shape,
     n: usize,
-    variant: Variant,
+    workers: &Arc<Workers>,
     progress: &Arc<Progress>,
 ) -> Vec<(String, Manifold)> {
     (0..n)
@@ -135,12 +121,13 @@ fn manifolds(
                 (Shape::Fan, _) => Some("m0".to_owned()),
             };
             let progress = progress.clone();
+            let workers = workers.clone();
             let read = input.clone();
             let m = Manifold::new(move |ctx| {
                 if let Some(input) = &read {
                     ctx.require(input)?;
                 }
-                let (worker, bounce) = blocking_worker(variant, i);
+                let (worker, bounce): (SharedWorker, _) = workers.endable("bench-m");
                 if i == 0 {
                     *progress.bounce_m0.lock().unwrap() = Some(bounce);
                 }
@@ -184,27 +171,50 @@ impl Metrics for Registered {
     }
 }
 
-/// Installs the graph and waits until every manifold runs.
+/// Installs the graph, one `install` call per manifold, and waits until
+/// every manifold runs: phases `start` and `install_calls`.
 fn start(
     shape: Shape,
     n: usize,
-    variant: Variant,
-    m: &mut Measurement,
-) -> Result<(Engine, Arc<Progress>), String> {
-    start_with(shape, n, variant, m, None)
-}
-
-/// [`start`], with the engine's metrics hook.
-fn start_with(
-    shape: Shape,
-    n: usize,
-    variant: Variant,
+    workers: &Arc<Workers>,
     m: &mut Measurement,
     metrics: Option<Arc<dyn Metrics>>,
 ) -> Result<(Engine, Arc<Progress>), String> {
     let progress = Progress::new(n);
     let engine = Engine::new(config(ENGINE, metrics)).map_err(|e| e.to_string())?;
-    let all = manifolds(shape, n, variant, &progress);
+    let all = manifolds(shape, n, workers, &progress);
+    let done = progress.arm();
+    let (result, d) = timed(|| {
+        let (installed, calls) = timed(|| {
+            for (name, manifold) in all {
+                engine.install(name, manifold).map_err(|e| e.to_string())?;
+            }
+            Ok::<(), String>(())
+        });
+        installed?;
+        done.recv_timeout(PHASE_TIMEOUT)
+            .map_err(|_| "not every manifold started in time".to_owned())?;
+        Ok::<_, String>(calls)
+    });
+    let calls = result?;
+    m.phase("start", d);
+    m.phase("install_calls", calls);
+    Ok((engine, progress))
+}
+
+/// Installs the graph in one `install_all` batch on a fresh engine and
+/// waits until every manifold runs (phase `start_batch`), then stops it
+/// (not timed).
+fn start_batch(
+    shape: Shape,
+    n: usize,
+    workers: &Arc<Workers>,
+    m: &mut Measurement,
+) -> Result<(), String> {
+    let progress = Progress::new(n);
+    let engine =
+        Engine::new(config(&format!("{ENGINE}-batch"), None)).map_err(|e| e.to_string())?;
+    let all = manifolds(shape, n, workers, &progress);
     let done = progress.arm();
     let (result, d) = timed(|| {
         engine.install_all(all).map_err(|e| e.to_string())?;
@@ -212,8 +222,8 @@ fn start_with(
             .map_err(|_| "not every manifold started in time".to_owned())
     });
     result?;
-    m.phase("start", d);
-    Ok((engine, progress))
+    m.phase("start_batch", d);
+    worker_core::stop(&engine).map_err(|e| format!("engine stopped with {e}"))
 }
 
 fn stop(engine: Engine, m: &mut Measurement) -> Result<(), String> {
@@ -223,20 +233,24 @@ fn stop(engine: Engine, m: &mut Measurement) -> Result<(), String> {
     Ok(())
 }
 
-/// S4 / S5: start, bounce m0 (every manifold restarts once), stop.
+/// S4 / S5: start, bounce m0 (every manifold restarts once), stop; then
+/// the same start as one batch, on a fresh engine.
 fn restart_phases(shape: Shape, n: usize, variant: Variant) -> Result<Measurement, String> {
     let mut m = Measurement::default();
-    let (engine, progress) = start(shape, n, variant, &mut m)?;
+    let workers = Workers::new(variant)?;
+    let (engine, progress) = start(shape, n, &workers, &mut m, None)?;
     let done = progress.arm();
     let (result, d) = timed(|| {
         let bounce = progress.bounce_m0.lock().unwrap().take();
-        bounce.ok_or("m0 has no worker")?();
+        bounce.ok_or("m0 has no worker")?(Error::new(Bounce));
         done.recv_timeout(PHASE_TIMEOUT)
             .map_err(|_| "not every manifold restarted in time".to_owned())
     });
     result?;
     m.phase("bounce", d);
     stop(engine, &mut m)?;
+    start_batch(shape, n, &workers, &mut m)?;
+    workers.shutdown();
     Ok(m.finish())
 }
 
@@ -245,7 +259,8 @@ fn report_phase(n: usize, variant: Variant) -> Result<Measurement, String> {
     const CALLS: u32 = 100;
     let mut m = Measurement::default();
     let mut setup = Measurement::default();
-    let (engine, _progress) = start(Shape::Fan, n, variant, &mut setup)?;
+    let workers = Workers::new(variant)?;
+    let (engine, _progress) = start(Shape::Fan, n, &workers, &mut setup, None)?;
     let (size, d) = timed(|| {
         let mut size = 0;
         for _ in 0..CALLS {
@@ -267,6 +282,7 @@ fn report_phase(n: usize, variant: Variant) -> Result<Measurement, String> {
         (d / CALLS).as_nanos() as f64,
     ));
     stop(engine, &mut setup)?;
+    workers.shutdown();
     Ok(m.finish())
 }
 
@@ -280,7 +296,8 @@ fn idle_phases(n: usize, variant: Variant) -> Result<Measurement, String> {
     let registered = Registered::new(n);
     let all_registered = registered.done.1.clone();
     let metrics: Arc<dyn Metrics> = registered;
-    let (engine, _progress) = start_with(Shape::Fan, n, variant, &mut setup, Some(metrics))?;
+    let workers = Workers::new(variant)?;
+    let (engine, _progress) = start(Shape::Fan, n, &workers, &mut setup, Some(metrics))?;
     all_registered
         .recv_timeout(PHASE_TIMEOUT)
         .map_err(|_| "the engine did not register every worker in time".to_owned())?;
@@ -294,5 +311,6 @@ fn idle_phases(n: usize, variant: Variant) -> Result<Measurement, String> {
     m.phase_value("idle_cpu_ns", cpu.as_nanos());
     m.phase_value("idle_nvcsw", u128::from(switches));
     stop(engine, &mut setup)?;
+    workers.shutdown();
     Ok(m.finish())
 }

@@ -10,16 +10,17 @@ pub mod catacomb;
 pub mod common;
 pub mod engine;
 pub mod runner;
+pub mod workers;
 
 pub use common::{Measurement, Variant};
 
 /// Every scenario name `bench` accepts, in the order `bench all` runs them.
-pub const SCENARIOS: &[&str] = &["B0", "S1", "S2", "S3", "S4", "S5", "S6", "I1"];
+pub const SCENARIOS: &[&str] = &["B0", "S1", "S2", "S3", "S4", "S5", "S6", "S7", "I1"];
 
 /// Runs one scenario once.
 pub fn run(scenario: &str, n: usize, variant: Variant) -> Result<Measurement, String> {
     match scenario {
-        "B0" | "S1" | "S2" => runner::run(scenario, n, variant),
+        "B0" | "S1" | "S2" | "S7" => runner::run(scenario, n, variant),
         "S3" => catacomb::run(scenario, n, variant),
         "S4" | "S5" | "I1" => engine::run(scenario, n, variant),
         "S6" => {

@@ -1,15 +1,17 @@
 //! Benchmark scenarios of the runner (`BENCHMARKS.md`): B0 (raw threads, the
-//! floor), S1 (start and stop N workers, both variants), S2 (restart
-//! churn) and the runner half of S6 (reports over N running workers).
+//! floor), S1 (start and stop N workers, every variant), S2 (restart
+//! churn, every variant), S7 (a million task workers) and the runner half
+//! of S6 (reports over N running workers).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use worker_core::{Error, Passive, Reporter, SharedWorker, Worker, spawn};
+use worker_core::{Error, Reporter, SharedWorker, Worker};
 use worker_runner::{Runner, RunnerParams};
 
 use super::common::timed;
+use super::workers::Workers;
 use super::{Measurement, Variant};
 
 /// Runs one of this module's scenarios once. B0, S1 and S2 return a
@@ -19,7 +21,9 @@ pub fn run(scenario: &str, n: usize, variant: Variant) -> Result<Measurement, St
     match scenario {
         "B0" => Ok(raw_threads(n)?.finish()),
         "S1" => Ok(start_stop(n, variant)?.finish()),
-        "S2" => Ok(restart_churn(n)?.finish()),
+        "S2" => Ok(restart_churn(n, variant)?.finish()),
+        "S7" if variant == Variant::Task => Ok(start_stop(n, variant)?.finish()),
+        "S7" => Err("S7 is a scenario of task workers: run it with the task variant".into()),
         "S6" => reports(n),
         other => Err(format!("scenario {other} is not a runner scenario")),
     }
@@ -75,29 +79,14 @@ fn s1_runner(name: &str) -> Result<Runner, String> {
     .map_err(fail("making the runner"))
 }
 
-/// The start function of the thread variant: a worker on its own thread,
-/// blocking until killed.
-fn thread_worker() -> Result<SharedWorker, Error> {
-    Ok(Arc::new(spawn("s1-worker", |tomb| {
-        let _ = tomb.dying().recv();
-        Ok(())
-    })))
-}
-
-/// The start function of the passive variant: a worker with no thread.
-fn passive_worker() -> Result<SharedWorker, Error> {
-    Ok(Arc::new(Passive::new()))
-}
-
-/// Starts N workers and waits until `worker(id)` has returned for each.
-fn start_all(runner: &Runner, n: usize, variant: Variant) -> Result<(), String> {
+/// Starts N workers of `workers`' variant and waits until `worker(id)` has
+/// returned for each.
+fn start_all(runner: &Runner, n: usize, workers: &Arc<Workers>) -> Result<(), String> {
     for i in 0..n {
-        let id = format!("w{i}");
-        match variant {
-            Variant::Thread => runner.start_worker(id, thread_worker),
-            Variant::Passive => runner.start_worker(id, passive_worker),
-        }
-        .map_err(fail("start_worker"))?;
+        let make = workers.clone();
+        runner
+            .start_worker(format!("w{i}"), move || Ok(make.blocking("s1-worker")))
+            .map_err(fail("start_worker"))?;
     }
     for i in 0..n {
         runner
@@ -107,11 +96,12 @@ fn start_all(runner: &Runner, n: usize, variant: Variant) -> Result<(), String> 
     Ok(())
 }
 
-/// S1: start N workers, then stop the runner.
+/// S1 (and S7, with task workers): start N workers, then stop the runner.
 fn start_stop(n: usize, variant: Variant) -> Result<Measurement, String> {
     let mut m = Measurement::default();
+    let workers = Workers::new(variant)?;
     let runner = s1_runner("s1")?;
-    let (started, start) = timed(|| start_all(&runner, n, variant));
+    let (started, start) = timed(|| start_all(&runner, n, &workers));
     started?;
     m.phase("start", start);
     let (result, stop) = timed(|| {
@@ -120,13 +110,16 @@ fn start_stop(n: usize, variant: Variant) -> Result<Measurement, String> {
     });
     result.map_err(fail("runner wait"))?;
     m.phase("stop", stop);
+    workers.shutdown();
     Ok(m)
 }
 
 /// S2: one worker that fails at once, restarted after 1 us, until its
-/// start function has been called N times.
-fn restart_churn(n: usize) -> Result<Measurement, String> {
+/// start function has been called N times. Each incarnation is a fresh
+/// worker of the variant: a thread, a task, or a passive worker.
+fn restart_churn(n: usize, variant: Variant) -> Result<Measurement, String> {
     let mut m = Measurement::default();
+    let workers = Workers::new(variant)?;
     let runner = Runner::new(
         RunnerParams::new("s2")
             .is_fatal(|_| false)
@@ -137,24 +130,27 @@ fn restart_churn(n: usize) -> Result<Measurement, String> {
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
     let failure = Error::msg("ends at once");
     let counter = calls.clone();
+    let make = workers.clone();
     let ((), churn) = timed(|| {
         let started = runner.start_worker("churn", move || {
             if counter.fetch_add(1, Ordering::Relaxed) + 1 == n {
                 let _ = done_tx.try_send(());
             }
-            let w = Passive::new();
-            w.finish(Err(failure.clone()));
-            Ok(Arc::new(w) as SharedWorker)
+            Ok::<SharedWorker, Error>(make.failing("s2-worker", failure.clone()))
         });
         if started.is_ok() {
             let _ = done_rx.recv();
         }
     });
     m.phase("churn", churn);
-    m.extra
-        .push(("restarts_per_sec".into(), n as f64 / churn.as_secs_f64()));
+    // As Go's harness: the first call is a start, the rest restarts.
+    m.extra.push((
+        "restarts_per_sec".into(),
+        n.saturating_sub(1) as f64 / churn.as_secs_f64(),
+    ));
     runner.kill();
     runner.wait().map_err(fail("runner wait"))?;
+    workers.shutdown();
     if calls.load(Ordering::Relaxed) < n {
         return Err(format!(
             "the start function was called {} times, not {n}",
@@ -169,7 +165,8 @@ fn reports(n: usize) -> Result<Measurement, String> {
     const CALLS: u32 = 100;
     let mut m = Measurement::default();
     let runner = s1_runner("s6")?;
-    start_all(&runner, n, Variant::Thread)?;
+    let workers = Workers::new(Variant::Thread)?;
+    start_all(&runner, n, &workers)?;
     let (sizes, took) = timed(|| {
         (0..CALLS)
             .map(|_| {

@@ -1,4 +1,4 @@
-//! The benchmark program: `bench SCENARIO N [thread|passive]` runs one
+//! The benchmark program: `bench SCENARIO N [thread|passive|task]` runs one
 //! scenario of `BENCHMARKS.md` once and prints one JSON line; `bench all` runs
 //! every scenario three times per size, each in a fresh process, and prints
 //! the medians as a Markdown table.
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use worker_examples::bench::{self, Variant};
 
 fn usage() -> ExitCode {
-    eprintln!("usage: bench SCENARIO N [thread|passive]\n       bench all [--quick]");
+    eprintln!("usage: bench SCENARIO N [thread|passive|task]\n       bench all [--quick]");
     eprintln!("scenarios: {:?}", bench::SCENARIOS);
     ExitCode::from(2)
 }
