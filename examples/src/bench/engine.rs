@@ -23,7 +23,7 @@ use worker_core::{Error, SharedWorker};
 use worker_dependency::{Bounce, Engine, EngineConfig, Manifold, Metrics};
 
 use super::common::{cpu_time, timed, voluntary_switches};
-use super::workers::Workers;
+use super::workers::{Ender, Workers};
 use super::{Measurement, Variant};
 
 /// Runs one of this module's scenarios once.
@@ -57,7 +57,7 @@ struct Progress {
     goal: AtomicUsize,
     done: Mutex<Option<Sender<()>>>,
     /// How to make m0's current worker end with an error (`Bounce`).
-    bounce_m0: Mutex<Option<Box<dyn Fn(Error) + Send>>>,
+    bounce_m0: Mutex<Option<Ender>>,
 }
 
 impl Progress {

@@ -14,6 +14,9 @@ use worker_core::{Error, Passive, SharedWorker, spawn, task};
 
 use super::Variant;
 
+/// Ends a worker with the given error.
+pub type Ender = Box<dyn Fn(Error) + Send>;
+
 /// Makes the workers of one variant.
 #[derive(Debug)]
 pub struct Workers {
@@ -80,7 +83,7 @@ impl Workers {
 
     /// A worker that runs until killed, and a way to make it end with
     /// `error` instead.
-    pub fn endable(&self, name: &str) -> (SharedWorker, Box<dyn Fn(Error) + Send>) {
+    pub fn endable(&self, name: &str) -> (SharedWorker, Ender) {
         match (self.variant, &self.handle) {
             (Variant::Thread, _) => {
                 let w = Arc::new(spawn(name, |tomb| {
