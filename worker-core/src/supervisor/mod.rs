@@ -70,5 +70,5 @@ pub mod timers;
 pub use driver::{DriverConfig, Events, Handle, Machine, start};
 pub use effects::{Effects, Finish};
 pub use error::{SupervisorFailed, WouldDeadlock};
-pub use reply::{Call, CallError, Reply};
+pub use reply::{AsyncCall, Call, CallError, Reply};
 pub use timers::Timers;

@@ -22,16 +22,25 @@
 //! An answer whose caller has gone is dropped with
 //! [`bury`](super::offloop::bury()): it may hold a worker, whose `Drop`
 //! must not run on a loop.
+//!
+//! Async callers use [`AsyncCall`] instead: the same [`Reply`] on the
+//! loop's side, a future on the caller's, woken by the answer (no thread
+//! waits, and it works on any executor).
 
 use std::any::{Any, TypeId};
 use std::cell::RefCell;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, select};
 
 use super::offloop::bury;
-use crate::Signal;
+use crate::{AbortSignal, Signal, UntilFired};
 
 /// One message on a reply channel.
 #[derive(Debug)]
@@ -44,36 +53,87 @@ pub enum Answer<T> {
 
 /// The loop's side of a request: where its answer goes.
 pub struct Reply<T: Send + 'static> {
-    to: Sender<Answer<T>>,
+    to: To<T>,
+}
+
+enum To<T: Send + 'static> {
+    /// A thread waits on a channel ([`Call`]).
+    Channel(Sender<Answer<T>>),
+    /// A future waits ([`AsyncCall`]).
+    Slot(Arc<Slot<T>>),
+    /// Answered (the value went out).
+    Sent,
 }
 
 impl<T: Send + 'static> Reply<T> {
     /// Sends the answer. If the caller has gone, the answer is dropped
     /// off the loop.
-    pub fn send(self, value: T) {
-        let back = self.to.clone();
-        if let Err(e) = self.to.send(Answer::Done(value, back)) {
-            if let Answer::Done(value, _) = e.into_inner() {
-                bury(value);
+    pub fn send(mut self, value: T) {
+        match std::mem::replace(&mut self.to, To::Sent) {
+            To::Channel(to) => {
+                let back = to.clone();
+                if let Err(e) = to.send(Answer::Done(value, back)) {
+                    if let Answer::Done(value, _) = e.into_inner() {
+                        bury(value);
+                    }
+                }
             }
+            To::Slot(slot) => {
+                slot.repliers.fetch_sub(1, Ordering::SeqCst);
+                slot.settle(SlotState::Done(value));
+                // The caller's future is gone: nobody will take the answer,
+                // and the last handle on it must not drop it on a loop.
+                if let Some(slot) = Arc::into_inner(slot) {
+                    bury(slot);
+                }
+            }
+            To::Sent => {}
         }
     }
 
     /// Tells the caller that the request waits and the answer follows.
     pub fn ack(&self) {
-        let _ = self.to.send(Answer::Waiting);
+        match &self.to {
+            To::Channel(to) => {
+                let _ = to.send(Answer::Waiting);
+            }
+            To::Slot(slot) => slot.acknowledge(),
+            To::Sent => {}
+        }
     }
 
     /// Whether both are the same request's reply.
     pub fn same(&self, other: &Reply<T>) -> bool {
-        self.to.same_channel(&other.to)
+        match (&self.to, &other.to) {
+            (To::Channel(a), To::Channel(b)) => a.same_channel(b),
+            (To::Slot(a), To::Slot(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
     }
 }
 
 impl<T: Send + 'static> Clone for Reply<T> {
     fn clone(&self) -> Self {
-        Reply {
-            to: self.to.clone(),
+        let to = match &self.to {
+            To::Channel(to) => To::Channel(to.clone()),
+            To::Slot(slot) => {
+                slot.repliers.fetch_add(1, Ordering::SeqCst);
+                To::Slot(slot.clone())
+            }
+            To::Sent => To::Sent,
+        };
+        Reply { to }
+    }
+}
+
+impl<T: Send + 'static> Drop for Reply<T> {
+    fn drop(&mut self) {
+        // A dropped channel sender disconnects by itself; a slot is closed
+        // when its last reply goes without an answer.
+        if let To::Slot(slot) = &self.to {
+            if slot.repliers.fetch_sub(1, Ordering::SeqCst) == 1 {
+                slot.settle(SlotState::Closed);
+            }
         }
     }
 }
@@ -102,7 +162,12 @@ impl<T: Send + 'static> Call<T> {
     /// A request's two sides, from this thread's cache when it has one.
     pub fn new() -> (Call<T>, Reply<T>) {
         let (to, rx) = take_cached::<T>().unwrap_or_else(|| crossbeam_channel::bounded(2));
-        (Call { rx }, Reply { to })
+        (
+            Call { rx },
+            Reply {
+                to: To::Channel(to),
+            },
+        )
     }
 
     /// Waits for the answer (through any `Waiting` acknowledgement).
@@ -139,6 +204,157 @@ impl<T: Send + 'static> Call<T> {
 impl<T: Send + 'static> fmt::Debug for Call<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Call").finish_non_exhaustive()
+    }
+}
+
+/// The caller's side of a request made from async code: a future of the
+/// answer. No thread waits; the loop's answer wakes the task, on any
+/// executor.
+///
+/// With an abort signal, the future gives up with
+/// [`CallError::Aborted`] once the request waits and the signal fires (an
+/// answer ready at once wins, as for [`Call`]).
+///
+/// ```
+/// use worker_core::supervisor::{AsyncCall, CallError};
+///
+/// let (call, reply) = AsyncCall::<u32>::new(None);
+/// reply.send(7);
+/// # let waker = std::task::Waker::noop();
+/// # let mut cx = std::task::Context::from_waker(&waker);
+/// # let mut call = std::pin::pin!(call);
+/// // In async code: `assert_eq!(call.await, Ok(7));`
+/// assert_eq!(call.as_mut().poll(&mut cx), std::task::Poll::Ready(Ok(7)));
+/// # use std::future::Future;
+/// ```
+#[must_use = "a future does nothing unless awaited"]
+pub struct AsyncCall<T: Send + 'static> {
+    slot: Arc<Slot<T>>,
+    abort: Option<UntilFired>,
+}
+
+impl<T: Send + 'static> AsyncCall<T> {
+    /// A request's two sides; `abort` ends the wait once the request
+    /// waits.
+    pub fn new(abort: Option<&AbortSignal>) -> (AsyncCall<T>, Reply<T>) {
+        let slot = Arc::new(Slot {
+            state: Mutex::new(SlotState::Empty),
+            waker: Mutex::new(None),
+            repliers: AtomicUsize::new(1),
+        });
+        (
+            AsyncCall {
+                slot: slot.clone(),
+                abort: abort.map(AbortSignal::until_fired),
+            },
+            Reply { to: To::Slot(slot) },
+        )
+    }
+}
+
+impl<T: Send + 'static> Future for AsyncCall<T> {
+    type Output = Result<T, CallError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        // The waker first, so an answer that lands after the look below
+        // wakes this task.
+        *this
+            .slot
+            .waker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(cx.waker().clone());
+        let mut state = this.slot.lock();
+        match std::mem::replace(&mut *state, SlotState::Taken) {
+            SlotState::Done(value) => return Poll::Ready(Ok(value)),
+            SlotState::Closed | SlotState::Taken => {
+                *state = SlotState::Closed;
+                return Poll::Ready(Err(CallError::Closed));
+            }
+            other => *state = other,
+        }
+        let waiting = matches!(*state, SlotState::Waiting);
+        drop(state);
+        if waiting {
+            if let Some(abort) = &mut this.abort {
+                if Pin::new(abort).poll(cx).is_ready() {
+                    return Poll::Ready(Err(CallError::Aborted));
+                }
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl<T: Send + 'static> fmt::Debug for AsyncCall<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncCall").finish_non_exhaustive()
+    }
+}
+
+/// Where an [`AsyncCall`]'s answer lands.
+struct Slot<T> {
+    state: Mutex<SlotState<T>>,
+    /// The waiting task's waker (its own lock, so that waking never holds
+    /// the state's).
+    waker: Mutex<Option<Waker>>,
+    /// Live [`Reply`] handles (the loop may clone one to acknowledge it).
+    repliers: AtomicUsize,
+}
+
+enum SlotState<T> {
+    Empty,
+    Waiting,
+    Done(T),
+    Closed,
+    Taken,
+}
+
+impl<T: Send + 'static> Slot<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState<T>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Ends the exchange with `end` (an answer, or closed), unless it has
+    /// ended already; an answer nobody will take is buried.
+    fn settle(&self, end: SlotState<T>) {
+        {
+            let mut state = self.lock();
+            match &*state {
+                SlotState::Empty | SlotState::Waiting => *state = end,
+                _ => {
+                    drop(state);
+                    if let SlotState::Done(value) = end {
+                        bury(value);
+                    }
+                    return;
+                }
+            }
+        }
+        self.wake();
+    }
+
+    fn acknowledge(&self) {
+        {
+            let mut state = self.lock();
+            if matches!(*state, SlotState::Empty) {
+                *state = SlotState::Waiting;
+            } else {
+                return;
+            }
+        }
+        self.wake();
+    }
+
+    fn wake(&self) {
+        let waker = self
+            .waker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 }
 
@@ -250,14 +466,70 @@ mod tests {
     #[test]
     fn an_immediate_answer_comes_back_and_the_channel_is_reused() {
         let (call, reply) = Call::<u32>::new();
-        let first = reply.to.clone();
+        let first = reply.clone();
         reply.send(7);
         assert_eq!(call.wait(), Ok(7));
         let (call, reply) = Call::<u32>::new();
-        assert!(reply.to.same_channel(&first), "reused");
+        assert!(reply.same(&first), "reused");
         drop(first);
         reply.send(8);
         assert_eq!(call.wait(), Ok(8));
+    }
+
+    fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        Pin::new(f).poll(&mut cx)
+    }
+
+    #[test]
+    fn an_async_call_gets_its_answer_or_learns_the_loop_is_gone() {
+        let (mut call, reply) = AsyncCall::<u32>::new(None);
+        assert_eq!(poll_once(&mut call), Poll::Pending);
+        let kept = reply.clone();
+        reply.ack();
+        assert_eq!(poll_once(&mut call), Poll::Pending);
+        kept.send(5);
+        assert_eq!(poll_once(&mut call), Poll::Ready(Ok(5)));
+
+        let (mut call, reply) = AsyncCall::<u32>::new(None);
+        let clone = reply.clone();
+        drop(reply);
+        assert_eq!(poll_once(&mut call), Poll::Pending, "one reply is left");
+        drop(clone);
+        assert_eq!(poll_once(&mut call), Poll::Ready(Err(CallError::Closed)));
+    }
+
+    #[test]
+    fn an_async_call_watches_its_abort_only_once_the_request_waits() {
+        let (trigger, abort) = AbortSignal::pair();
+        trigger.fire();
+        let (mut call, reply) = AsyncCall::<u32>::new(Some(&abort));
+        assert_eq!(poll_once(&mut call), Poll::Pending, "not waiting yet");
+        reply.ack();
+        assert_eq!(poll_once(&mut call), Poll::Ready(Err(CallError::Aborted)));
+        // A late answer is dropped by whoever lets go of it last.
+        reply.send(1);
+    }
+
+    #[test]
+    fn an_answer_to_a_dropped_async_call_is_not_dropped_on_a_loop() {
+        struct Tattle(std::sync::mpsc::Sender<bool>);
+        impl Drop for Tattle {
+            fn drop(&mut self) {
+                let _ = self.0.send(super::super::offloop::on_loop());
+            }
+        }
+        let (tx, on_loop) = std::sync::mpsc::channel();
+        let (call, reply) = AsyncCall::<Tattle>::new(None);
+        drop(call);
+        {
+            let _loop = super::super::offloop::LoopGuard::enter();
+            reply.send(Tattle(tx));
+            assert!(on_loop.try_recv().is_err(), "buried, not dropped");
+        }
+        drop(super::super::offloop::take_graveyard());
+        assert!(!on_loop.recv().unwrap(), "dropped off the loop");
     }
 
     #[test]
