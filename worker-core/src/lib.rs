@@ -67,8 +67,9 @@
 //!   the real one, and `worker-testing` has a fake one to drive by hand.
 //! - [`Error`] is a cheap clonable handle around any error, keeping the
 //!   source chain for [`Error::is`] and [`Error::downcast_ref`].
-//! - [`Reporter`] describes a worker as a JSON object ([`Report`]);
-//!   supervisors nest their workers' reports in their own.
+//! - [`Reporter`] describes a worker with a typed, serialisable value
+//!   ([`Report`]); supervisors nest their workers' reports in their own
+//!   typed reports, which serialise to Go's JSON layout ([`report`]).
 //!
 //! # Building blocks for supervisors
 //!
@@ -106,7 +107,7 @@
 mod clock;
 mod error;
 pub mod jitter;
-mod report;
+pub mod report;
 mod spawn;
 pub mod start_queue;
 mod sync;
@@ -119,7 +120,8 @@ use std::time::Duration;
 pub use clock::{Clock, WallClock};
 pub use error::{Aborted, AlreadyExists, Chain, Dead, Error, NotFound, Panicked, catch_panic};
 pub use report::{
-    KEY_LAST_START, KEY_REPORT, KEY_STATE, Report, Reporter, TimeLabels, format_time,
+    KEY_LAST_START, KEY_REPORT, KEY_STATE, NoReport, Report, ReportScope, Reporter, WorkerState,
+    format_duration, format_time,
 };
 pub use spawn::{Passive, ThreadWorker, spawn};
 pub use start_queue::StartQueue;
@@ -132,7 +134,10 @@ pub use worker::{
 /// Re-exported so users can `select!` on [`Signal`]s without naming the
 /// dependency themselves.
 pub use crossbeam_channel;
-/// Re-exported for building [`Report`]s.
+/// Re-exported for deriving [`Serialize`](serde::Serialize) on a report of
+/// your own.
+pub use serde;
+/// Re-exported for building [`Report`]s as JSON trees on the spot.
 pub use serde_json;
 
 /// How long a runner waits, by default, before restarting a worker that

@@ -16,7 +16,7 @@ use crate::error::CalledFromLoop;
 use crate::machine::Machine;
 use crate::params::RunnerParams;
 use crate::policy::WorkerOptions;
-use crate::report;
+use crate::report::{self, RunnerReport};
 use crate::shell::reply::{Answer, Cached, Channel, recv_answer};
 use crate::shell::starter::Starter;
 use crate::shell::{Loop, Msg, StartFn};
@@ -318,16 +318,25 @@ impl Worker for Runner {
     }
 }
 
-impl Reporter for Runner {
-    /// `{"workers": {<id>: {"state", "started", "report"?, "reason"?,
-    /// "stuck"?}}}`; see the [crate docs](crate#reports). The workers' own
-    /// reports are called on this thread, never on the runner's loop, so a
-    /// slow one delays only this call.
-    fn report(&self) -> Report {
+impl Runner {
+    /// Every worker's state, start time, own report and restart reason;
+    /// see the [crate docs](crate#reports). The workers' own reports are
+    /// called on this thread, never on the runner's loop, so a slow one
+    /// delays only this call. Empty once the runner has finished.
+    pub fn report(&self) -> RunnerReport {
         let snapshot = self
             .query(|reply| Msg::Snapshot { reply })
             .unwrap_or_default();
-        report::build(snapshot, &*self.clock)
+        // The runner's identity for the recursion guard: a worker whose
+        // report asks for this report again gets a marker.
+        report::build(snapshot, &*self.clock, (self as *const Runner).cast())
+    }
+}
+
+/// [`Runner::report`], as a [`Report`] to nest in another's.
+impl Reporter for Runner {
+    fn report(&self) -> Report {
+        Report::new(Runner::report(self))
     }
 }
 

@@ -247,13 +247,9 @@ fn report_phase(n: usize, variant: Variant) -> Result<Measurement, String> {
     let mut setup = Measurement::default();
     let (engine, _progress) = start(Shape::Fan, n, variant, &mut setup)?;
     let (size, d) = timed(|| {
-        let mut size = 0;
-        for _ in 0..CALLS {
-            size += engine.report()["manifolds"]
-                .as_object()
-                .map_or(0, |o| o.len());
-        }
-        size
+        (0..CALLS)
+            .map(|_| engine.report().manifolds.len())
+            .sum::<usize>()
     });
     if size != n * CALLS as usize {
         return Err(format!(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use worker_core::{Error, Passive, Reporter, SharedWorker, Worker, spawn};
+use worker_core::{Error, Passive, SharedWorker, Worker, spawn};
 use worker_runner::{Runner, RunnerParams};
 
 use super::common::timed;
@@ -172,10 +172,7 @@ fn reports(n: usize) -> Result<Measurement, String> {
     start_all(&runner, n, Variant::Thread)?;
     let (sizes, took) = timed(|| {
         (0..CALLS)
-            .map(|_| {
-                let report = runner.report();
-                report["workers"].as_object().map_or(0, |w| w.len())
-            })
+            .map(|_| runner.report().workers.len())
             .collect::<Vec<_>>()
     });
     if sizes.iter().any(|&s| s != n) {

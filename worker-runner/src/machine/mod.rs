@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use worker_core::{AlreadyExists, Dead, Error, NotFound, Outcome};
 
-pub(crate) use entry::{EntrySnapshot, RestartCause};
+pub(crate) use entry::{EntrySnapshot, RestartCause, StateName};
 
 use self::entry::Stamp;
 
