@@ -240,7 +240,9 @@ fn restart_phases(shape: Shape, n: usize, variant: Variant) -> Result<Measuremen
     Ok(m.finish())
 }
 
-/// The engine half of S6: 100 reports of the S5 engine.
+/// The engine half of S6: 100 reports of the S5 engine; then 100 reports
+/// serialised to a JSON string each (phase `engine_report_json`, report
+/// and serialisation together).
 fn report_phase(n: usize, variant: Variant) -> Result<Measurement, String> {
     const CALLS: u32 = 100;
     let mut m = Measurement::default();
@@ -262,6 +264,13 @@ fn report_phase(n: usize, variant: Variant) -> Result<Measurement, String> {
         "engine_report_ns_per_call".into(),
         (d / CALLS).as_nanos() as f64,
     ));
+    let (bytes, json) = timed(|| {
+        (0..CALLS)
+            .map(|_| serde_json::to_string(&engine.report()).map(|s| s.len()))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    bytes.map_err(|e| format!("serialising the report: {e}"))?;
+    m.phase("engine_report_json", json);
     stop(engine, &mut setup)?;
     Ok(m.finish())
 }

@@ -1,6 +1,7 @@
 //! Benchmark scenarios of the runner (`BENCH.md`): B0 (raw threads, the
 //! floor), S1 (start and stop N workers, both variants), S2 (restart
-//! churn) and the runner half of S6 (reports over N running workers).
+//! churn) and the runner half of S6 (reports over N running workers of
+//! the variant).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,14 +14,15 @@ use super::common::timed;
 use super::{Measurement, Variant};
 
 /// Runs one of this module's scenarios once. B0, S1 and S2 return a
-/// finished measurement; S6 returns only its `runner_report` phase (the
-/// caller adds the engine's and finishes it).
+/// finished measurement; S6 returns only its runner phases,
+/// `runner_report` and `runner_report_json` (the caller adds the engine's
+/// and finishes it).
 pub fn run(scenario: &str, n: usize, variant: Variant) -> Result<Measurement, String> {
     match scenario {
         "B0" => Ok(raw_threads(n)?.finish()),
         "S1" => Ok(start_stop(n, variant)?.finish()),
         "S2" => Ok(restart_churn(n)?.finish()),
-        "S6" => reports(n),
+        "S6" => reports(n, variant),
         other => Err(format!("scenario {other} is not a runner scenario")),
     }
 }
@@ -164,12 +166,14 @@ fn restart_churn(n: usize) -> Result<Measurement, String> {
     Ok(m)
 }
 
-/// S6, runner half: 100 reports of the S1 runner with N thread workers.
-fn reports(n: usize) -> Result<Measurement, String> {
+/// S6, runner half: 100 reports of the S1 runner with N workers of the
+/// variant; then 100 reports serialised to a JSON string each (phase
+/// `runner_report_json`, report and serialisation together).
+fn reports(n: usize, variant: Variant) -> Result<Measurement, String> {
     const CALLS: u32 = 100;
     let mut m = Measurement::default();
     let runner = s1_runner("s6")?;
-    start_all(&runner, n, Variant::Thread)?;
+    start_all(&runner, n, variant)?;
     let (sizes, took) = timed(|| {
         (0..CALLS)
             .map(|_| runner.report().workers.len())
@@ -183,6 +187,13 @@ fn reports(n: usize) -> Result<Measurement, String> {
         "runner_report_ns_per_call".into(),
         took.as_nanos() as f64 / f64::from(CALLS),
     ));
+    let (bytes, json) = timed(|| {
+        (0..CALLS)
+            .map(|_| serde_json::to_string(&runner.report()).map(|s| s.len()))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    bytes.map_err(|e| format!("serialising the report: {e}"))?;
+    m.phase("runner_report_json", json);
     runner.kill();
     runner.wait().map_err(fail("runner wait"))?;
     Ok(m)
