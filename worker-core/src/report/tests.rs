@@ -22,6 +22,26 @@ fn times_read_as_rfc_3339_utc() {
         format_time(UNIX_EPOCH - Duration::from_secs(5)),
         "1970-01-01T00:00:00Z"
     );
+    // Past four digits of year, the slow path takes over.
+    assert_eq!(at(253_402_300_799), "9999-12-31T23:59:59Z");
+    assert_eq!(at(253_402_300_800), "10000-01-01T00:00:00Z");
+}
+
+#[test]
+fn serialised_times_match_the_displayed_ones() {
+    // The serialiser writes digits itself; it must agree with `Display`.
+    let mut secs: u64 = 1;
+    while secs < 300_000_000_000 {
+        let t = UNIX_EPOCH + Duration::from_secs(secs);
+        #[derive(Serialize)]
+        struct At(#[serde(serialize_with = "rfc3339")] SystemTime);
+        assert_eq!(
+            serde_json::to_value(At(t)).unwrap(),
+            json!(format_time(t)),
+            "{secs}"
+        );
+        secs = secs * 3 + 7;
+    }
 }
 
 #[test]
