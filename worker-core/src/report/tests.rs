@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::*;
-use crate::{DoneCallback, Passive, Worker};
+use crate::{Passive, Worker};
 
 #[test]
 fn times_read_as_rfc_3339_utc() {
@@ -177,15 +177,8 @@ impl Counting {
 }
 
 impl Worker for Counting {
-    fn kill(&self) {
-        self.passive.kill()
-    }
-    fn wait(&self) -> Result<(), Error> {
-        self.passive.wait()
-    }
-    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
-        self.passive.on_done(callback)
-    }
+    crate::delegate_worker!(passive);
+
     fn reporter(&self) -> Option<&dyn Reporter> {
         Some(self)
     }

@@ -295,15 +295,8 @@ struct ReportsItsRunner {
 }
 
 impl Worker for ReportsItsRunner {
-    fn kill(&self) {
-        self.passive.kill()
-    }
-    fn wait(&self) -> Result<(), Error> {
-        self.passive.wait()
-    }
-    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
-        self.passive.on_done(callback)
-    }
+    worker_core::delegate_worker!(passive);
+
     fn reporter(&self) -> Option<&dyn Reporter> {
         Some(self)
     }
