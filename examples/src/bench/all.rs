@@ -68,6 +68,11 @@ const PLANS: &[Plan] = &[
         sizes: &[100, 1000, 10000],
     },
     Plan {
+        scenario: "S6",
+        variant: "passive",
+        sizes: &[100, 1000, 10000],
+    },
+    Plan {
         scenario: "I1",
         variant: "thread",
         sizes: &[1000],
