@@ -327,9 +327,11 @@ impl Runner {
         let snapshot = self
             .query(|reply| Msg::Snapshot { reply })
             .unwrap_or_default();
-        // The runner's identity for the recursion guard: a worker whose
-        // report asks for this report again gets a marker.
-        report::build(snapshot, &*self.clock, (self as *const Runner).cast())
+        // The runner's identity for the recursion guard (a worker whose
+        // report asks for this report again gets a marker): the address of
+        // its name, allocated once per runner and shared, not copied, by
+        // everything that holds it.
+        report::build(snapshot, &*self.clock, Arc::as_ptr(&self.name).cast())
     }
 }
 
