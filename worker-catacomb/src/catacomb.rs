@@ -373,22 +373,11 @@ impl Worker for Catacomb {
     }
 }
 
-/// A catacomb's report: its state (`"alive"`, `"dying"` or `"dead"`), its
-/// error once it has one, and how many bound workers are still running.
+/// [`Catacomb::report`], as a [`Report`](worker_core::Report) to nest in
+/// another's.
 impl Reporter for Catacomb {
     fn report(&self) -> worker_core::Report {
-        let mut report = worker_core::Report::new();
-        let state = match self.state() {
-            TombState::Alive => "alive",
-            TombState::Dying => "dying",
-            TombState::Dead => "dead",
-        };
-        report.insert(worker_core::KEY_STATE.into(), state.into());
-        if let Some(e) = self.err() {
-            report.insert("error".into(), e.to_string().into());
-        }
-        report.insert("workers".into(), self.worker_count().into());
-        report
+        worker_core::Report::new(Catacomb::report(self))
     }
 }
 

@@ -131,7 +131,8 @@
 //!   becomes hides it, so it cannot be swallowed further up. There is no
 //!   `tomb.ErrDying` sentinel to pass to `kill`.
 //! - **The catacomb is a `Worker`** (Go's is not; owners wrap it), and a
-//!   [`Reporter`](worker_core::Reporter).
+//!   [`Reporter`](worker_core::Reporter) ([`Catacomb::report`] is typed:
+//!   [`CatacombReport`]).
 //! - **`err()` returns `Option<Error>`** rather than a "still alive"
 //!   sentinel; [`Catacomb::state`] says whether it is alive.
 //! - **No `Context(parent)`**: Rust has no context type; [`Catacomb::dying`]
@@ -149,7 +150,9 @@ mod bindings;
 mod catacomb;
 mod error;
 mod plan;
+mod report;
 
 pub use catacomb::Catacomb;
 pub use error::{AddError, Dying, ForeignDying, InvokeError, IoError, StillAlive};
 pub use plan::{Plan, Work};
+pub use report::CatacombReport;

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use common::*;
 use crossbeam_channel::select;
-use worker_catacomb::{Catacomb, Plan};
+use worker_catacomb::{Catacomb, CatacombReport, Plan};
 use worker_core::threads::live_threads_with_prefix;
-use worker_core::{Error, Outcome, Passive, SharedWorker, Worker, downcast_worker};
+use worker_core::{Error, Outcome, Passive, SharedWorker, TombState, Worker, downcast_worker};
 use worker_testing::{check_alive, clean_kill};
 
 #[test]
@@ -177,13 +177,21 @@ fn report_and_debug_show_state_error_and_workers() {
     let stubborn = Stubborn::new();
     c.add(shared(&stubborn)).unwrap();
     let reporter = Worker::reporter(&c).expect("a catacomb reports");
+    let report = c.report();
     assert_eq!(
-        serde_json::Value::Object(reporter.report()),
+        (report.state, report.error.is_none(), report.workers),
+        (TombState::Alive, true, 1)
+    );
+    // As a reporter, the same value, typed.
+    let nested = reporter.report();
+    assert_eq!(nested.downcast_ref::<CatacombReport>().unwrap().workers, 1);
+    assert_eq!(
+        serde_json::to_value(reporter.report()).unwrap(),
         serde_json::json!({"state": "alive", "workers": 1})
     );
     c.kill(Some(Error::msg("boom")));
     assert_eq!(
-        serde_json::Value::Object(reporter.report()),
+        serde_json::to_value(reporter.report()).unwrap(),
         serde_json::json!({"state": "dying", "error": "boom", "workers": 1})
     );
     assert_eq!(
@@ -196,7 +204,7 @@ fn report_and_debug_show_state_error_and_workers() {
     finish_work.send(Ok(())).unwrap();
     assert!(wait_for(&c).is_err());
     assert_eq!(
-        serde_json::Value::Object(reporter.report()),
+        serde_json::to_value(reporter.report()).unwrap(),
         serde_json::json!({"state": "dead", "error": "boom", "workers": 0})
     );
     scope.finish();

@@ -135,8 +135,9 @@
 //!   converts into `Box<dyn std::error::Error + Send + Sync>` with `?` and
 //!   back with [`Error::from_boxed`], and, with the `anyhow` feature, to
 //!   and from `anyhow::Error` with `?`.
-//! - [`Reporter`] describes a worker as a JSON object ([`Report`]);
-//!   supervisors nest their workers' reports in their own.
+//! - [`Reporter`] describes a worker with a typed, serialisable value
+//!   ([`Report`]); supervisors nest their workers' reports in their own
+//!   typed reports, which serialise to Go's JSON layout ([`report`]).
 //!
 //! # Building blocks for supervisors
 //!
@@ -186,7 +187,7 @@ mod finished;
 pub mod jitter;
 #[cfg(doctest)]
 mod must_use;
-mod report;
+pub mod report;
 mod spawn;
 pub mod start_queue;
 pub mod supervisor;
@@ -206,7 +207,8 @@ pub use error::{
 };
 pub use finished::{Finished, finished};
 pub use report::{
-    KEY_LAST_START, KEY_REPORT, KEY_STATE, Report, Reporter, TimeLabels, format_time,
+    KEY_LAST_START, KEY_REPORT, KEY_STATE, NoReport, Report, ReportScope, Reporter, WorkerState,
+    format_duration, format_time,
 };
 pub use spawn::{Passive, ThreadWorker, spawn};
 pub use start_queue::StartQueue;
@@ -220,7 +222,10 @@ pub use worker::{
 /// Re-exported so users can `select!` on [`Signal`]s without naming the
 /// dependency themselves.
 pub use crossbeam_channel;
-/// Re-exported for building [`Report`]s.
+/// Re-exported for deriving [`Serialize`](serde::Serialize) on a report of
+/// your own.
+pub use serde;
+/// Re-exported for building [`Report`]s as JSON trees on the spot.
 pub use serde_json;
 
 /// How long a runner waits, by default, before restarting a worker that

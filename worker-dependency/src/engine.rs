@@ -11,6 +11,7 @@ use worker_core::{
 };
 
 use crate::machine::{Machine, Policy, Snapshot};
+use crate::report::EngineReport;
 use crate::shell::starter::Starter;
 use crate::shell::{Msg, Shell};
 use crate::{ConfigError, EngineConfig, InstallError, Manifold, ShuttingDown, UninstallError};
@@ -115,7 +116,7 @@ impl Engine {
     }
 
     /// See [`EngineHandle::report`].
-    pub fn report(&self) -> Report {
+    pub fn report(&self) -> EngineReport {
         self.handle.report()
     }
 
@@ -161,9 +162,10 @@ impl Worker for Engine {
     }
 }
 
+/// [`Engine::report`], as a [`Report`] to nest in another's.
 impl Reporter for Engine {
     fn report(&self) -> Report {
-        self.handle.report()
+        Report::new(self.handle.report())
     }
 }
 
@@ -248,11 +250,11 @@ impl EngineHandle {
             .unwrap_or_default()
     }
 
-    /// The engine's state and every manifold's, as JSON (layout in the
+    /// The engine's state and every manifold's (JSON layout in the
     /// [crate docs](crate#reports)). The engine only takes a snapshot; the
     /// workers' own reports are taken on the calling thread, so a slow
     /// one never stalls the engine.
-    pub fn report(&self) -> Report {
+    pub fn report(&self) -> EngineReport {
         crate::report::report(self)
     }
 
@@ -290,15 +292,16 @@ impl EngineHandle {
         self.shared.tomb.try_result()
     }
 
-    /// An id for recursion checks.
-    pub(crate) fn id(&self) -> usize {
-        Arc::as_ptr(&self.shared) as *const () as usize
+    /// The engine's identity for the report's recursion guard.
+    pub(crate) fn id(&self) -> *const () {
+        Arc::as_ptr(&self.shared).cast()
     }
 }
 
+/// [`EngineHandle::report`], as a [`Report`] to nest in another's.
 impl Reporter for EngineHandle {
     fn report(&self) -> Report {
-        EngineHandle::report(self)
+        Report::new(EngineHandle::report(self))
     }
 }
 

@@ -33,7 +33,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use worker_core::{stop, Passive};
+//! use worker_core::{stop, Passive, WorkerState};
 //! use worker_dependency::{Engine, EngineConfig, Manifold, Outputs};
 //!
 //! #[derive(Clone)]
@@ -62,7 +62,8 @@
 //! // The uploader starts once the client runs, whatever the order.
 //! let url = seen.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
 //! assert_eq!(url, "https://api.invalid");
-//! assert_eq!(engine.report()["manifolds"]["config"]["state"], "started");
+//! let report = engine.report(); // typed; serialise it for JSON
+//! assert_eq!(report.manifold("config").unwrap().state, WorkerState::Started);
 //! stop(&engine).unwrap(); // dependents stop before their inputs
 //! ```
 //!
@@ -100,7 +101,11 @@
 //!
 //! # Reports
 //!
-//! [`Engine::report`] keeps Go's layout and adds explanations:
+//! [`Engine::report`] returns an [`EngineReport`]: the engine's state and
+//! a [`ManifoldReport`] per manifold, in install order, with each worker's
+//! own report nested as it is (a [`Report`](worker_core::Report)). Taking
+//! one costs no JSON; serialised (with `serde`), it keeps Go's layout and
+//! adds explanations:
 //!
 //! ```text
 //! { "name": <engine>, "state": "started" | "stopping" | "stopped",
@@ -110,7 +115,7 @@
 //!       "inputs": [<declared inputs>],
 //!       "start-count": <successful starts, if any>,
 //!       "start-attempts": <start requests since the last success, if any>,
-//!       "started": "YYYY-MM-DD HH:MM:SS",   // while a worker runs
+//!       "started": "2026-11-25T09:30:00Z",  // RFC 3339, UTC
 //!       "error": <last error, kept while it waits to restart>,
 //!       "why": "input \"db\" started; restarted after 10ms",
 //!       "starts-in": "1s",                  // a delayed start is pending
@@ -119,7 +124,11 @@
 //! ```
 //!
 //! The loop only takes a snapshot; the workers' own reports are taken on
-//! the calling thread, so a slow one never stalls the engine.
+//! the calling thread, so a slow one never stalls the engine. A worker
+//! whose report includes its own engine's report (through the
+//! [`self_manifold`], say) gets that report once, with
+//! [`NoReport::Recursive`](worker_core::NoReport) in its own place, instead
+//! of recursing ([`ReportScope`](worker_core::ReportScope)).
 //! [`Engine::dot`] and [`Engine::graph_json`] export the live graph (DOT
 //! colours: green started, khaki starting, orange stopping, grey stopped,
 //! salmon failed, red stuck; inputs that are not installed are dashed).
@@ -182,7 +191,7 @@
 //!   (`machine::tests::rules::unexpected_events_are_internal_errors_that_stop_the_engine`).
 //! - **Reports never stall the engine or recurse forever**: worker reports
 //!   run on the caller's thread, and a worker reporting its own engine
-//!   gets a report without worker reports (Go deadlocks)
+//!   gets it once, with a marker where it would recurse (Go deadlocks)
 //!   (`report::a_slow_worker_report_does_not_stall_the_engine`,
 //!   `report::a_report_that_includes_its_own_engine_does_not_recurse_forever`).
 //!   The last error stays visible while a manifold waits to restart (Go
@@ -244,8 +253,9 @@ pub use error::{
 pub use graph::validate;
 pub use manifold::{FilterFn, Manifold, Outputs};
 pub use report::{
-    KEY_ERROR, KEY_INPUTS, KEY_MANIFOLDS, KEY_NAME, KEY_START_ATTEMPTS, KEY_START_COUNT,
-    KEY_STARTS_IN, KEY_STOPPING_FOR, KEY_STUCK, KEY_WHY,
+    EngineReport, KEY_ERROR, KEY_INPUTS, KEY_MANIFOLDS, KEY_NAME, KEY_START_ATTEMPTS,
+    KEY_START_COUNT, KEY_STARTS_IN, KEY_STOPPING_FOR, KEY_STUCK, KEY_WHY, ManifoldReport,
+    StartReason,
 };
 /// Jitter sources, from the core (shared with the runner).
 pub use worker_core::jitter::{Jitter, NoJitter, SeededJitter};

@@ -1,17 +1,20 @@
-//! Reports: the engine's state as JSON, and its live graph as Graphviz
-//! DOT and as JSON. Everything here runs on the caller's thread, from a
-//! snapshot the loop took.
+//! The engine's report, typed, and its live graph as Graphviz DOT and as
+//! JSON. Everything here runs on the caller's thread, from a snapshot the
+//! loop took.
 
-use std::cell::RefCell;
-use std::collections::HashSet;
-use std::fmt::Write as _;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-use serde_json::{Value, json};
-use worker_core::{KEY_LAST_START, KEY_REPORT, KEY_STATE, Report, TimeLabels};
+use serde::{Serialize, Serializer};
+use worker_core::{Error, Report, ReportScope, WorkerState};
 
 use crate::EngineHandle;
-use crate::machine::{Snapshot, View};
+use crate::machine::{View, Why};
+
+mod graph;
+
+pub(crate) use graph::{dot, graph_json};
 
 /// Report key of the engine's error, or of a manifold's last error.
 pub const KEY_ERROR: &str = "error";
@@ -34,232 +37,190 @@ pub const KEY_STARTS_IN: &str = "starts-in";
 /// Report key of the engine's name.
 pub const KEY_NAME: &str = "name";
 
-thread_local! {
-    /// Engines whose report is being built on this thread: a worker whose
-    /// report asks for its own engine's report gets it without the
-    /// workers' reports, instead of recursing forever.
-    static REPORTING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+/// What [`Engine::report`](crate::Engine::report) returns: the engine's
+/// state and every manifold's. Serialised, Go's layout (`state`, `error`,
+/// `manifolds` by name) plus the engine's `name`; see the
+/// [crate docs](crate#reports).
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct EngineReport {
+    /// The engine's name ([`KEY_NAME`]).
+    pub name: Arc<str>,
+    /// `Started` while it runs, `Stopping` once killed or failed,
+    /// `Stopped` once finished ([`KEY_STATE`](worker_core::KEY_STATE)).
+    pub state: WorkerState,
+    /// The error the engine is stopping or stopped with ([`KEY_ERROR`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Error>,
+    /// Every installed manifold, in install order
+    /// ([`manifold`](EngineReport::manifold) finds one); by name in JSON
+    /// ([`KEY_MANIFOLDS`]).
+    #[serde(serialize_with = "by_name")]
+    pub manifolds: Vec<ManifoldReport>,
 }
 
-struct Reporting(usize);
-
-impl Drop for Reporting {
-    fn drop(&mut self) {
-        REPORTING.with(|r| {
-            let mut r = r.borrow_mut();
-            if let Some(pos) = r.iter().rposition(|&id| id == self.0) {
-                r.remove(pos);
-            }
-        });
+impl EngineReport {
+    /// The report of the manifold `name`, if it is installed. A linear
+    /// search: for many lookups in a large report, collect
+    /// [`manifolds`](Self::manifolds) into a map first.
+    pub fn manifold(&self, name: &str) -> Option<&ManifoldReport> {
+        self.manifolds.iter().find(|m| &*m.name == name)
     }
 }
 
-pub(crate) fn report(handle: &EngineHandle) -> Report {
+fn by_name<S: Serializer>(manifolds: &[ManifoldReport], serializer: S) -> Result<S::Ok, S::Error> {
+    worker_core::report::sorted_map(manifolds.iter().map(|m| (&m.name, m)), serializer)
+}
+
+/// One manifold of an [`EngineReport`]. In JSON, fields that are zero,
+/// `false` or absent are left out.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct ManifoldReport {
+    /// The manifold's name (the key of its entry in JSON).
+    #[serde(skip)]
+    pub name: Arc<str>,
+    /// Where its worker is ([`KEY_STATE`](worker_core::KEY_STATE)); a
+    /// manifold waiting for a delayed start is `Starting`.
+    pub state: WorkerState,
+    /// The names it declared as inputs ([`KEY_INPUTS`]).
+    pub inputs: Arc<[Arc<str>]>,
+    /// How many times it has started ([`KEY_START_COUNT`]).
+    #[serde(rename = "start-count", skip_serializing_if = "is_zero")]
+    pub start_count: u64,
+    /// Start requests since its last successful start
+    /// ([`KEY_START_ATTEMPTS`]).
+    #[serde(rename = "start-attempts", skip_serializing_if = "is_zero")]
+    pub start_attempts: u64,
+    /// When it last started
+    /// ([`KEY_LAST_START`](worker_core::KEY_LAST_START)); RFC 3339 in
+    /// JSON.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "worker_core::report::rfc3339_option"
+    )]
+    pub started: Option<SystemTime>,
+    /// Its last error ([`KEY_ERROR`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Error>,
+    /// Why it was last (re)started ([`KEY_WHY`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<StartReason>,
+    /// How long ago the engine asked it to stop, while it stops
+    /// ([`KEY_STOPPING_FOR`]).
+    #[serde(
+        rename = "stopping-for",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "worker_core::report::human_duration_option"
+    )]
+    pub stopping_for: Option<Duration>,
+    /// Whether it has exceeded the stop timeout ([`KEY_STUCK`]).
+    #[serde(skip_serializing_if = "is_false")]
+    pub stuck: bool,
+    /// How long until a delayed start ([`KEY_STARTS_IN`]).
+    #[serde(
+        rename = "starts-in",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "worker_core::report::human_duration_option"
+    )]
+    pub starts_in: Option<Duration>,
+    /// Its worker's own report, if the worker is a
+    /// [`Reporter`](worker_core::Reporter)
+    /// ([`KEY_REPORT`](worker_core::KEY_REPORT)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<Report>,
+}
+
+/// Why a manifold was last (re)started, as text: `installed`,
+/// `input "db" started; restarted after 10ms`, `worker asked to bounce`,
+/// `failed (backoff step 2): <error>`.
+#[derive(Clone)]
+pub struct StartReason(Arc<Why>);
+
+impl StartReason {
+    /// The reason as text (formatted once, then shared by every report).
+    pub fn as_str(&self) -> &str {
+        self.0.text()
+    }
+}
+
+impl fmt::Display for StartReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for StartReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl Serialize for StartReason {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+pub(crate) fn report(handle: &EngineHandle) -> EngineReport {
+    // A worker whose report asks for this engine's report again gets a
+    // marker instead of its own report, rather than recursing.
+    let scope = ReportScope::enter(handle.id());
     let snapshot = handle.snapshot();
-    let id = handle.id();
-    let nested = REPORTING.with(|r| r.borrow().contains(&id));
-    let _guard = (!nested).then(|| {
-        REPORTING.with(|r| r.borrow_mut().push(id));
-        Reporting(id)
-    });
     let state = if handle.final_result().is_some() {
-        "stopped"
+        WorkerState::Stopped
     } else if snapshot.dying {
-        "stopping"
+        WorkerState::Stopping
     } else {
-        "started"
+        WorkerState::Started
     };
-    let mut report = Report::new();
-    report.insert(KEY_NAME.into(), handle.name().into());
-    report.insert(KEY_STATE.into(), state.into());
-    if let Some(e) = &snapshot.error {
-        report.insert(KEY_ERROR.into(), e.to_string().into());
-    }
-    let mut times = TimeLabels::default();
-    // Collected rather than inserted one by one: a B-tree made from an
-    // iterator is sorted once and built in one pass.
-    let manifolds: Report = snapshot
+    let manifolds = snapshot
         .manifolds
-        .iter()
-        .map(|view| {
-            let entry = manifold_report(view, !nested, &mut times);
-            (view.name.to_string(), Value::Object(entry))
-        })
+        .into_iter()
+        .map(|view| manifold_report(view, &scope))
         .collect();
-    report.insert(KEY_MANIFOLDS.into(), manifolds.into());
-    report
+    EngineReport {
+        name: Arc::from(handle.name()),
+        state,
+        error: snapshot.error,
+        manifolds,
+    }
 }
 
-fn manifold_report(view: &View, with_workers: bool, times: &mut TimeLabels) -> Report {
-    let mut r = Report::new();
-    r.insert(KEY_STATE.into(), view.state.into());
-    r.insert(
-        KEY_INPUTS.into(),
-        Value::Array(view.inputs.iter().map(|i| Value::from(&**i)).collect()),
-    );
-    if view.start_count > 0 {
-        r.insert(KEY_START_COUNT.into(), view.start_count.into());
+fn manifold_report(view: View, scope: &ReportScope) -> ManifoldReport {
+    ManifoldReport {
+        name: view.name,
+        state: state_of(view.state),
+        report: view.worker.as_deref().and_then(|w| scope.worker_report(w)),
+        inputs: view.inputs,
+        start_count: view.start_count,
+        start_attempts: view.start_attempts,
+        started: view.started,
+        error: view.error,
+        why: view.why.map(StartReason),
+        stopping_for: view.stopping_for,
+        stuck: view.stuck,
+        starts_in: view.starts_in,
     }
-    if view.start_attempts > 0 {
-        r.insert(KEY_START_ATTEMPTS.into(), view.start_attempts.into());
-    }
-    if let Some(t) = view.started {
-        r.insert(KEY_LAST_START.into(), times.label(t).into());
-    }
-    if let Some(e) = &view.error {
-        r.insert(KEY_ERROR.into(), e.to_string().into());
-    }
-    if let Some(why) = &view.why {
-        r.insert(KEY_WHY.into(), why.text().into());
-    }
-    if let Some(d) = view.stopping_for {
-        r.insert(KEY_STOPPING_FOR.into(), format!("{d:?}").into());
-    }
-    if view.stuck {
-        r.insert(KEY_STUCK.into(), true.into());
-    }
-    if let Some(d) = view.starts_in {
-        r.insert(KEY_STARTS_IN.into(), format!("{d:?}").into());
-    }
-    if with_workers {
-        if let Some(reporter) = view.worker.as_ref().and_then(|w| w.reporter()) {
-            let worker_report = catch_unwind(AssertUnwindSafe(|| reporter.report()))
-                .map(Value::Object)
-                .unwrap_or_else(|_| json!({ KEY_ERROR: "the worker's report panicked" }));
-            r.insert(KEY_REPORT.into(), worker_report);
+}
+
+/// The state the machine names (Go's names).
+fn state_of(name: &str) -> WorkerState {
+    match name {
+        "starting" => WorkerState::Starting,
+        "started" => WorkerState::Started,
+        "stopping" => WorkerState::Stopping,
+        _ => {
+            debug_assert_eq!(name, "stopped", "a state the report does not know");
+            WorkerState::Stopped
         }
-    }
-    r
-}
-
-/// Colour of a manifold in the DOT graph.
-fn colour(view: &View) -> &'static str {
-    if view.stuck {
-        return "red";
-    }
-    match view.state {
-        "started" => "palegreen",
-        "stopping" => "orange",
-        _ if view.error.is_some() => "salmon",
-        "starting" => "khaki",
-        _ => "lightgrey",
-    }
-}
-
-fn quote(s: &str) -> String {
-    let mut q = String::with_capacity(s.len() + 2);
-    q.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => q.push_str("\\\""),
-            '\\' => q.push_str("\\\\"),
-            '\n' => q.push_str("\\n"),
-            c => q.push(c),
-        }
-    }
-    q.push('"');
-    q
-}
-
-/// Names declared as inputs but not installed.
-fn placeholders(snapshot: &Snapshot) -> Vec<&str> {
-    let installed: HashSet<&str> = snapshot.manifolds.iter().map(|v| &*v.name).collect();
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    for view in &snapshot.manifolds {
-        for input in view.inputs.iter() {
-            if !installed.contains(&**input) && seen.insert(&**input) {
-                out.push(&**input);
-            }
-        }
-    }
-    out
-}
-
-pub(crate) fn dot(snapshot: &Snapshot) -> String {
-    let mut s =
-        String::from("digraph engine {\n  rankdir=LR;\n  node [shape=box, style=filled];\n");
-    for view in &snapshot.manifolds {
-        let mut tooltip = view.state.to_owned();
-        if let Some(e) = &view.error {
-            let _ = write!(tooltip, ": {e}");
-        }
-        let _ = writeln!(
-            s,
-            "  {} [fillcolor={}, tooltip={}];",
-            quote(&view.name),
-            colour(view),
-            quote(&tooltip)
-        );
-    }
-    for name in placeholders(snapshot) {
-        let _ = writeln!(
-            s,
-            "  {} [style=dashed, fillcolor=white, tooltip=\"not installed\"];",
-            quote(name)
-        );
-    }
-    for view in &snapshot.manifolds {
-        for input in view.inputs.iter() {
-            let _ = writeln!(s, "  {} -> {};", quote(input), quote(&view.name));
-        }
-    }
-    s.push_str("}\n");
-    s
-}
-
-fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
-    Value::Object(
-        entries
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect(),
-    )
-}
-
-pub(crate) fn graph_json(snapshot: &Snapshot) -> Value {
-    let mut nodes: Vec<Value> = snapshot
-        .manifolds
-        .iter()
-        .map(|v| {
-            let mut node = Report::new();
-            node.insert("name".into(), Value::from(&*v.name));
-            node.insert(KEY_STATE.into(), v.state.into());
-            node.insert("installed".into(), true.into());
-            if let Some(e) = &v.error {
-                node.insert(KEY_ERROR.into(), e.to_string().into());
-            }
-            if v.stuck {
-                node.insert(KEY_STUCK.into(), true.into());
-            }
-            Value::Object(node)
-        })
-        .collect();
-    nodes.extend(placeholders(snapshot).into_iter().map(|n| {
-        object([
-            ("name", n.into()),
-            (KEY_STATE, "not installed".into()),
-            ("installed", false.into()),
-        ])
-    }));
-    let edges: Vec<Value> = snapshot
-        .manifolds
-        .iter()
-        .flat_map(|v| {
-            v.inputs
-                .iter()
-                .map(move |i| object([("from", (&**i).into()), ("to", (&*v.name).into())]))
-        })
-        .collect();
-    object([("nodes", nodes.into()), ("edges", edges.into())])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quotes_are_escaped() {
-        assert_eq!(quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
     }
 }

@@ -34,7 +34,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use worker_core::{spawn, Reporter, Worker};
+//! use worker_core::{spawn, Worker, WorkerState};
 //! use worker_runner::{Runner, RunnerParams};
 //!
 //! // Nothing is fatal; a failed worker comes back after 10 ms.
@@ -54,7 +54,8 @@
 //!
 //! // Wait until it runs, look at it, and take it out again.
 //! let poller = runner.worker("poller", None)?;
-//! assert_eq!(runner.report()["workers"]["poller"]["state"], "started");
+//! let report = runner.report(); // typed; serialise it for JSON
+//! assert_eq!(report.worker("poller").unwrap().state, WorkerState::Started);
 //! runner.stop_and_remove_worker("poller", None)?;
 //! assert!(poller.wait().is_ok());
 //!
@@ -167,14 +168,30 @@
 //!
 //! # Reports
 //!
-//! `report()` returns `{"workers": {<id>: {...}}}`, each worker with its
-//! `state`, `started` (when the current or last incarnation started, UTC),
-//! `report` (the worker's own, if it is a [`Reporter`](worker_core::Reporter)
-//! with something to say), [`reason`](KEY_REASON) (why it was restarted,
-//! with the error, the attempt and the delay; absent after a first start)
-//! and [`stuck`](KEY_STUCK). The loop only copies the list out; the JSON
-//! and the workers' own reports are made on the caller's thread, so a slow
-//! worker report delays that caller and nothing else.
+//! [`Runner::report`] returns a [`RunnerReport`]: a [`WorkerReport`] per
+//! id with its state, when the current or last incarnation started, the
+//! worker's own report if it is a [`Reporter`](worker_core::Reporter)
+//! (nested as it is, typed), why it was last restarted ([`Restart`]: the
+//! attempt, the error and the delay) and, if it will not stop, for how
+//! long. Taking one costs no JSON. Serialised (with `serde`), it keeps
+//! Go's layout, ids in order:
+//!
+//! ```text
+//! {"workers": {"poller": {"state": "started", "started": "2026-11-25T09:30:00Z",
+//!     "report": {...}, "reason": "restart 2 after error: reset (delay 1.5s)",
+//!     "stuck": "not stopped 30s after kill"}}}
+//! ```
+//!
+//! with [`reason`](KEY_REASON) absent after a first start and
+//! [`stuck`](KEY_STUCK) absent unless the worker is stuck. The loop only
+//! copies the list out; the entries and the workers' own reports are made
+//! on the caller's thread, so a slow worker report delays that caller and
+//! nothing else. A worker whose report includes its own runner's report
+//! gets that report once, with
+//! [`NoReport::Recursive`](worker_core::NoReport) in its own place, instead
+//! of recursing until the stack overflows
+//! ([`ReportScope`](worker_core::ReportScope);
+//! `report::a_report_that_includes_its_own_runner_does_not_recurse_forever`).
 //!
 //! # Workers that will not stop
 //!
@@ -236,6 +253,13 @@
 //!   "stopping" and shows the first start time forever
 //!   (`report::a_slow_worker_report_does_not_stall_the_runner`,
 //!   `report::report_shows_every_state_why_it_restarted_and_the_last_start_time`).
+//!   A worker whose report includes its own runner's gets it once, with a
+//!   marker (Go deadlocks on its own lock)
+//!   (`report::a_report_that_includes_its_own_runner_does_not_recurse_forever`).
+//! - **Reports are typed** ([`RunnerReport`]) and become JSON only when
+//!   serialised, with times in RFC 3339 (Go: `2006-01-02 15:04:05`, no
+//!   zone) and durations as Go prints them
+//!   (`report::report_lists_every_worker_with_state_start_time_and_own_report`).
 //! - **Waiting callers cost no thread and wake once.** Go parks a goroutine
 //!   per waiting `Worker()` call and wakes all of them on every event
 //!   (`lookup::waiting_callers_cost_the_runner_no_thread`).
@@ -283,7 +307,7 @@ pub use params::{DEFAULT_START_THREADS, RunnerParams};
 pub use policy::{
     Backoff, ErrorPredicate, ErrorRanking, Intensity, RestartPolicy, RestartType, WorkerOptions,
 };
-pub use report::{KEY_REASON, KEY_STUCK, KEY_WORKERS};
+pub use report::{KEY_REASON, KEY_STUCK, KEY_WORKERS, Restart, RunnerReport, WorkerReport};
 pub use runner::Runner;
 pub use status::{Stage, WaitingFor};
 /// Jitter sources, from the core (shared with the dependency engine).

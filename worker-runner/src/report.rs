@@ -1,17 +1,21 @@
-//! Turning the loop's snapshot into the runner's report, on the caller's
-//! thread.
+//! The runner's report: typed, built on the caller's thread from the
+//! loop's snapshot.
 //!
 //! The loop only copies out ids, states, times and worker handles (a few
-//! tens of nanoseconds per worker); the JSON, the time formatting and the
-//! workers' own `report()` calls happen here, so a slow worker report
-//! delays the caller of `report()` and nothing else.
+//! tens of nanoseconds per worker); the typed entries and the workers' own
+//! `report()` calls are made here, so a slow worker report delays the
+//! caller of `report()` and nothing else. Nothing is formatted, and the
+//! ids are not sorted, until the report is serialised (as Go's encoder
+//! sorts a map's keys when it writes it).
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value};
-use worker_core::{Clock, KEY_LAST_START, KEY_REPORT, KEY_STATE, Report, SharedWorker, TimeLabels};
+use serde::{Serialize, Serializer};
+use worker_core::{Clock, Error, Report, ReportScope, SharedWorker, WorkerState, format_duration};
 
-use crate::machine::{EntrySnapshot, RestartCause};
+use crate::machine::{EntrySnapshot, RestartCause, StateName};
 
 /// Report key: why the worker was last (re)started; absent after a first
 /// start.
@@ -24,65 +28,147 @@ pub const KEY_STUCK: &str = "stuck";
 /// Report key of the runner's map of workers, by id (Go's).
 pub const KEY_WORKERS: &str = "workers";
 
-pub(crate) fn build(snapshot: Vec<EntrySnapshot<SharedWorker>>, clock: &dyn Clock) -> Report {
-    let now = clock.now();
-    let wall_now = clock.wall_now();
-    let mut times = TimeLabels::default();
-    // Collected: a B-tree made from an iterator is sorted once and built
-    // in one pass, where inserting 10,000 ids one by one walks the tree
-    // each time.
-    let workers: Map<String, Value> = snapshot
-        .into_iter()
-        .map(|entry| {
-            let mut w = Map::new();
-            w.insert(KEY_STATE.into(), entry.state.as_str().into());
-            let started = times.label(wall_at(entry.started_at, now, wall_now));
-            w.insert(KEY_LAST_START.into(), started.into());
-            if let Some(report) = entry.worker.as_ref().and_then(worker_report) {
-                w.insert(KEY_REPORT.into(), report.into());
-            }
-            if let Some(cause) = &entry.cause {
-                w.insert(KEY_REASON.into(), describe(cause).into());
-            }
-            if let Some(since) = entry.stuck_since {
-                let after = now.saturating_duration_since(since);
-                let stuck = format!("not stopped {after:?} after kill");
-                w.insert(KEY_STUCK.into(), stuck.into());
-            }
-            (entry.id.to_string(), Value::Object(w))
-        })
-        .collect();
-    let mut report = Map::new();
-    report.insert(KEY_WORKERS.into(), Value::Object(workers));
-    report
+/// What [`Runner::report`](crate::Runner::report) returns: every id the
+/// runner knows, in any state. Serialised, `{"workers": {<id>: {...}}}`
+/// (Go's layout), ids in order.
+#[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
+pub struct RunnerReport {
+    /// One entry per id, in no particular order (a list is the cheapest to
+    /// build; [`worker`](RunnerReport::worker) finds one, and JSON shows
+    /// them by id).
+    #[serde(serialize_with = "by_id")]
+    pub workers: Vec<WorkerReport>,
 }
 
-/// The worker's own report, if it is a reporter and says something. A
-/// panicking report shows as an error instead of spoiling the runner's.
-fn worker_report(worker: &SharedWorker) -> Option<Report> {
-    let reporter = worker.reporter()?;
-    let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reporter.report()));
-    match report {
-        Ok(r) if r.is_empty() => None,
-        Ok(r) => Some(r),
-        Err(payload) => {
-            let p = worker_core::Panicked::from_payload("worker report", &*payload);
-            let mut r = Map::new();
-            r.insert("error".into(), p.to_string().into());
-            Some(r)
+impl RunnerReport {
+    /// The entry of `id`, if the runner knew it. A linear search: for many
+    /// lookups in a large report, collect [`workers`](Self::workers) into a
+    /// map first.
+    pub fn worker(&self, id: &str) -> Option<&WorkerReport> {
+        self.workers.iter().find(|w| &*w.id == id)
+    }
+}
+
+fn by_id<S: Serializer>(workers: &[WorkerReport], serializer: S) -> Result<S::Ok, S::Error> {
+    worker_core::report::sorted_map(workers.iter().map(|w| (&w.id, w)), serializer)
+}
+
+/// One worker of a [`RunnerReport`].
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct WorkerReport {
+    /// The worker's id (the key of its entry in JSON).
+    #[serde(skip)]
+    pub id: Arc<str>,
+    /// Where the worker is ([`KEY_STATE`](worker_core::KEY_STATE)).
+    pub state: WorkerState,
+    /// When its current or last incarnation was asked for
+    /// ([`KEY_LAST_START`](worker_core::KEY_LAST_START)); RFC 3339 in JSON.
+    #[serde(serialize_with = "worker_core::report::rfc3339")]
+    pub started: SystemTime,
+    /// The worker's own report, if it is a
+    /// [`Reporter`](worker_core::Reporter)
+    /// ([`KEY_REPORT`](worker_core::KEY_REPORT)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<Report>,
+    /// Why it was last restarted ([`KEY_REASON`]); `None` after a first
+    /// start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Restart>,
+    /// How long ago it was killed, if it has not stopped within the stop
+    /// timeout since ([`KEY_STUCK`]); `"not stopped 30s after kill"` in
+    /// JSON.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "stuck")]
+    pub stuck: Option<Duration>,
+}
+
+/// Why a worker was restarted. Reads (and serialises) as
+/// `restart 3 after error: connection reset (delay 1.5s)`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Restart {
+    /// Which consecutive restart this is (1 for the first).
+    pub attempt: u32,
+    /// How the previous incarnation ended: its error, or `None` for a
+    /// clean exit (of a permanent worker).
+    pub error: Option<Error>,
+    /// The delay waited before restarting.
+    pub delay: Duration,
+}
+
+impl fmt::Display for Restart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "restart {} after ", self.attempt)?;
+        match &self.error {
+            Some(e) => write!(f, "error: {e}")?,
+            None => f.write_str("clean exit")?,
+        }
+        write!(f, " (delay {})", format_duration(self.delay))
+    }
+}
+
+impl Serialize for Restart {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl From<RestartCause> for Restart {
+    fn from(cause: RestartCause) -> Restart {
+        Restart {
+            attempt: cause.attempt,
+            error: cause.error,
+            delay: cause.delay,
         }
     }
 }
 
-fn describe(cause: &RestartCause) -> String {
-    let ending = match &cause.error {
-        Some(e) => format!("error: {e}"),
-        None => "clean exit".to_owned(),
-    };
-    format!(
-        "restart {} after {ending} (delay {:?})",
-        cause.attempt, cause.delay
-    )
+fn stuck<S: Serializer>(after: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
+    match after {
+        Some(after) => serializer.collect_str(&format_args!(
+            "not stopped {} after kill",
+            format_duration(*after)
+        )),
+        None => serializer.serialize_none(),
+    }
+}
+
+impl From<StateName> for WorkerState {
+    fn from(state: StateName) -> WorkerState {
+        match state {
+            StateName::Starting => WorkerState::Starting,
+            StateName::Started => WorkerState::Started,
+            StateName::Stopping => WorkerState::Stopping,
+            StateName::Stopped => WorkerState::Stopped,
+        }
+    }
+}
+
+/// The report of the runner identified by `runner` (for the recursion
+/// guard), from the loop's snapshot.
+pub(crate) fn build(
+    snapshot: Vec<EntrySnapshot<SharedWorker>>,
+    clock: &dyn Clock,
+    runner: *const (),
+) -> RunnerReport {
+    let scope = ReportScope::enter(runner);
+    let now = clock.now();
+    let wall_now = clock.wall_now();
+    let workers = snapshot
+        .into_iter()
+        .map(|entry| WorkerReport {
+            id: entry.id,
+            state: entry.state.into(),
+            started: wall_at(entry.started_at, now, wall_now),
+            report: entry.worker.as_deref().and_then(|w| scope.worker_report(w)),
+            reason: entry.cause.map(Restart::from),
+            stuck: entry
+                .stuck_since
+                .map(|since| now.saturating_duration_since(since)),
+        })
+        .collect();
+    RunnerReport { workers }
 }
 
 /// The wall time of monotonic instant `at`, given the clock's two "nows".
@@ -95,21 +181,58 @@ fn wall_at(at: Instant, now: Instant, wall_now: SystemTime) -> SystemTime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use serde_json::json;
 
     #[test]
-    fn causes_read_well() {
-        let c = RestartCause {
-            error: Some(worker_core::Error::msg("boom")),
+    fn restarts_read_well() {
+        let r = Restart::from(RestartCause {
+            error: Some(Error::msg("boom")),
             attempt: 3,
             delay: Duration::from_millis(1500),
-        };
-        assert_eq!(describe(&c), "restart 3 after error: boom (delay 1.5s)");
-        let c = RestartCause {
+        });
+        assert_eq!(r.to_string(), "restart 3 after error: boom (delay 1.5s)");
+        let r = Restart::from(RestartCause {
             error: None,
             attempt: 1,
             delay: Duration::ZERO,
+        });
+        assert_eq!(r.to_string(), "restart 1 after clean exit (delay 0s)");
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            json!("restart 1 after clean exit (delay 0s)")
+        );
+    }
+
+    #[test]
+    fn the_keys_are_the_documented_ones() {
+        let entry = WorkerReport {
+            id: Arc::from("w"),
+            state: WorkerState::Stopping,
+            started: UNIX_EPOCH,
+            report: Some(Report::new(json!({"own": 1}))),
+            reason: Some(Restart {
+                attempt: 1,
+                error: None,
+                delay: Duration::from_secs(1),
+            }),
+            stuck: Some(Duration::from_secs(30)),
         };
-        assert_eq!(describe(&c), "restart 1 after clean exit (delay 0ns)");
+        let json = serde_json::to_value(RunnerReport {
+            workers: vec![entry],
+        })
+        .unwrap();
+        let mut expected = serde_json::Map::new();
+        expected.insert(worker_core::KEY_STATE.into(), json!("stopping"));
+        expected.insert(
+            worker_core::KEY_LAST_START.into(),
+            json!("1970-01-01T00:00:00Z"),
+        );
+        expected.insert(worker_core::KEY_REPORT.into(), json!({"own": 1}));
+        expected.insert(
+            KEY_REASON.into(),
+            json!("restart 1 after clean exit (delay 1s)"),
+        );
+        expected.insert(KEY_STUCK.into(), json!("not stopped 30s after kill"));
+        assert_eq!(json, json!({ KEY_WORKERS: { "w": expected } }));
     }
 }

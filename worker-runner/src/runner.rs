@@ -14,7 +14,7 @@ use worker_core::{
 use crate::machine::{self, Machine};
 use crate::params::RunnerParams;
 use crate::policy::WorkerOptions;
-use crate::report;
+use crate::report::{self, RunnerReport};
 use crate::shell::starter::{self, StartJob};
 use crate::shell::{Event, Shell, StartFn};
 use crate::status::WaitingFor;
@@ -315,16 +315,31 @@ impl Worker for Runner {
     }
 }
 
-impl Reporter for Runner {
-    /// `{"workers": {<id>: {"state", "started", "report"?, "reason"?,
-    /// "stuck"?}}}`; see the [crate docs](crate). The workers' own
-    /// reports are called on this thread, never on the runner's loop, so a
-    /// slow one delays only this call.
-    fn report(&self) -> Report {
+impl Runner {
+    /// Every worker's state, start time, own report and restart reason;
+    /// see the [crate docs](crate#reports). The workers' own reports are
+    /// called on this thread, never on the runner's loop, so a slow one
+    /// delays only this call. Empty once the runner has finished.
+    pub fn report(&self) -> RunnerReport {
         let snapshot = self
             .query(|reply| Event::Snapshot { reply })
             .unwrap_or_default();
-        report::build(snapshot, &*self.clock)
+        // The runner's identity for the recursion guard (a worker whose
+        // report asks for this report again gets a marker): the address of
+        // its name, allocated once per runner and shared, not copied, by
+        // everything that holds it.
+        report::build(
+            snapshot,
+            &*self.clock,
+            Arc::as_ptr(self.handle.name()).cast(),
+        )
+    }
+}
+
+/// [`Runner::report`], as a [`Report`] to nest in another's.
+impl Reporter for Runner {
+    fn report(&self) -> Report {
+        Report::new(Runner::report(self))
     }
 }
 

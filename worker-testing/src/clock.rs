@@ -346,12 +346,12 @@ mod tests {
         let clock = TestClock::new();
         assert_eq!(
             worker_core::format_time(clock.wall_now()),
-            "2000-01-01 00:00:00"
+            "2000-01-01T00:00:00Z"
         );
         clock.advance(Duration::from_secs(61));
         assert_eq!(
             worker_core::format_time(clock.wall_now()),
-            "2000-01-01 00:01:01"
+            "2000-01-01T00:01:01Z"
         );
     }
 }

@@ -106,10 +106,10 @@ pub fn run(options: &Options) -> Result<(), Error> {
 /// files asked for.
 fn show(engine: &Engine, options: &Options) -> Result<(), Error> {
     let report = engine.report();
-    println!("--- engine report ---\n{}", tree(&report));
+    println!("--- engine report ---\n{}", tree(&report)?);
     println!(
         "report (JSON): {}",
-        serde_json::Value::Object(report.clone())
+        serde_json::to_string(&report).map_err(Error::new)?
     );
     if let Some(path) = &options.dot {
         std::fs::write(path, engine.dot())

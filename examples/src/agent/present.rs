@@ -3,7 +3,9 @@
 
 use std::fmt::Write as _;
 
-use worker_core::{Error, Report};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use worker_core::Error;
 use worker_dependency::{Metrics, Missing};
 
 /// The engine's metrics hook, used to log every state change in one line.
@@ -28,21 +30,25 @@ impl Metrics for StateLog {
 }
 
 /// A report as an indented tree: one `key: value` line per scalar, nested
-/// objects indented under their key, lists of scalars on one line.
-pub fn tree(report: &Report) -> String {
+/// objects indented under their key (in key order), lists of scalars on
+/// one line. Any report serialises to such a tree, whatever its type.
+pub fn tree(report: &impl Serialize) -> Result<String, Error> {
     let mut out = String::new();
-    write_object(&mut out, report, 0);
-    out
+    match serde_json::to_value(report).map_err(Error::new)? {
+        Value::Object(object) => write_object(&mut out, &object, 0),
+        other => out.push_str(&scalar(&other)),
+    }
+    Ok(out)
 }
 
-fn write_object(out: &mut String, object: &Report, depth: usize) {
+fn write_object(out: &mut String, object: &Map<String, Value>, depth: usize) {
     for (key, value) in object {
         let indent = "  ".repeat(depth);
         match value {
-            serde_json::Value::Object(inner) if inner.is_empty() => {
+            Value::Object(inner) if inner.is_empty() => {
                 let _ = writeln!(out, "{indent}{key}: {{}}");
             }
-            serde_json::Value::Object(inner) => {
+            Value::Object(inner) => {
                 let _ = writeln!(out, "{indent}{key}:");
                 write_object(out, inner, depth + 1);
             }
@@ -53,10 +59,10 @@ fn write_object(out: &mut String, object: &Report, depth: usize) {
     }
 }
 
-fn scalar(value: &serde_json::Value) -> String {
+fn scalar(value: &Value) -> String {
     match value {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Array(items) => {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => {
             let items: Vec<String> = items.iter().map(scalar).collect();
             format!("[{}]", items.join(", "))
         }
@@ -70,12 +76,12 @@ mod tests {
 
     #[test]
     fn tree_indents_objects_and_inlines_lists() {
-        let report: Report = serde_json::from_str(
+        let report: Value = serde_json::from_str(
             r#"{"state":"started","manifolds":{"a":{"inputs":["b","c"],"start-count":2,"report":{}}}}"#,
         )
         .unwrap();
         assert_eq!(
-            tree(&report),
+            tree(&report).unwrap(),
             "manifolds:\n  a:\n    inputs: [b, c]\n    report: {}\n    start-count: 2\nstate: started\n"
         );
     }

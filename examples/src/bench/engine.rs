@@ -254,7 +254,9 @@ fn restart_phases(shape: Shape, n: usize, variant: Variant) -> Result<Measuremen
     Ok(m.finish())
 }
 
-/// The engine half of S6: 100 reports of the S5 engine.
+/// The engine half of S6: 100 reports of the S5 engine; then 100 reports
+/// serialised to a JSON string each (phase `engine_report_json`, report
+/// and serialisation together).
 fn report_phase(n: usize, variant: Variant) -> Result<Measurement, String> {
     const CALLS: u32 = 100;
     let mut m = Measurement::default();
@@ -262,13 +264,9 @@ fn report_phase(n: usize, variant: Variant) -> Result<Measurement, String> {
     let workers = Workers::new(variant)?;
     let (engine, _progress) = start(Shape::Fan, n, &workers, &mut setup, None)?;
     let (size, d) = timed(|| {
-        let mut size = 0;
-        for _ in 0..CALLS {
-            size += engine.report()["manifolds"]
-                .as_object()
-                .map_or(0, |o| o.len());
-        }
-        size
+        (0..CALLS)
+            .map(|_| engine.report().manifolds.len())
+            .sum::<usize>()
     });
     if size != n * CALLS as usize {
         return Err(format!(
@@ -281,6 +279,13 @@ fn report_phase(n: usize, variant: Variant) -> Result<Measurement, String> {
         "engine_report_ns_per_call".into(),
         (d / CALLS).as_nanos() as f64,
     ));
+    let (bytes, json) = timed(|| {
+        (0..CALLS)
+            .map(|_| serde_json::to_string(&engine.report()).map(|s| s.len()))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    bytes.map_err(|e| format!("serialising the report: {e}"))?;
+    m.phase("engine_report_json", json);
     stop(engine, &mut setup)?;
     workers.shutdown();
     Ok(m.finish())

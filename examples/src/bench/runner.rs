@@ -1,13 +1,13 @@
 //! Benchmark scenarios of the runner (`BENCHMARKS.md`): B0 (raw threads, the
 //! floor), S1 (start and stop N workers, every variant), S2 (restart
 //! churn, every variant), S7 (a million task workers) and the runner half
-//! of S6 (reports over N running workers).
+//! of S6 (reports over N running workers of the variant).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use worker_core::{Error, Reporter, SharedWorker, Worker};
+use worker_core::{Error, SharedWorker, Worker};
 use worker_runner::{Runner, RunnerParams};
 
 use super::common::timed;
@@ -15,8 +15,9 @@ use super::workers::Workers;
 use super::{Measurement, Variant};
 
 /// Runs one of this module's scenarios once. B0, S1 and S2 return a
-/// finished measurement; S6 returns only its `runner_report` phase (the
-/// caller adds the engine's and finishes it).
+/// finished measurement; S6 returns only its runner phases,
+/// `runner_report` and `runner_report_json` (the caller adds the engine's
+/// and finishes it).
 pub fn run(scenario: &str, n: usize, variant: Variant) -> Result<Measurement, String> {
     match scenario {
         "B0" => Ok(raw_threads(n)?.finish()),
@@ -24,7 +25,7 @@ pub fn run(scenario: &str, n: usize, variant: Variant) -> Result<Measurement, St
         "S2" => Ok(restart_churn(n, variant)?.finish()),
         "S7" if variant == Variant::Task => Ok(start_stop(n, variant)?.finish()),
         "S7" => Err("S7 is a scenario of task workers: run it with the task variant".into()),
-        "S6" => reports(n),
+        "S6" => reports(n, variant),
         other => Err(format!("scenario {other} is not a runner scenario")),
     }
 }
@@ -160,19 +161,18 @@ fn restart_churn(n: usize, variant: Variant) -> Result<Measurement, String> {
     Ok(m)
 }
 
-/// S6, runner half: 100 reports of the S1 runner with N thread workers.
-fn reports(n: usize) -> Result<Measurement, String> {
+/// S6, runner half: 100 reports of the S1 runner with N workers of the
+/// variant; then 100 reports serialised to a JSON string each (phase
+/// `runner_report_json`, report and serialisation together).
+fn reports(n: usize, variant: Variant) -> Result<Measurement, String> {
     const CALLS: u32 = 100;
     let mut m = Measurement::default();
     let runner = s1_runner("s6")?;
-    let workers = Workers::new(Variant::Thread)?;
+    let workers = Workers::new(variant)?;
     start_all(&runner, n, &workers)?;
     let (sizes, took) = timed(|| {
         (0..CALLS)
-            .map(|_| {
-                let report = runner.report();
-                report["workers"].as_object().map_or(0, |w| w.len())
-            })
+            .map(|_| runner.report().workers.len())
             .collect::<Vec<_>>()
     });
     if sizes.iter().any(|&s| s != n) {
@@ -183,6 +183,13 @@ fn reports(n: usize) -> Result<Measurement, String> {
         "runner_report_ns_per_call".into(),
         took.as_nanos() as f64 / f64::from(CALLS),
     ));
+    let (bytes, json) = timed(|| {
+        (0..CALLS)
+            .map(|_| serde_json::to_string(&runner.report()).map(|s| s.len()))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    bytes.map_err(|e| format!("serialising the report: {e}"))?;
+    m.phase("runner_report_json", json);
     runner.kill();
     runner.wait().map_err(fail("runner wait"))?;
     Ok(m)

@@ -41,41 +41,38 @@ pub(crate) struct Snapshot {
 impl Machine {
     /// A snapshot of every installed manifold, in install-slot order.
     pub(crate) fn snapshot(&self, now: Instant) -> Snapshot {
-        let manifolds = self
-            .graph
-            .installed()
-            .map(|id| {
-                let node = &self.nodes[id];
-                let (worker, starts_in) = match &node.phase {
-                    Phase::Running { live, .. } => {
-                        (live.reports.then(|| live.worker.clone()), None)
-                    }
-                    Phase::Waiting { until } => (None, Some(until.saturating_duration_since(now))),
-                    _ => (None, None),
-                };
-                View {
-                    name: self.graph.name(id).clone(),
-                    inputs: node
-                        .manifold
-                        .as_ref()
-                        .map(|m| m.inputs.clone())
-                        .unwrap_or_else(|| Arc::from(Vec::new())),
-                    state: node.phase.name(),
-                    start_count: node.start_count,
-                    start_attempts: node.start_attempts,
-                    started: node.started_wall,
-                    error: node.last_error.clone(),
-                    worker,
-                    why: node.why.clone(),
-                    stopping_for: node
-                        .phase
-                        .stop_requested()
-                        .map(|t| now.saturating_duration_since(t)),
-                    stuck: node.stuck,
-                    starts_in,
-                }
-            })
-            .collect();
+        // Sized up front: the iterator cannot tell its length, and growing
+        // a 10,000-entry list by doubling copies it a dozen times.
+        let mut manifolds = Vec::with_capacity(self.nodes.len());
+        manifolds.extend(self.graph.installed().map(|id| {
+            let node = &self.nodes[id];
+            let (worker, starts_in) = match &node.phase {
+                Phase::Running { live, .. } => (live.reports.then(|| live.worker.clone()), None),
+                Phase::Waiting { until } => (None, Some(until.saturating_duration_since(now))),
+                _ => (None, None),
+            };
+            View {
+                name: self.graph.name(id).clone(),
+                inputs: node
+                    .manifold
+                    .as_ref()
+                    .map(|m| m.inputs.clone())
+                    .unwrap_or_else(|| Arc::from(Vec::new())),
+                state: node.phase.name(),
+                start_count: node.start_count,
+                start_attempts: node.start_attempts,
+                started: node.started_wall,
+                error: node.last_error.clone(),
+                worker,
+                why: node.why.clone(),
+                stopping_for: node
+                    .phase
+                    .stop_requested()
+                    .map(|t| now.saturating_duration_since(t)),
+                stuck: node.stuck,
+                starts_in,
+            }
+        }));
         Snapshot {
             dying: self.dying,
             error: self.error(),

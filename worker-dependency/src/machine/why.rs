@@ -56,7 +56,8 @@ impl fmt::Display for Why {
             Cause::Failed { error, step } => write!(f, "failed (backoff step {step}): {error}")?,
         }
         if !self.delay.is_zero() {
-            write!(f, "; restarted after {:?}", shown(self.delay))?;
+            let delay = worker_core::format_duration(shown(self.delay));
+            write!(f, "; restarted after {delay}")?;
         }
         Ok(())
     }

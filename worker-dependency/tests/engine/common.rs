@@ -218,15 +218,14 @@ impl Harness {
     }
 
     /// The state of `manifold` in the report.
-    pub(crate) fn state(&self, manifold: &str) -> String {
-        self.manifold_report(manifold)["state"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+    pub(crate) fn state(&self, manifold: &str) -> &'static str {
+        let report = self.engine.report();
+        report.manifold(manifold).unwrap().state.as_str()
     }
 
+    /// The report of `manifold`, as JSON (`null` if it is not installed).
     pub(crate) fn manifold_report(&self, manifold: &str) -> serde_json::Value {
-        self.engine.report()["manifolds"][manifold].clone()
+        serde_json::to_value(self.engine.report()).unwrap()["manifolds"][manifold].take()
     }
 
     /// Kills the engine, waits, and checks that no thread is left.

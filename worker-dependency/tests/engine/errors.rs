@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use worker_core::{Error, Panicked, Passive, Worker};
+use worker_core::{Error, Panicked, Passive, Worker, WorkerState};
 use worker_dependency::{Bounce, Manifold, Missing, Uninstall};
 
 use crate::common::*;
@@ -99,7 +99,7 @@ fn uninstall_error_removes_the_manifold() {
     let a = h.call_of("a").unwrap();
     end(&a, Some(Error::new(Uninstall)));
     h.expect_stopped(&["a"]);
-    assert!(h.engine.report()["manifolds"].get("a").is_none());
+    assert!(h.engine.report().manifold("a").is_none());
     h.install("a", &[]);
     h.expect_started(&["a"]);
     h.stop().unwrap();
@@ -125,8 +125,12 @@ fn a_fatal_error_stops_the_engine_and_wait_returns_the_worst() {
     let result = h.engine.wait();
     assert_eq!(result.unwrap_err().to_string(), "fatal: worse");
     assert!(is_dead(&*workers[0].1));
-    assert_eq!(h.engine.report()["state"], "stopped");
-    assert_eq!(h.engine.report()["error"], "fatal: worse");
+    let report = h.engine.report();
+    assert_eq!(report.state, WorkerState::Stopped);
+    assert!(report.error.unwrap().is::<Fatal>());
+    let json = serde_json::to_value(h.engine.report()).unwrap();
+    assert_eq!(json["state"], "stopped");
+    assert_eq!(json["error"], "fatal: worse");
     assert!(h.stop().is_err());
 }
 
@@ -202,7 +206,15 @@ fn panics_in_start_output_and_filter_become_the_manifolds_error() {
     // All three fail and wait for the error delay.
     h.expect_stopped(&["start", "output", "filter"]);
     let report = h.engine.report();
-    let error = |m: &str| report["manifolds"][m]["error"].as_str().unwrap().to_owned();
+    let error = |m: &str| {
+        report
+            .manifold(m)
+            .unwrap()
+            .error
+            .as_ref()
+            .unwrap()
+            .to_string()
+    };
     assert_eq!(
         error("start"),
         "start function of manifold \"start\" panicked: in start"

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use worker_core::{Error, Passive, Worker};
+use worker_core::{Error, Passive, Worker, WorkerState};
 use worker_dependency::{Bounce, Engine, EngineConfig, Manifold, Metrics};
 use worker_testing::assert_threads_gone;
 
@@ -110,11 +110,10 @@ fn run_case(inputs: Vec<Vec<usize>>, scripts: Vec<Vec<Step>>) -> Result<(), Test
     loop {
         if engine.dead_signal().unwrap().try_recv().is_err() && fatals.load(Ordering::SeqCst) == 0 {
             let report = engine.report();
-            let running = report["manifolds"]
-                .as_object()
-                .unwrap()
-                .values()
-                .filter(|m| m["state"] == "started")
+            let running = report
+                .manifolds
+                .iter()
+                .filter(|m| m.state == WorkerState::Started)
                 .count();
             if running == n {
                 break;
@@ -126,7 +125,7 @@ fn run_case(inputs: Vec<Vec<usize>>, scripts: Vec<Vec<Step>>) -> Result<(), Test
             recv(starts) -> _ => {}
             recv(dead) -> _ => {}
             default(LONG) => {
-                let report = serde_json::Value::Object(engine.report());
+                let report = serde_json::to_string(&engine.report()).unwrap();
                 return Err(TestCaseError::fail(format!("did not settle: {report}")));
             }
         }

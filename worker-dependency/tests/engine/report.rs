@@ -1,11 +1,11 @@
 //! Reports (Go's report layout), and the live graph as DOT and JSON
 //! (beyond Go).
 
-use std::sync::Arc;
-
 use serde_json::json;
-use worker_core::{DoneCallback, Error, Passive, Report, Reporter, Signal, Worker};
-use worker_dependency::{EngineHandle, Manifold, self_manifold};
+use worker_core::{
+    DoneCallback, Error, NoReport, Passive, Report, Reporter, Signal, Worker, WorkerState,
+};
+use worker_dependency::{EngineHandle, EngineReport, Manifold, self_manifold};
 
 use crate::common::*;
 
@@ -42,9 +42,7 @@ impl Reporter for Reporting {
         if let Some(gate) = &self.gate {
             let _ = gate.recv();
         }
-        let mut r = Report::new();
-        r.insert("answer".into(), 42.into());
-        r
+        Report::new(json!({"answer": 42}))
     }
 }
 
@@ -67,31 +65,42 @@ fn the_report_has_go_layout_plus_explanations() {
     h.advance(BOUNCE_DELAY, 1);
     h.expect_stopped(&["b"]);
     let report = h.engine.report();
-    assert_eq!(report["name"], "dep-report-layout");
-    assert_eq!(report["state"], "started");
-    assert!(report.get("error").is_none());
-    let a = &report["manifolds"]["a"];
-    assert_eq!(a["state"], "started");
-    assert_eq!(a["inputs"], json!([]));
-    assert_eq!(a["start-count"], 1);
-    assert_eq!(a["started"], "2000-01-01 00:00:00");
-    assert_eq!(a["why"], "installed");
-    assert_eq!(a["report"], json!({"answer": 42}));
-    let b = &report["manifolds"]["b"];
-    assert_eq!(b["state"], "stopped");
-    assert_eq!(b["inputs"], json!(["a", "ghost"]));
-    assert!(b.get("start-count").is_none());
-    assert_eq!(b["start-attempts"], 2);
+    assert_eq!(&*report.name, "dep-report-layout");
+    assert_eq!(report.state, WorkerState::Started);
+    // In install order.
+    let names: Vec<&str> = report.manifolds.iter().map(|m| &*m.name).collect();
+    assert_eq!(names, ["a", "b"]);
+    let a = report.manifold("a").unwrap();
+    assert_eq!((a.state, a.start_count), (WorkerState::Started, 1));
+    assert_eq!(a.why.as_ref().unwrap().as_str(), "installed");
     assert_eq!(
-        b["error"],
-        "\"ghost\" not running: dependency not available"
+        serde_json::to_value(&report).unwrap(),
+        json!({
+            "name": "dep-report-layout",
+            "state": "started",
+            "manifolds": {
+                "a": {
+                    "state": "started",
+                    "inputs": [],
+                    "start-count": 1,
+                    "started": "2000-01-01T00:00:00Z",
+                    "why": "installed",
+                    "report": {"answer": 42},
+                },
+                "b": {
+                    "state": "stopped",
+                    "inputs": ["a", "ghost"],
+                    "start-attempts": 2,
+                    "error": "\"ghost\" not running: dependency not available",
+                    "why": "input \"a\" started; restarted after 10ms",
+                },
+            },
+        })
     );
-    assert_eq!(b["why"], "input \"a\" started; restarted after 10ms");
-    assert!(b.get("started").is_none());
     h.stop().unwrap();
     let report = h.engine.report();
-    assert_eq!(report["state"], "stopped");
-    assert_eq!(report["manifolds"]["a"]["state"], "stopped");
+    assert_eq!(report.state, WorkerState::Stopped);
+    assert_eq!(report.manifold("a").unwrap().state, WorkerState::Stopped);
 }
 
 #[test]
@@ -153,7 +162,7 @@ fn a_slow_worker_report_does_not_stall_the_engine() {
     h.install("other", &[]);
     h.expect_started(&["other"]);
     gate_tx.send(()).unwrap();
-    let report = reporter.join().unwrap();
+    let report = serde_json::to_value(reporter.join().unwrap()).unwrap();
     assert_eq!(report["manifolds"]["slow"]["report"]["answer"], 42);
     h.stop().unwrap();
 }
@@ -165,15 +174,8 @@ struct Recursive {
 }
 
 impl Worker for Recursive {
-    fn kill(&self) {
-        self.passive.kill()
-    }
-    fn wait(&self) -> Result<(), Error> {
-        self.passive.wait()
-    }
-    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
-        self.passive.on_done(callback)
-    }
+    worker_core::delegate_worker!(passive);
+
     fn reporter(&self) -> Option<&dyn Reporter> {
         Some(self)
     }
@@ -181,7 +183,7 @@ impl Worker for Recursive {
 
 impl Reporter for Recursive {
     fn report(&self) -> Report {
-        self.engine.report()
+        Reporter::report(&self.engine)
     }
 }
 
@@ -203,9 +205,23 @@ fn a_report_that_includes_its_own_engine_does_not_recurse_forever() {
     h.advance(BOUNCE_DELAY, 1);
     h.expect_started(&["r"]);
     let report = h.engine.report();
-    let inner = &report["manifolds"]["r"]["report"];
-    assert_eq!(inner["name"], "dep-report-recursive");
-    assert!(inner["manifolds"]["r"].get("report").is_none());
-    let _ = Arc::new(0);
+    // The worker's report is the engine's, once; in that one, the
+    // worker's place shows the marker.
+    let own = report.manifold("r").unwrap().report.as_ref().unwrap();
+    let again = own.downcast_ref::<EngineReport>().unwrap();
+    assert_eq!(&*again.name, "dep-report-recursive");
+    let marker = again.manifold("r").unwrap().report.as_ref().unwrap();
+    assert_eq!(
+        marker.downcast_ref::<NoReport>(),
+        Some(&NoReport::Recursive)
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    let inner = &json["manifolds"]["r"]["report"]["manifolds"]["r"];
+    assert!(
+        inner["report"]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("recursive report")
+    );
     h.stop().unwrap();
 }

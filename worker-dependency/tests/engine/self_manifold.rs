@@ -2,7 +2,7 @@
 
 use std::thread;
 
-use worker_core::Passive;
+use worker_core::{Passive, WorkerState};
 use worker_dependency::{EngineHandle, Manifold, self_manifold};
 
 use crate::common::*;
@@ -29,7 +29,7 @@ fn a_manifold_can_install_more_manifolds_and_read_the_report() {
     h.advance(BOUNCE_DELAY, 1);
     let (result, report) = rx.recv_timeout(LONG).unwrap();
     result.unwrap();
-    assert_eq!(report["manifolds"]["self"]["state"], "started");
+    assert_eq!(report.manifold("self").unwrap().state, WorkerState::Started);
     h.expect_started(&["installer", "child"]);
     h.stop().unwrap();
 }

@@ -141,6 +141,8 @@ pub(crate) enum StateName {
 }
 
 impl StateName {
+    /// The name, for the machine's tests (the report has its own type).
+    #[cfg(test)]
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             StateName::Starting => "starting",

@@ -21,6 +21,29 @@ pub(crate) fn runner(name: &str, params: impl FnOnce(RunnerParams) -> RunnerPara
     Runner::new(params(RunnerParams::new(name))).expect("runner starts")
 }
 
+/// Runs `body` in a child process (this test binary, running only `test`)
+/// and fails if the child fails in any way: for tests whose failure, on a
+/// broken build, is a stack overflow, which aborts the whole process.
+pub(crate) fn in_child_process(test: &str, body: impl FnOnce()) {
+    const CHILD: &str = "WORKER_RUNNER_TEST_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        body();
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .output()
+        .expect("the test binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "the child process ({}) failed:\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A runner on a fake clock, with nothing fatal and a 1 s restart delay.
 pub(crate) fn clocked_runner(
     name: &str,
@@ -206,7 +229,11 @@ impl Worker for TestWorker {
 
 impl Reporter for TestWorker {
     fn report(&self) -> Report {
-        self.starter.report.clone().unwrap_or_default()
+        // Only asked for when set (see `reporter`).
+        self.starter
+            .report
+            .clone()
+            .unwrap_or_else(|| Report::new(serde_json::json!({})))
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use worker_core::threads::live_threads_with_prefix;
-use worker_core::{Aborted, Dead, Error, NotFound, Worker};
+use worker_core::{Aborted, Dead, Error, NotFound, Worker, WorkerState};
 use worker_runner::Runner;
 use worker_testing::TestClock;
 
@@ -136,8 +136,7 @@ fn a_dead_instance_is_never_handed_out_during_the_restart_delay() {
     // Go returns `first`, dead, at once. Here the caller waits (and is
     // aborted, having asked not to wait).
     assert_is::<Aborted>(&err_of(r.worker("id", Some(&abort))));
-    let report = worker_core::Reporter::report(&r);
-    assert_eq!(report["workers"]["id"]["state"], "stopped");
+    assert_eq!(r.report().worker("id").unwrap().state, WorkerState::Stopped);
     clock.wait_advance(SECOND, LONG, 1).unwrap();
     let second = r.worker("id", None).unwrap();
     assert!(!Arc::ptr_eq(&first, &second));

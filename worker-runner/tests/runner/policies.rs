@@ -127,11 +127,10 @@ fn a_permanent_worker_restarts_after_a_clean_exit() {
     starter.assert_started(false);
     clock.wait_advance(secs(1), LONG, 1).unwrap();
     starter.assert_started(true);
-    let report = worker_core::Reporter::report(&r);
-    assert_eq!(
-        report["workers"]["id"]["reason"],
-        "restart 1 after clean exit (delay 1s)"
-    );
+    let report = r.report();
+    let reason = report.worker("id").unwrap().reason.as_ref().unwrap();
+    assert_eq!((reason.attempt, reason.error.is_none()), (1, true));
+    assert_eq!(reason.to_string(), "restart 1 after clean exit (delay 1s)");
     assert!(finish(&r).is_ok());
 }
 

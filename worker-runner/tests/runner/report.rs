@@ -1,12 +1,16 @@
 //! The runner's report (Go: TestRunnerReport), and a fixed weak point of
 //! Go's runner: worker reports called under the runner's lock.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use serde_json::json;
-use worker_core::{DoneCallback, Error, Passive, Report, Reporter, SharedWorker, Signal, Worker};
+use worker_core::{
+    Clock, DoneCallback, Error, NoReport, Passive, Report, Reporter, SharedWorker, Signal, Worker,
+    WorkerState,
+};
+use worker_runner::{Runner, RunnerReport};
 use worker_testing::TestClock;
 
 use crate::common::*;
@@ -25,23 +29,21 @@ fn report_lists_every_worker_with_state_start_time_and_own_report() {
     for i in 0..5 {
         let mut s = Starter::new(r.name());
         if i % 2 == 0 {
-            let mut report = Report::new();
-            report.insert("index".into(), i.into());
-            s.report = Some(report);
+            s.report = Some(Report::new(json!({ "index": i })));
         }
         let id = format!("worker-{i}");
         r.start_worker(&id, Arc::new(s).start_fn()).unwrap();
         r.worker(&id, None).unwrap();
     }
     let started = |report: Option<serde_json::Value>| {
-        let mut w = json!({"state": "started", "started": "2018-08-07 13:15:42"});
+        let mut w = json!({"state": "started", "started": "2018-08-07T13:15:42Z"});
         if let Some(report) = report {
             w["report"] = report;
         }
         w
     };
     assert_eq!(
-        serde_json::Value::Object(r.report()),
+        serde_json::to_value(r.report()).unwrap(),
         json!({"workers": {
             "worker-0": started(Some(json!({"index": 0}))),
             "worker-1": started(None),
@@ -64,7 +66,7 @@ fn report_shows_every_state_why_it_restarted_and_the_last_start_time() {
             .is_fatal(none_fatal)
             .restart_delay(SECOND)
     });
-    let state = |id: &str| r.report()["workers"][id]["state"].clone();
+    let state = |id: &str| r.report().worker(id).unwrap().state;
 
     // starting: a start function that has not returned.
     let (release_start, gate) = bounded::<()>(0);
@@ -75,7 +77,7 @@ fn report_shows_every_state_why_it_restarted_and_the_last_start_time() {
         start()
     })
     .unwrap();
-    assert_eq!(state("starting"), "starting");
+    assert_eq!(state("starting"), WorkerState::Starting);
 
     // stopping: killed, blocked before it ends.
     let (release_stop, stop_wait) = crossbeam_channel::unbounded();
@@ -85,7 +87,7 @@ fn report_shows_every_state_why_it_restarted_and_the_last_start_time() {
     r.start_worker("stopping", stopping.start_fn()).unwrap();
     r.worker("stopping", None).unwrap();
     r.stop_worker("stopping").unwrap();
-    assert_eq!(state("stopping"), "stopping");
+    assert_eq!(state("stopping"), WorkerState::Stopping);
 
     // stopped: failed, waiting to restart; then started again, later.
     let flaky = Arc::new(Starter::new(r.name()));
@@ -95,18 +97,25 @@ fn report_shows_every_state_why_it_restarted_and_the_last_start_time() {
     flaky.die(Some(Error::msg("connection reset")));
     let _ = w.wait();
     let report = r.report();
-    let flaky_report = &report["workers"]["flaky"];
-    assert_eq!(flaky_report["state"], "stopped");
-    assert_eq!(flaky_report["started"], "2018-08-07 13:15:42");
+    let flaky_report = report.worker("flaky").unwrap();
+    assert_eq!(flaky_report.state, WorkerState::Stopped);
     assert_eq!(
-        flaky_report["reason"],
+        flaky_report.started,
+        clock.wall_now() - Duration::from_secs(60)
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    let flaky_json = &json["workers"]["flaky"];
+    assert_eq!(flaky_json["state"], "stopped");
+    assert_eq!(flaky_json["started"], "2018-08-07T13:15:42Z");
+    assert_eq!(
+        flaky_json["reason"],
         "restart 1 after error: connection reset (delay 1s)"
     );
     clock.wait_advance(SECOND, LONG, 1).unwrap();
     r.worker("flaky", None).unwrap();
-    let report = r.report();
-    assert_eq!(report["workers"]["flaky"]["state"], "started");
-    assert_eq!(report["workers"]["flaky"]["started"], "2018-08-07 13:16:43");
+    let json = serde_json::to_value(r.report()).unwrap();
+    assert_eq!(json["workers"]["flaky"]["state"], "started");
+    assert_eq!(json["workers"]["flaky"]["started"], "2018-08-07T13:16:43Z");
 
     drop(release_start);
     release_stop.send(()).unwrap();
@@ -143,9 +152,7 @@ impl Reporter for SlowReporter {
     fn report(&self) -> Report {
         let _ = self.entered.send(());
         let _ = self.release.recv();
-        let mut r = Report::new();
-        r.insert("slow".into(), true.into());
-        r
+        Report::new(json!({"slow": true}))
     }
 }
 
@@ -177,7 +184,7 @@ fn a_slow_worker_report_does_not_stall_the_runner() {
     other.assert_started(false);
     assert_eq!(r.worker_names(), vec!["slow"]);
     release.send(()).unwrap();
-    let report = reporting.join().unwrap();
+    let report = serde_json::to_value(reporting.join().unwrap()).unwrap();
     assert_eq!(report["workers"]["slow"]["report"], json!({"slow": true}));
     assert!(finish(&r).is_ok());
 }
@@ -214,8 +221,15 @@ fn a_panicking_worker_report_shows_as_an_error() {
     .unwrap();
     r.worker("p", None).unwrap();
     let report = r.report();
+    let own = report.worker("p").unwrap().report.as_ref().unwrap();
     assert_eq!(
-        report["workers"]["p"]["report"],
+        own.downcast_ref::<NoReport>(),
+        Some(&NoReport::Panicked(
+            "worker report panicked: report bug".into()
+        ))
+    );
+    assert_eq!(
+        serde_json::to_value(&report).unwrap()["workers"]["p"]["report"],
         json!({"error": "worker report panicked: report bug"})
     );
     assert!(finish(&r).is_ok());
@@ -241,9 +255,18 @@ fn runners_nest_as_workers_and_reporters() {
     inner.worker("leaf", None).unwrap();
     outer.worker("inner", None).unwrap();
     let report = outer.report();
-    assert_eq!(report["workers"]["inner"]["state"], "started");
+    let inner_entry = report.worker("inner").unwrap();
+    assert_eq!(inner_entry.state, WorkerState::Started);
+    // The inner runner's report nests as it is, typed.
+    let inner_report = inner_entry.report.as_ref().unwrap();
+    let inner_report = inner_report.downcast_ref::<RunnerReport>().unwrap();
     assert_eq!(
-        report["workers"]["inner"]["report"]["workers"]["leaf"]["state"],
+        inner_report.worker("leaf").unwrap().state,
+        WorkerState::Started
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(
+        json["workers"]["inner"]["report"]["workers"]["leaf"]["state"],
         "started"
     );
     drop(inner);
@@ -259,7 +282,74 @@ fn the_report_of_a_finished_runner_is_empty() {
     let r = runner("rt-report-dead", |p| p);
     assert!(finish(&r).is_ok());
     assert_eq!(
-        serde_json::Value::Object(r.report()),
+        serde_json::to_value(r.report()).unwrap(),
         json!({"workers": {}})
+    );
+}
+
+/// A worker whose report is the report of the runner that runs it.
+struct ReportsItsRunner {
+    passive: Passive,
+    runner: Arc<OnceLock<Weak<Runner>>>,
+}
+
+impl Worker for ReportsItsRunner {
+    worker_core::delegate_worker!(passive);
+
+    fn reporter(&self) -> Option<&dyn Reporter> {
+        Some(self)
+    }
+}
+
+impl Reporter for ReportsItsRunner {
+    fn report(&self) -> Report {
+        match self.runner.get().and_then(Weak::upgrade) {
+            Some(runner) => Reporter::report(&*runner),
+            None => Report::new(json!({"runner": "gone"})),
+        }
+    }
+}
+
+#[test]
+fn a_report_that_includes_its_own_runner_does_not_recurse_forever() {
+    // Without the guard this recursed until the stack overflowed, which
+    // aborts the whole process: hence the child process. Go deadlocks.
+    in_child_process(
+        "report::a_report_that_includes_its_own_runner_does_not_recurse_forever",
+        || {
+            let r = Arc::new(runner("rt-report-recursive", |p| p.is_fatal(none_fatal)));
+            let cell = Arc::new(OnceLock::new());
+            cell.set(Arc::downgrade(&r)).unwrap();
+            r.start_worker("self", move || {
+                Ok(ReportsItsRunner {
+                    passive: Passive::new(),
+                    runner: cell.clone(),
+                })
+            })
+            .unwrap();
+            r.worker("self", None).unwrap();
+            let report = r.report();
+            // The worker's report is the runner's, once; in that one, the
+            // worker's place shows the marker.
+            let own = report.worker("self").unwrap().report.as_ref().unwrap();
+            let again = own.downcast_ref::<RunnerReport>().unwrap();
+            let marker = again.worker("self").unwrap().report.as_ref().unwrap();
+            assert_eq!(
+                marker.downcast_ref::<NoReport>(),
+                Some(&NoReport::Recursive)
+            );
+            let json = serde_json::to_value(&report).unwrap();
+            let inner = &json["workers"]["self"]["report"]["workers"]["self"];
+            assert_eq!(inner["state"], "started");
+            assert!(
+                inner["report"]["error"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("recursive report")
+            );
+            // The guard is released: a second report is the same.
+            assert_eq!(serde_json::to_value(r.report()).unwrap(), json);
+            assert!(finish(&r).is_ok());
+        },
     );
 }

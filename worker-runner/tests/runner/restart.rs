@@ -150,11 +150,14 @@ fn a_panicking_worker_body_is_a_worker_error() {
     started.recv_timeout(LONG).unwrap();
     clock.wait_advance(SECOND, LONG, 1).unwrap();
     started.recv_timeout(LONG).unwrap();
-    let report = worker_core::Reporter::report(&r);
-    let reason = report["workers"]["id"]["reason"]
-        .as_str()
-        .unwrap_or_default();
-    assert!(reason.contains("panicked: body bug"), "reason: {reason}");
+    let report = r.report();
+    let reason = report.worker("id").unwrap().reason.clone().unwrap();
+    assert!(reason.error.unwrap().is::<Panicked>());
+    let text = serde_json::to_value(&report).unwrap()["workers"]["id"]["reason"].clone();
+    assert!(
+        text.as_str().unwrap().contains("panicked: body bug"),
+        "reason: {text}"
+    );
     assert!(finish(&r).is_ok());
 }
 

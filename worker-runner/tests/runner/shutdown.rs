@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use worker_core::threads::live_threads_with_prefix;
-use worker_core::{Error, Reporter, SharedWorker, Worker};
+use worker_core::{Error, SharedWorker, Worker, WorkerState};
 use worker_runner::Stage;
 use worker_testing::{ForeverWorker, TestClock};
 
@@ -161,11 +161,13 @@ fn a_worker_that_ignores_kill_is_reported_stuck_and_waited_for() {
     assert_eq!(waiting.id, "forever");
     assert_eq!(waiting.elapsed, Duration::from_secs(30));
     let report = r.report();
+    let forever_report = report.worker("forever").unwrap();
+    assert_eq!(forever_report.stuck, Some(Duration::from_secs(30)));
+    assert_eq!(forever_report.state, WorkerState::Stopping);
     assert_eq!(
-        report["workers"]["forever"]["stuck"],
+        serde_json::to_value(&report).unwrap()["workers"]["forever"]["stuck"],
         "not stopped 30s after kill"
     );
-    assert_eq!(report["workers"]["forever"]["state"], "stopping");
     let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
     assert!(
         text.lines()

@@ -150,6 +150,6 @@ impl Worker for MachineFleet {
 
 impl Reporter for MachineFleet {
     fn report(&self) -> Report {
-        self.runner.report()
+        Report::new(self.runner.report())
     }
 }

@@ -36,12 +36,9 @@ pub(super) fn status() -> Manifold {
         let engine: EngineHandle = ctx.get(ENGINE)?;
         Ok(every(STATUS, Duration::from_secs(2), move |_| {
             let report = engine.report();
-            let mut counts = std::collections::BTreeMap::<String, usize>::new();
-            if let Some(manifolds) = report.get("manifolds").and_then(|m| m.as_object()) {
-                for m in manifolds.values() {
-                    let state = m["state"].as_str().unwrap_or("?").to_owned();
-                    *counts.entry(state).or_default() += 1;
-                }
+            let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+            for m in &report.manifolds {
+                *counts.entry(m.state.as_str()).or_default() += 1;
             }
             let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
             tracing::info!("status: {}", summary.join(", "));
