@@ -12,10 +12,13 @@ use crate::worker::{Outcome, Worker, watch};
 ///
 /// It is built on the worker's completion callback ([`Worker::on_done`]),
 /// registered when this is called: no thread, no `spawn_blocking`, and
-/// polling never blocks. Every worker of this library supports it. The
-/// one exception is a foreign worker that does not: it is then watched by
-/// one thread blocked in its `wait` (as [`watch`] does), which ends when
-/// the worker does.
+/// polling never blocks. Every worker of this library supports it (the
+/// supervisors too: `finished(&runner).await` waits for a runner's end).
+/// The one exception is a foreign worker that does not: in an `Arc`, it
+/// is watched by one thread blocked in its `wait` (as [`watch`] does),
+/// which ends when the worker does; held any other way it cannot be
+/// watched, and the future completes at once with
+/// [`Unwatchable`](crate::Unwatchable) (see [`watch`]).
 ///
 /// Cancel-safe: dropping the future before the worker ends leaves only
 /// the registered callback, which runs (and finds nobody) when the worker
@@ -34,14 +37,13 @@ use crate::worker::{Outcome, Worker, watch};
 /// #     let mut f = std::pin::pin!(f);
 /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } std::thread::park() }
 /// # }
-/// use std::sync::Arc;
 /// use worker_core::{finished, spawn, Error, Worker};
 ///
-/// let worker = Arc::new(spawn("failing", |_tomb| Err(Error::msg("no disk"))));
+/// let worker = spawn("failing", |_tomb| Err(Error::msg("no disk")));
 /// let result = block_on(finished(&worker)); // any executor
 /// assert_eq!(result.unwrap_err().to_string(), "no disk");
 /// ```
-pub fn finished<W>(worker: &Arc<W>) -> Finished
+pub fn finished<W>(worker: &W) -> Finished
 where
     W: Worker + ?Sized,
 {

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use worker_core::supervisor::{Call, CallError, DriverConfig, Handle, Reply};
+use worker_core::supervisor::{AsyncCall, Call, CallError, DriverConfig, Handle, Reply};
 use worker_core::{
-    Aborted, Clock, Dead, DoneCallback, Error, Report, Reporter, SharedWorker, Signal, Worker,
-    WouldDeadlock, into_shared,
+    AbortSignal, Aborted, Clock, Dead, DoneCallback, Error, Report, Reporter, SharedWorker, Signal,
+    Worker, WouldDeadlock, into_shared,
 };
 
 use crate::machine::{self, Machine};
@@ -207,16 +207,63 @@ impl Runner {
         self.answer(id, waiter, call, abort)?
     }
 
-    /// Waits for the answer of a request that may wait; an abort
-    /// withdraws the caller.
-    fn answer<R: Send + 'static>(
+    /// [`worker`](Self::worker) for async code: a future of the running
+    /// instance of `id`, on any executor, with no thread behind it (the
+    /// runner's answer wakes the task). `abort` ends the wait with
+    /// [`Aborted`] once the request waits, like the blocking call's.
+    ///
+    /// ```
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// # runtime.block_on(async {
+    /// use worker_core::{Passive, Worker};
+    /// use worker_runner::{Runner, RunnerParams};
+    ///
+    /// let runner = Runner::new(RunnerParams::new("doc-worker-async"))?;
+    /// runner.start_worker("lease", || Ok(Passive::new()))?;
+    /// let lease = runner.worker_async("lease", None).await?;
+    /// # let _ = lease;
+    /// runner.kill();
+    /// worker_core::finished(&runner).await?;
+    /// # Ok::<(), worker_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn worker_async(
         &self,
         id: &str,
-        waiter: u64,
-        call: Call<R>,
-        abort: Option<&Signal>,
-    ) -> Result<R, Error> {
-        match call.wait_or_abort(abort) {
+        abort: Option<&AbortSignal>,
+    ) -> Result<SharedWorker, Error> {
+        let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
+        let (call, reply) = AsyncCall::new(abort);
+        self.send(machine::Event::Lookup {
+            id: id.to_owned(),
+            waiter,
+            reply,
+        })?;
+        self.answered(id, waiter, call.await)?
+    }
+
+    /// [`stop_and_remove_worker`](Self::stop_and_remove_worker) for async
+    /// code: the same stop, and a future of the removal (with the stopped
+    /// incarnation's result), on any executor, with no thread behind it.
+    pub async fn stop_and_remove_worker_async(
+        &self,
+        id: &str,
+        abort: Option<&AbortSignal>,
+    ) -> Result<(), Error> {
+        let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
+        let (call, reply) = AsyncCall::new(abort);
+        self.send(machine::Event::StopAndRemove {
+            id: id.to_owned(),
+            waiter,
+            reply,
+        })?;
+        self.answered(id, waiter, call.await)?
+    }
+
+    /// Turns the end of a request that may wait into the caller's result;
+    /// an abort withdraws the caller.
+    fn answered<R>(&self, id: &str, waiter: u64, answer: Result<R, CallError>) -> Result<R, Error> {
+        match answer {
             Ok(answer) => Ok(answer),
             Err(CallError::Closed) => Err(Dead.into()),
             Err(CallError::Aborted) => {
@@ -227,6 +274,18 @@ impl Runner {
                 Err(Aborted.into())
             }
         }
+    }
+
+    /// Waits for the answer of a request that may wait; an abort
+    /// withdraws the caller.
+    fn answer<R: Send + 'static>(
+        &self,
+        id: &str,
+        waiter: u64,
+        call: Call<R>,
+        abort: Option<&Signal>,
+    ) -> Result<R, Error> {
+        self.answered(id, waiter, call.wait_or_abort(abort))
     }
 
     /// The ids the runner knows, in any state, sorted. Racy by nature: an

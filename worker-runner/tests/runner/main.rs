@@ -13,3 +13,4 @@ mod restart;
 mod shutdown;
 mod start_stop;
 mod starts;
+mod tasks;
