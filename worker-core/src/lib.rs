@@ -84,7 +84,9 @@
 //!   owner's thread in `wait` without any order of calls deadlocking;
 //! - [`watch_named`]: completion through a callback, or one named,
 //!   joinable watcher thread for workers that cannot notify;
-//! - [`jitter`]: the injectable randomness that spreads restart delays;
+//! - [`jitter`]: the injectable randomness that spreads restart delays,
+//!   and [`backoff`]: the rule that grows them with consecutive failures
+//!   (saturating, capped after the spread);
 //! - [`delegate_worker!`] and [`into_shared`]: making and storing workers.
 //!
 //! # Differences from Go
@@ -103,6 +105,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 mod clock;
 mod error;
 pub mod jitter;
