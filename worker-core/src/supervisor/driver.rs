@@ -403,6 +403,30 @@ where
     })
 }
 
+/// A handle on a supervisor that never ran: it has already finished with
+/// `error` (the system refused its loop thread, say). Sends give their
+/// event back, `wait` returns `error` at once; no thread is involved.
+///
+/// For a supervisor whose constructor promises a supervisor rather than an
+/// error, so that its callers need no second error path (as
+/// [`spawn`](crate::spawn) returns a dead worker when it gets no thread).
+pub fn finished<E: Send + 'static>(name: impl Into<Arc<str>>, error: Error) -> Handle<E> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    drop(rx);
+    let tomb = Tomb::new();
+    tomb.kill(None);
+    tomb.done(Err(error));
+    Handle {
+        shared: Arc::new(HandleShared {
+            id: crate::threads::supervisor_id(),
+            name: name.into(),
+            tx,
+            tomb,
+            thread: JoinSlot::default(),
+        }),
+    }
+}
+
 /// Moves what the loop thread's graveyard holds into `work`, to be dropped
 /// off the loop.
 fn bury_graveyard(work: &mut Vec<Work>) {
@@ -786,5 +810,25 @@ impl<M: Machine> Loop<M> {
         }
         tracing::debug!(supervisor = %name, "supervisor finished");
         result.unwrap_or(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_handle_refuses_everything_and_returns_its_error() {
+        let handle: Handle<u32> = finished("never-ran", Error::msg("no thread"));
+        assert_eq!(handle.send(7), Err(7));
+        handle.kill();
+        assert_eq!(handle.wait().unwrap_err().to_string(), "no thread");
+        assert_eq!(handle.wait().unwrap_err().to_string(), "no thread");
+        assert!(matches!(
+            handle.dead_signal().try_recv(),
+            Err(crossbeam_channel::TryRecvError::Disconnected)
+        ));
+        assert!(handle.check_not_own_thread("wait").is_ok());
+        assert_eq!(&**handle.name(), "never-ran");
     }
 }
