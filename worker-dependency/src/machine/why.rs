@@ -71,7 +71,8 @@ fn shown(delay: Duration) -> Duration {
         Duration::from_micros(1)
     };
     let units = (delay.as_nanos() + unit.as_nanos() / 2) / unit.as_nanos();
-    unit * u32::try_from(units).unwrap_or(u32::MAX)
+    // Beyond what nanoseconds in a u64 hold (584 years), as it is.
+    u64::try_from(units * unit.as_nanos()).map_or(delay, Duration::from_nanos)
 }
 
 #[cfg(test)]
@@ -114,5 +115,14 @@ mod tests {
         );
         let w = why(Cause::Installed, 0);
         assert!(std::ptr::eq(w.text(), w.text()));
+        // A delay of "practically never" reads as what it is.
+        let never = Why::new(Cause::Bounced, Duration::MAX);
+        assert_eq!(
+            never.to_string(),
+            format!(
+                "worker asked to bounce; restarted after {:?}",
+                Duration::MAX
+            )
+        );
     }
 }
