@@ -8,6 +8,7 @@
 
 mod common;
 
+mod adversarial;
 mod bounce;
 mod context;
 mod errors;
