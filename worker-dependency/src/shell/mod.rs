@@ -88,7 +88,7 @@ pub(crate) struct Shell {
     pub(crate) uninstalls: HashMap<NodeId, Vec<Reply<Result<(), UninstallError>>>>,
     /// Reused between events.
     pub(crate) out: Vec<Action>,
-    /// The hooks of one event, called together off the loop.
+    /// The hooks of a burst of events, called together off the loop.
     hooks: Vec<Hook>,
     /// Dying was announced to the driver.
     dying: bool,
@@ -191,10 +191,17 @@ impl worker_core::supervisor::Machine for Shell {
         matches!(event, Event::Started { .. })
     }
 
+    fn burst_end(&mut self, fx: &mut Effects<StartJob>) {
+        self.call_hooks(fx);
+    }
+
     fn abandon(&mut self) -> Vec<SharedWorker> {
         self.machine.workers()
     }
 }
+
+/// How many hook calls wait for the end of a burst at most.
+const HOOK_BATCH: usize = 256;
 
 impl Shell {
     /// Carries out the machine's actions, then tells the driver what the
@@ -260,11 +267,10 @@ impl Shell {
                 }
             }
         }
-        if !self.hooks.is_empty() {
-            let hooks = std::mem::take(&mut self.hooks);
-            let metrics = self.metrics.clone();
-            let engine = self.name.clone();
-            fx.call(move || call_hooks(&engine, &*metrics, hooks));
+        // Hooks wait for the end of the burst (one call for many events),
+        // unless they pile up or the engine ends.
+        if self.hooks.len() >= HOOK_BATCH {
+            self.call_hooks(fx);
         }
         if self.machine.is_dying() && !self.dying {
             self.dying = true;
@@ -279,8 +285,20 @@ impl Shell {
                     reply.send(Err(ShuttingDown(self.name.to_string()).into()));
                 }
             }
+            self.call_hooks(fx);
             fx.finish(self.end());
         }
+    }
+
+    /// Has the metrics hooks collected so far called, off the loop.
+    fn call_hooks(&mut self, fx: &mut Effects<StartJob>) {
+        if self.hooks.is_empty() {
+            return;
+        }
+        let hooks = std::mem::take(&mut self.hooks);
+        let metrics = self.metrics.clone();
+        let engine = self.name.clone();
+        fx.call(move || call_hooks(&engine, &*metrics, hooks));
     }
 
     /// A snapshot, with the fatal errors to rank when there is no
