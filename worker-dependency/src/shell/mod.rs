@@ -170,10 +170,7 @@ impl worker_core::supervisor::Machine for Shell {
     }
 
     fn kill(&mut self, now: Instant, fx: &mut Effects<StartJob>) {
-        let mut out = std::mem::take(&mut self.out);
-        self.machine.kill(now, &mut out);
-        self.execute(&mut out, now, fx);
-        self.out = out;
+        self.transition(now, fx, |machine, out| machine.kill(now, out));
     }
 
     fn poll_timeout(&mut self) -> Option<Instant> {
@@ -181,10 +178,7 @@ impl worker_core::supervisor::Machine for Shell {
     }
 
     fn handle_timeout(&mut self, now: Instant, fx: &mut Effects<StartJob>) {
-        let mut out = std::mem::take(&mut self.out);
-        self.machine.tick(now, &mut out);
-        self.execute(&mut out, now, fx);
-        self.out = out;
+        self.transition(now, fx, |machine, out| machine.tick(now, out));
     }
 
     fn ends_job(event: &Event) -> bool {
@@ -204,6 +198,19 @@ impl worker_core::supervisor::Machine for Shell {
 const HOOK_BATCH: usize = 256;
 
 impl Shell {
+    /// Runs one call of the machine and carries out what it asks for.
+    fn transition(
+        &mut self,
+        now: Instant,
+        fx: &mut Effects<StartJob>,
+        call: impl FnOnce(&mut Machine, &mut Vec<Action>),
+    ) {
+        let mut out = std::mem::take(&mut self.out);
+        call(&mut self.machine, &mut out);
+        self.execute(&mut out, now, fx);
+        self.out = out;
+    }
+
     /// Carries out the machine's actions, then tells the driver what the
     /// engine's new state means (dying, finished).
     fn execute(&mut self, out: &mut Vec<Action>, now: Instant, fx: &mut Effects<StartJob>) {
