@@ -249,10 +249,13 @@ impl Machine {
     /// (dropping it is safe: what it holds is [`OffLoop`]).
     fn set_phase(&mut self, id: NodeId, phase: Phase) -> Phase {
         let now = phase.is_stopped();
-        if !matches!(phase, Phase::Waiting { .. }) {
+        let was = &self.nodes[id].phase;
+        // (Only where the old phase may have a deadline: each look costs a
+        // hash.)
+        if matches!(was, Phase::Waiting { .. }) && !matches!(phase, Phase::Waiting { .. }) {
             self.timers.cancel(&(id, TimerKind::Start));
         }
-        if phase.stop_requested().is_none() {
+        if was.stop_requested().is_some() && phase.stop_requested().is_none() {
             self.timers.cancel(&(id, TimerKind::StopTimeout));
         }
         let old = std::mem::replace(&mut self.nodes[id].phase, phase);
