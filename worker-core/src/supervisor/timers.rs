@@ -164,11 +164,17 @@ impl<K: Copy + Eq + Hash> Timers<K> {
     /// Takes the entry at heap position `i` out, keeping the heap order.
     fn remove_at(&mut self, i: usize) {
         let last = self.heap.len() - 1;
+        if i == last {
+            self.heap.pop();
+            return;
+        }
         self.swap(i, last);
         self.heap.pop();
-        if i < self.heap.len() {
-            self.sift_down(i);
+        // The entry moved into the hole goes one way or the other.
+        if i > 0 && self.less(i, (i - 1) / 2) {
             self.sift_up(i);
+        } else {
+            self.sift_down(i);
         }
     }
 
