@@ -111,6 +111,13 @@
 //! installed first), an uninstall the out-edges of its inputs. Only the
 //! start of a shutdown walks the whole graph, once.
 //!
+//! The price of keeping your code off the loop is a hand-over per kill:
+//! every stop goes through a start thread and back. That is invisible
+//! next to a worker with a thread of its own to wake, but shows where
+//! workers cost nothing to stop: a chain of 1000 thread-free workers,
+//! which stops one link at a time, takes about 4 ms instead of about
+//! 1.2 ms (on two busy cores).
+//!
 //! # What a misbehaving manifold can and cannot do
 //!
 //! | the manifold's... | the engine... |
