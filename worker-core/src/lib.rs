@@ -153,7 +153,9 @@
 //!   owner's thread in `wait` without any order of calls deadlocking;
 //! - [`watch_named`]: completion through a callback, or one named,
 //!   joinable watcher thread for workers that cannot notify;
-//! - [`jitter`]: the injectable randomness that spreads restart delays;
+//! - [`jitter`]: the injectable randomness that spreads restart delays,
+//!   and [`backoff`]: the rule that grows them with consecutive failures
+//!   (saturating, capped after the spread);
 //! - [`delegate_worker!`] and [`into_shared`]: making and storing workers.
 //!
 //! # Differences from Go
@@ -181,6 +183,7 @@
 #![forbid(unsafe_code)]
 
 mod abort;
+pub mod backoff;
 mod clock;
 mod error;
 mod finished;

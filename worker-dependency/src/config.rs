@@ -18,11 +18,16 @@ pub type IsFatalFn = Arc<dyn Fn(&Error) -> bool + Send + Sync>;
 /// for the first), returns the one `wait` should report.
 pub type WorstErrorFn = Arc<dyn Fn(&Error, Option<&Error>) -> Error + Send + Sync>;
 
+/// The longest delay the engine ever waits when `max_delay` is zero (no
+/// cap): one year, which is "never" for a service.
+pub const UNCAPPED_LIMIT: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Told about every successful start (Go's `Metrics.RecordStart`) and,
-/// beyond Go, every stop. Called on the engine's loop thread, after the
-/// engine has decided what follows: keep it quick, and do not call back
-/// into the engine from it (the loop would wait for itself). The same
-/// holds for filters, `is_fatal`, `worst_error` and [`Jitter`].
+/// beyond Go, every stop. Called on one of the engine's threads (never its
+/// loop), in the order the engine decided them, after the engine has
+/// decided what follows; a panic is logged. It may call the engine
+/// (install, report), but waiting for the engine from it fails with
+/// [`WouldDeadlock`](worker_core::WouldDeadlock).
 pub trait Metrics: Send + Sync + 'static {
     /// The manifold `name` has a new running worker.
     fn record_start(&self, name: &str);
@@ -62,14 +67,24 @@ pub struct EngineConfig {
     /// Names the engine's threads (`<name>` for the loop, `<name>-start-N`
     /// for start functions) and its log lines. Must not be empty.
     pub name: String,
-    /// Which errors stop the engine. Default: none.
+    /// Which errors stop the engine. Default: none. Asked off the loop,
+    /// where the news starts: on the start thread for a failed start, on
+    /// the thread that finished a worker for its end. A panic counts as
+    /// fatal.
     pub is_fatal: IsFatalFn,
-    /// Which of two fatal errors `wait` reports. Default: the first.
+    /// Which of two fatal errors `wait` reports. Default: the first. Asked
+    /// when the engine ends, once per fatal error in the order they came,
+    /// off the loop; a report taken while the engine stops asks it again,
+    /// on the caller's thread, for the worst so far (so keep it a plain
+    /// ranking). A panic becomes the engine's error.
     pub worst_error: WorstErrorFn,
     /// Applied to the engine's final error when it stops (and `None` if
-    /// there was none). Default: none.
+    /// there was none), once, off the loop. Default: none.
     pub filter: Option<FilterFn>,
     /// Delay before restarting a manifold that failed. Default: 3 s.
+    ///
+    /// Every duration here saturates: a delay the clock cannot reach (up
+    /// to `Duration::MAX`) means practically never, not now.
     pub error_delay: Duration,
     /// Delay before restarting a manifold whose input started or stopped,
     /// or that returned [`Bounce`](crate::Bounce). Default: 10 ms.
@@ -92,7 +107,9 @@ pub struct EngineConfig {
     /// Told about every start. Default: [`NoMetrics`].
     pub metrics: Arc<dyn Metrics>,
     /// Spreads delays by +-10%. Default: a [`SeededJitter`] seeded at
-    /// random; use [`NoJitter`](crate::NoJitter) for exact delays.
+    /// random; use [`NoJitter`](crate::NoJitter) for exact delays. Sampled
+    /// off the loop, once per start and per worker end; the delays one
+    /// such event schedules share its sample.
     pub jitter: Arc<dyn Jitter>,
 }
 
@@ -117,7 +134,8 @@ impl EngineConfig {
     }
 
     /// Checks the configuration; [`Engine::new`](crate::Engine::new) does
-    /// it too.
+    /// it too. Durations are never refused: any of them may be as long as
+    /// `Duration::MAX` (practically never).
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.name.is_empty() {
             return Err(ConfigError::EmptyName);
@@ -174,6 +192,17 @@ mod tests {
             c.validate().unwrap_err().to_string(),
             "invalid config: backoff_factor 0.9 must be 0 or a finite number >= 1"
         );
+    }
+
+    #[test]
+    fn huge_durations_are_valid() {
+        let mut c = EngineConfig::new("e");
+        c.error_delay = Duration::MAX;
+        c.bounce_delay = Duration::MAX;
+        c.backoff_reset_time = Duration::MAX;
+        c.max_delay = Duration::MAX;
+        c.stop_timeout = Duration::MAX;
+        assert!(c.validate().is_ok());
     }
 
     #[test]

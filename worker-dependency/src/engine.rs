@@ -1,19 +1,20 @@
 //! `Engine`, the worker that runs the graph, and `EngineHandle`, the
-//! cheap clonable way to talk to it.
+//! cheap clonable way to talk to it. Each method sends a request to the
+//! engine's loop thread (run by the core's supervisor driver) and, where
+//! it needs an answer, waits for the reply.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use crossbeam_channel::{Sender, bounded, never, unbounded};
+use worker_core::supervisor::offloop::OffLoop;
+use worker_core::supervisor::{self, Call, DriverConfig, Handle, Reply};
 use worker_core::{
-    DoneCallback, Error, Passive, Report, Reporter, Signal, ThreadWorker, Tomb, TombState, Worker,
-    spawn,
+    DoneCallback, Error, Passive, Report, Reporter, Signal, TombState, Worker, WouldDeadlock,
 };
 
-use crate::machine::{Machine, Policy, Snapshot};
+use crate::machine::{Machine, Policies, Policy, Snapshot};
 use crate::report::EngineReport;
-use crate::shell::starter::Starter;
-use crate::shell::{Msg, Shell};
+use crate::shell::starter::{self, StartJob};
+use crate::shell::{Event, Seen, Shell};
 use crate::{ConfigError, EngineConfig, InstallError, Manifold, ShuttingDown, UninstallError};
 
 /// The dependency engine: a [`Worker`] that runs a graph of named
@@ -27,7 +28,6 @@ use crate::{ConfigError, EngineConfig, InstallError, Manifold, ShuttingDown, Uni
 /// an `Arc` of it) for as long as it should run.
 pub struct Engine {
     handle: EngineHandle,
-    worker: ThreadWorker,
 }
 
 /// A clonable handle to an [`Engine`]: install, uninstall, report. This is
@@ -40,49 +40,68 @@ pub struct EngineHandle {
 }
 
 struct Shared {
-    name: Arc<str>,
-    tx: Sender<Msg>,
-    tomb: Tomb,
-    final_snapshot: Arc<OnceLock<Snapshot>>,
+    driver: Handle<Event>,
+    /// Ranks the fatal errors a report shows, on the caller's thread.
+    policies: Arc<Policies>,
+    final_snapshot: Arc<OnceLock<Seen>>,
 }
 
 impl Engine {
     /// Validates `config` and starts the engine's loop thread (named
-    /// after the engine). The engine starts empty; install manifolds.
+    /// `<name>-loop`). The engine starts empty; install manifolds.
+    ///
+    /// If the system refuses the loop thread, the engine is returned
+    /// already stopped, with that refusal as the error its
+    /// [`wait`](Worker::wait) returns.
     pub fn new(config: EngineConfig) -> Result<Engine, ConfigError> {
         config.validate()?;
         let name: Arc<str> = Arc::from(config.name.as_str());
-        let (tx, rx) = unbounded();
+        let policies = Arc::new(Policies::from_config(&config));
         let final_snapshot = Arc::new(OnceLock::new());
-        let shell = Shell {
-            name: name.clone(),
-            machine: Machine::new(name.clone(), Policy::from_config(&config)),
-            clock: config.clock.clone(),
-            metrics: config.metrics.clone(),
-            filter: config.filter.clone(),
-            tx: tx.clone(),
-            final_snapshot: final_snapshot.clone(),
-            starter: Starter::new(&name, tx.clone()),
-            aborts: Vec::new(),
-            uninstalls: HashMap::new(),
-            watchers: Vec::new(),
-            ended: Vec::new(),
-            timer: never(),
-            timer_at: None,
-            out: Vec::new(),
-        };
-        let worker = spawn(name.to_string(), move |tomb| shell.run(tomb, rx));
-        let shared = Shared {
-            name,
-            tx,
-            tomb: worker.tomb().clone(),
-            final_snapshot,
+        let shell = Shell::new(
+            name.clone(),
+            Machine::new(name.clone(), Policy::from_config(&config)),
+            config.clock.clone(),
+            config.metrics.clone(),
+            policies.clone(),
+            final_snapshot.clone(),
+        );
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let driver_config = DriverConfig::new(name.clone(), config.clock.clone())
+            .threads((2 * cpus).max(2))
+            .stall(starter::STALL)
+            .linger(starter::LINGER);
+        // The job runner needs the engine's id, known once the driver has
+        // started: it is handed over through this slot before any job can
+        // run (no job runs before the first request).
+        let id_slot = Arc::new(OnceLock::new());
+        let job_id = id_slot.clone();
+        let job_name = name.clone();
+        let job_policies = policies.clone();
+        let started = supervisor::start(
+            driver_config,
+            shell,
+            move |job: StartJob, events| {
+                let engine = job_id.get().copied().unwrap_or(0);
+                starter::run_job(engine, &job_name, &job_policies, job, events)
+            },
+            starter::refused,
+        );
+        let driver = match started {
+            Ok(driver) => {
+                let _ = id_slot.set(driver.id());
+                driver
+            }
+            Err(e) => supervisor::finished(name.clone(), e),
         };
         Ok(Engine {
             handle: EngineHandle {
-                shared: Arc::new(shared),
+                shared: Arc::new(Shared {
+                    driver,
+                    policies,
+                    final_snapshot,
+                }),
             },
-            worker,
         })
     }
 
@@ -134,27 +153,35 @@ impl Engine {
     pub fn waiting_for(&self) -> Vec<String> {
         self.handle.waiting_for()
     }
+
+    fn driver(&self) -> &Handle<Event> {
+        &self.handle.shared.driver
+    }
 }
 
 impl Worker for Engine {
     /// Starts stopping every manifold, dependents before their inputs.
     fn kill(&self) {
-        self.worker.kill();
+        self.driver().kill();
     }
 
     /// Waits until every manifold has stopped and every thread of the
     /// engine has ended; returns the worst fatal error (through the
-    /// engine's filter), or an internal error.
+    /// engine's filter), or an internal error. Fails at once with
+    /// [`WouldDeadlock`] on one of the engine's own threads (a start
+    /// function, or a worker body one started), where it would wait for
+    /// itself forever.
     fn wait(&self) -> Result<(), Error> {
-        self.worker.wait()
+        self.driver().wait()
     }
 
     fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
-        self.worker.on_done(callback)
+        self.driver().on_done(callback);
+        Ok(())
     }
 
     fn dead_signal(&self) -> Option<Signal> {
-        self.worker.dead_signal()
+        Some(self.driver().dead_signal())
     }
 
     fn reporter(&self) -> Option<&dyn Reporter> {
@@ -171,7 +198,7 @@ impl Reporter for Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        self.worker.kill();
+        self.driver().kill();
     }
 }
 
@@ -187,21 +214,21 @@ impl std::fmt::Debug for Engine {
 impl EngineHandle {
     /// The engine's name.
     pub fn name(&self) -> &str {
-        &self.shared.name
+        self.shared.driver.name()
     }
 
     fn tomb_state(&self) -> TombState {
-        self.shared.tomb.state()
+        self.shared.driver.tomb().state()
     }
 
     fn shutting_down(&self) -> ShuttingDown {
-        ShuttingDown(self.shared.name.to_string())
+        ShuttingDown(self.name().to_owned())
     }
 
-    fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Msg) -> Option<T> {
-        let (reply, answer) = bounded(1);
-        self.shared.tx.send(make(reply)).ok()?;
-        answer.recv().ok()
+    fn ask<T: Send + 'static>(&self, make: impl FnOnce(Reply<T>) -> Event) -> Option<T> {
+        let (call, reply) = Call::new();
+        self.shared.driver.send(make(reply)).ok()?;
+        call.wait().ok()
     }
 
     /// Installs `manifold` under `name` and starts it at once.
@@ -225,20 +252,34 @@ impl EngineHandle {
         if self.tomb_state() != TombState::Alive {
             return Err(self.shutting_down().into());
         }
-        let batch: Vec<(String, Manifold)> =
-            manifolds.into_iter().map(|(n, m)| (n.into(), m)).collect();
-        self.ask(|reply| Msg::Install { batch, reply })
+        let batch: Vec<(String, OffLoop<Manifold>)> = manifolds
+            .into_iter()
+            .map(|(n, m)| (n.into(), OffLoop::new(m)))
+            .collect();
+        self.ask(|reply| Event::Install { batch, reply })
             .unwrap_or_else(|| Err(self.shutting_down().into()))
     }
 
     /// Uninstalls `name`: stops its worker (its dependents restart and
     /// find it missing) and forgets it. Returns once it is gone.
+    ///
+    /// Fails with [`UninstallError::WouldDeadlock`] when called from
+    /// `name`'s own start or output function: the uninstall would wait
+    /// for that very function to return. (Return
+    /// [`Uninstall`](crate::Uninstall) from the worker instead.)
     pub fn uninstall(&self, name: &str) -> Result<(), UninstallError> {
+        if starter::starting(self.shared.driver.id(), name) {
+            return Err(WouldDeadlock {
+                supervisor: self.name().to_owned(),
+                call: "uninstall",
+            }
+            .into());
+        }
         if self.tomb_state() != TombState::Alive {
             return Err(self.shutting_down().into());
         }
         let name = name.to_owned();
-        self.ask(|reply| Msg::Uninstall { name, reply })
+        self.ask(|reply| Event::Uninstall { name, reply })
             .unwrap_or_else(|| Err(self.shutting_down().into()))
     }
 
@@ -246,13 +287,14 @@ impl EngineHandle {
     /// exactly what [`wait`](Worker::wait) is waiting for (the report says
     /// which of them are stuck).
     pub fn waiting_for(&self) -> Vec<String> {
-        self.ask(|reply| Msg::WaitingFor { reply })
+        self.ask(|reply| Event::WaitingFor { reply })
             .unwrap_or_default()
     }
 
     /// The engine's state and every manifold's (JSON layout in the
     /// [crate docs](crate#reports)). The engine only takes a snapshot; the
-    /// workers' own reports are taken on the calling thread, so a slow
+    /// workers' own reports (and the ranking of the fatal errors so far,
+    /// while the engine stops) are taken on the calling thread, so a slow
     /// one never stalls the engine.
     pub fn report(&self) -> EngineReport {
         crate::report::report(self)
@@ -260,36 +302,50 @@ impl EngineHandle {
 
     /// The live graph in Graphviz DOT, each manifold coloured by state.
     pub fn dot(&self) -> String {
-        crate::report::dot(&self.snapshot())
+        crate::report::dot(&self.seen().0)
     }
 
     /// The live graph as JSON: `{"nodes": [...], "edges": [...]}`.
     pub fn graph_json(&self) -> serde_json::Value {
-        crate::report::graph_json(&self.snapshot())
+        crate::report::graph_json(&self.seen().0)
+    }
+
+    /// A snapshot from the loop, or the final one once it has stopped,
+    /// with the engine's error: its result once it has stopped, else the
+    /// fatal errors so far, ranked here.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let (mut snapshot, fatal) = self.seen();
+        let result = self.final_result().and_then(Result::err);
+        if result.is_some() {
+            snapshot.error = result;
+        } else if !fatal.is_empty() {
+            snapshot.error = self.shared.policies.worst(&fatal);
+        }
+        snapshot
     }
 
     /// A snapshot from the loop, or the final one once it has stopped.
-    pub(crate) fn snapshot(&self) -> Snapshot {
-        if let Some(snapshot) = self.ask(|reply| Msg::Report { reply }) {
-            return snapshot;
+    fn seen(&self) -> Seen {
+        if let Some(seen) = self.ask(|reply| Event::Snapshot { reply }) {
+            return seen;
         }
-        let mut snapshot = self
-            .shared
+        self.shared
             .final_snapshot
             .get()
             .cloned()
-            .unwrap_or_else(|| Snapshot {
-                dying: true,
-                error: None,
-                manifolds: Vec::new(),
-            });
-        snapshot.error = self.final_result().and_then(Result::err).or(snapshot.error);
-        snapshot
+            .unwrap_or_else(|| {
+                let empty = Snapshot {
+                    dying: true,
+                    error: None,
+                    manifolds: Vec::new(),
+                };
+                (empty, Vec::new())
+            })
     }
 
     /// The engine's result, if it has stopped.
     pub(crate) fn final_result(&self) -> Option<Result<(), Error>> {
-        self.shared.tomb.try_result()
+        self.shared.driver.tomb().try_result()
     }
 
     /// The engine's identity for the report's recursion guard.
@@ -308,7 +364,7 @@ impl Reporter for EngineHandle {
 impl std::fmt::Debug for EngineHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EngineHandle")
-            .field("name", &self.shared.name)
+            .field("name", &self.name())
             .finish()
     }
 }

@@ -180,6 +180,10 @@ pub enum UninstallError {
     /// The engine is stopping or stopped.
     #[error(transparent)]
     ShuttingDown(#[from] ShuttingDown),
+    /// Called from the start (or output) function of the manifold to
+    /// uninstall, which the uninstall would wait for forever.
+    #[error(transparent)]
+    WouldDeadlock(#[from] worker_core::WouldDeadlock),
 }
 
 /// The engine is stopping or has stopped, and takes no more requests.

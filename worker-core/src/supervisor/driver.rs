@@ -51,6 +51,14 @@ pub trait Machine: Send + 'static {
     /// finishing (its executor thread is free again).
     fn ends_job(event: &Self::Event) -> bool;
 
+    /// A burst of events has been handled: the driver is about to hand
+    /// the effects over and wait for more. A machine that coalesces
+    /// effects over a burst (one call for the metrics hooks of many
+    /// events, say) asks for them here. Does nothing by default.
+    fn burst_end(&mut self, fx: &mut Effects<Self::Job>) {
+        let _ = fx;
+    }
+
     /// The driver has given up on the machine (one of its calls
     /// panicked): every worker it still holds, to be killed and waited
     /// for. Must not panic on a machine left half-way through a call.
@@ -360,6 +368,7 @@ where
         result: None,
         broken: false,
         flush: false,
+        holding: false,
     };
     let thread = JoinSlot::default();
     let loop_tomb = tomb.clone();
@@ -401,6 +410,30 @@ where
             thread,
         }),
     })
+}
+
+/// A handle on a supervisor that never ran: it has already finished with
+/// `error` (the system refused its loop thread, say). Sends give their
+/// event back, `wait` returns `error` at once; no thread is involved.
+///
+/// For a supervisor whose constructor promises a supervisor rather than an
+/// error, so that its callers need no second error path (as
+/// [`spawn`](crate::spawn()) returns a dead worker when it gets no thread).
+pub fn finished<E: Send + 'static>(name: impl Into<Arc<str>>, error: Error) -> Handle<E> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    drop(rx);
+    let tomb = Tomb::new();
+    tomb.kill(None);
+    tomb.done(Err(error));
+    Handle {
+        shared: Arc::new(HandleShared {
+            id: crate::threads::supervisor_id(),
+            name: name.into(),
+            tx,
+            tomb,
+            thread: JoinSlot::default(),
+        }),
+    }
 }
 
 /// Moves what the loop thread's graveyard holds into `work`, to be dropped
@@ -460,6 +493,8 @@ struct Loop<M: Machine> {
     broken: bool,
     /// Jobs are to be handed over at the end of this transition.
     flush: bool,
+    /// Jobs are held back for the end of a burst of requests.
+    holding: bool,
 }
 
 impl<M: Machine> Loop<M> {
@@ -467,6 +502,9 @@ impl<M: Machine> Loop<M> {
         while self.result.is_none() {
             self.block();
             self.stay_busy();
+            if self.result.is_none() {
+                self.step(|m, _, fx| m.burst_end(fx));
+            }
             self.flush_all();
             self.arm_timer();
         }
@@ -526,7 +564,10 @@ impl<M: Machine> Loop<M> {
                     }
                     continue;
                 }
-                Err(_) => self.tick_due(),
+                Err(_) => {
+                    self.tick_due();
+                    self.hand_over_work();
+                }
             }
             if !spin.again(SPIN) {
                 self.real_time_checks();
@@ -597,8 +638,12 @@ impl<M: Machine> Loop<M> {
 
     fn apply(&mut self, fx: &mut Effects<M::Job>) {
         let (hold, dying, finish) = fx.take_flags();
-        if !fx.jobs().is_empty() && !hold {
-            self.flush = true;
+        if !fx.jobs().is_empty() {
+            if hold {
+                self.holding = true;
+            } else {
+                self.flush = true;
+            }
         }
         for job in fx.drain_jobs() {
             self.executor.push(Job::Machine(job));
@@ -729,6 +774,21 @@ impl<M: Machine> Loop<M> {
             self.pack_work();
         }
         self.executor.flush();
+        self.holding = false;
+    }
+
+    /// The inbox is empty for now: hands pending work over at once rather
+    /// than after the spin, so that while the loop looks for more messages
+    /// the executor is already killing or reaping (a chain of stops, each
+    /// waiting for the one before, then costs no spin per link). Unless
+    /// jobs are held for the end of a burst of requests: they would go
+    /// with it.
+    fn hand_over_work(&mut self) {
+        if self.work.is_empty() || self.holding {
+            return;
+        }
+        self.pack_work();
+        self.executor.flush();
     }
 
     /// Asks the clock for a timer for the machine's earliest deadline,
@@ -787,5 +847,25 @@ impl<M: Machine> Loop<M> {
         }
         tracing::debug!(supervisor = %name, "supervisor finished");
         result.unwrap_or(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_handle_refuses_everything_and_returns_its_error() {
+        let handle: Handle<u32> = finished("never-ran", Error::msg("no thread"));
+        assert_eq!(handle.send(7), Err(7));
+        handle.kill();
+        assert_eq!(handle.wait().unwrap_err().to_string(), "no thread");
+        assert_eq!(handle.wait().unwrap_err().to_string(), "no thread");
+        assert!(matches!(
+            handle.dead_signal().try_recv(),
+            Err(crossbeam_channel::TryRecvError::Disconnected)
+        ));
+        assert!(handle.check_not_own_thread("wait").is_ok());
+        assert_eq!(&**handle.name(), "never-ran");
     }
 }

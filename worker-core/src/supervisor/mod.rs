@@ -67,7 +67,7 @@ pub mod offloop;
 pub mod reply;
 pub mod timers;
 
-pub use driver::{DriverConfig, Events, Handle, Machine, start};
+pub use driver::{DriverConfig, Events, Handle, Machine, finished, start};
 pub use effects::{Effects, Finish};
 pub use error::{SupervisorFailed, WouldDeadlock};
 pub use reply::{AsyncCall, Call, CallError, Reply};

@@ -2,16 +2,19 @@
 
 use std::time::Instant;
 
+use worker_core::supervisor::offloop::OffLoop;
+
 use super::node::Node;
 use super::{Action, Cause, Delay, Machine, Phase};
 use crate::graph::NodeId;
 use crate::{InstallError, Manifold, ShuttingDown, UninstallError};
 
 impl Machine {
-    /// Installs every manifold of `batch`, or none of them.
+    /// Installs every manifold of `batch`, or none of them (those not
+    /// installed are dropped off the loop: they hold user closures).
     pub(crate) fn install(
         &mut self,
-        batch: Vec<(String, Manifold)>,
+        batch: Vec<(String, OffLoop<Manifold>)>,
         now: Instant,
         out: &mut Vec<Action>,
     ) -> Result<(), InstallError> {
@@ -25,7 +28,7 @@ impl Machine {
                 return Err(InstallError::DuplicateName(pair[0].to_owned()));
             }
         }
-        let mut added: Vec<(NodeId, Manifold)> = Vec::with_capacity(batch.len());
+        let mut added: Vec<(NodeId, OffLoop<Manifold>)> = Vec::with_capacity(batch.len());
         for (name, manifold) in batch {
             match self.graph.add(&name, &manifold.inputs) {
                 Ok(id) => added.push((id, manifold)),
@@ -82,6 +85,7 @@ impl Machine {
 
     pub(super) fn remove(&mut self, id: NodeId, out: &mut Vec<Action>) {
         tracing::debug!(engine = %self.name, manifold = %self.graph.name(id), "uninstalled");
+        debug_assert!(self.nodes[id].phase.is_stopped());
         self.graph.remove(id);
         self.nodes[id] = Node::new(None);
         out.push(Action::Removed { node: id });

@@ -5,8 +5,16 @@
 //! ended, time passed, kill) by changing state and appending [`Action`]s
 //! for the shell to carry out. It has no threads, channels or clocks: time
 //! comes in with each event, so tests and proptest drive it directly and
-//! deterministically. Policies (filters, `is_fatal`, `worst_error`,
-//! jitter) are called here, each behind `catch_unwind`.
+//! deterministically. It calls no user code at all: the policies (filters,
+//! `is_fatal`, the jitter source) are asked off the loop and their answers
+//! come in with the news as a [`Verdict`]; the fatal errors are kept in
+//! order, for `worst_error` to rank when the engine ends (see `verdict`).
+//! The values it holds whose `Drop` is user code (manifolds, workers,
+//! outputs) are [`OffLoop`], so the loop never drops them itself.
+//!
+//! Its deadlines (delayed starts, stop timeouts) are a [`Timers`] table
+//! keyed by manifold, and each is cancelled when its reason ends, so the
+//! table holds exactly the live deadlines.
 //!
 //! Costs: each event touches the manifold it is about and the edges of
 //! that manifold (its dependents when it starts or stops, its inputs when
@@ -18,53 +26,47 @@ mod node;
 mod shutdown;
 mod start;
 mod stop;
+mod verdict;
 mod view;
 mod why;
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use worker_core::backoff::Backoff;
+use worker_core::supervisor::Timers;
+use worker_core::supervisor::offloop::OffLoop;
 use worker_core::{Error, SharedWorker};
 
 pub(crate) use node::{Live, Phase};
+pub(crate) use start::Started;
+pub(crate) use verdict::{Policies, Verdict};
 pub(crate) use view::{Snapshot, View};
 pub(crate) use why::{Cause, Why};
 
-use worker_core::jitter::Jitter;
-
-use crate::backoff::Backoff;
-use crate::config::{IsFatalFn, WorstErrorFn};
 use crate::context::InputState;
 use crate::graph::{Graph, NodeId};
-use crate::{EngineConfig, Internal, Manifold};
+use crate::{EngineConfig, Internal, Manifold, UNCAPPED_LIMIT};
 use node::Node;
 
 /// What the shell must do after an event.
 pub(crate) enum Action {
     /// Run the start function (then the output function) off the loop and
-    /// report back with `generation`.
+    /// report back with `generation`; the start job also watches the
+    /// worker it makes, and reports its end with the same generation.
     Start {
         node: NodeId,
         generation: u64,
         name: Arc<str>,
-        manifold: Manifold,
-        inputs: Vec<(Arc<str>, InputState)>,
+        manifold: OffLoop<Manifold>,
+        inputs: OffLoop<Vec<(Arc<str>, InputState)>>,
     },
     /// Fire the abort signal of the running start of `node`.
     Abort { node: NodeId },
     /// Kill a worker.
     Kill {
         name: Arc<str>,
-        worker: SharedWorker,
-    },
-    /// Report back with `generation` when this worker ends.
-    Watch {
-        node: NodeId,
-        generation: u64,
-        worker: SharedWorker,
+        worker: OffLoop<SharedWorker>,
     },
     /// Tell the metrics hook of a start.
     RecordStart { name: Arc<str> },
@@ -76,43 +78,50 @@ pub(crate) enum Action {
     /// An uninstall finished.
     Removed { node: NodeId },
     /// A worker ended: the shell waits for it (joining its thread, if it
-    /// has one) before the engine finishes.
-    Reap { worker: SharedWorker },
+    /// has one) before the engine finishes, and lets go of its outputs,
+    /// off the loop.
+    Reap { live: OffLoop<Live> },
     /// A manifold exceeded the stop timeout.
     Stuck { name: Arc<str>, waited: Duration },
 }
 
-/// The decision-making policies, from the config.
+/// How much jitter spreads the engine's delays: +-10%.
+const JITTER: f64 = 0.1;
+
+/// The delays, from the config.
 pub(crate) struct Policy {
-    pub(crate) is_fatal: IsFatalFn,
-    pub(crate) worst_error: WorstErrorFn,
-    pub(crate) error_delay: Duration,
-    pub(crate) bounce_delay: Duration,
-    pub(crate) backoff: Backoff,
+    /// Restart after a failure: the error delay, backed off.
+    pub(crate) error: Backoff,
+    /// Restart after a bounce or an input change: never backed off.
+    pub(crate) bounce: Backoff,
     pub(crate) backoff_reset_time: Duration,
     pub(crate) stop_timeout: Duration,
-    pub(crate) jitter: Arc<dyn Jitter>,
 }
 
 impl Policy {
     pub(crate) fn from_config(config: &EngineConfig) -> Self {
+        let max = if config.max_delay.is_zero() {
+            UNCAPPED_LIMIT
+        } else {
+            config.max_delay
+        };
         Policy {
-            is_fatal: config.is_fatal.clone(),
-            worst_error: config.worst_error.clone(),
-            error_delay: config.error_delay,
-            bounce_delay: config.bounce_delay,
-            backoff: Backoff {
+            // A factor of 0 (no backoff) is a factor of 1 to the rule.
+            error: Backoff {
+                base: config.error_delay,
                 factor: config.backoff_factor,
-                max_delay: config.max_delay,
+                max,
+                jitter: JITTER,
+            },
+            bounce: Backoff {
+                base: config.bounce_delay,
+                factor: 1.0,
+                max,
+                jitter: JITTER,
             },
             backoff_reset_time: config.backoff_reset_time,
             stop_timeout: config.stop_timeout,
-            jitter: config.jitter.clone(),
         }
-    }
-
-    fn sample(&self) -> f64 {
-        catch_unwind(AssertUnwindSafe(|| self.jitter.sample())).unwrap_or(0.5)
     }
 }
 
@@ -124,18 +133,13 @@ enum Delay {
     Error,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// What a deadline is for (one of each at most per manifold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum TimerKind {
+    /// The delay of a `Waiting` manifold is over.
     Start,
+    /// A manifold asked to stop has had its stop timeout.
     StopTimeout,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Timer {
-    at: Instant,
-    generation: u64,
-    node: NodeId,
-    kind: TimerKind,
 }
 
 /// See the module docs.
@@ -144,14 +148,19 @@ pub(crate) struct Machine {
     graph: Graph,
     nodes: Vec<Node>,
     policy: Policy,
-    timers: BinaryHeap<Reverse<Timer>>,
+    /// One deadline per reason that still stands.
+    timers: Timers<(NodeId, TimerKind)>,
     next_generation: u64,
     dying: bool,
     /// Nodes not in `Phase::Stopped`.
     live: usize,
-    worst: Option<Error>,
+    /// The fatal errors, in the order they came, for `worst_error`.
+    fatal: Vec<Error>,
     internal: Option<Error>,
     scratch: Vec<NodeId>,
+    /// The jitter sample of the news being handled (0.5, no spread,
+    /// outside news).
+    sample: f64,
 }
 
 impl Machine {
@@ -161,13 +170,14 @@ impl Machine {
             graph: Graph::default(),
             nodes: Vec::new(),
             policy,
-            timers: BinaryHeap::new(),
+            timers: Timers::new(),
             next_generation: 0,
             dying: false,
             live: 0,
-            worst: None,
+            fatal: Vec::new(),
             internal: None,
             scratch: Vec::new(),
+            sample: 0.5,
         }
     }
 
@@ -181,10 +191,18 @@ impl Machine {
         self.dying && self.live == 0
     }
 
-    /// The engine's error so far: an internal error, else the worst fatal
-    /// error.
+    /// The engine's error so far as the loop knows it: an internal error,
+    /// else the first fatal error (ranking them is user code: see
+    /// [`fatal_errors`](Self::fatal_errors)).
     pub(crate) fn error(&self) -> Option<Error> {
-        self.internal.clone().or_else(|| self.worst.clone())
+        self.internal
+            .clone()
+            .or_else(|| self.fatal.first().cloned())
+    }
+
+    /// The internal error, if the machine found itself inconsistent.
+    pub(crate) fn internal_error(&self) -> Option<&Error> {
+        self.internal.as_ref()
     }
 
     /// Whether the engine's error is an internal one.
@@ -192,44 +210,61 @@ impl Machine {
         self.internal.is_some()
     }
 
-    /// The earliest pending deadline, dropping deadlines that no longer
-    /// matter.
-    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
-        while let Some(Reverse(t)) = self.timers.peek() {
-            if self.timer_is_live(t) {
-                return Some(t.at);
-            }
-            self.timers.pop();
-        }
-        None
+    /// Every fatal error so far, in the order they came: `worst_error`
+    /// ranks them, off the loop.
+    pub(crate) fn fatal_errors(&self) -> &[Error] {
+        &self.fatal
     }
 
-    fn timer_is_live(&self, t: &Timer) -> bool {
-        let Some(node) = self.nodes.get(t.node) else {
-            return false;
-        };
-        if node.generation != t.generation {
-            return false;
-        }
-        match t.kind {
-            TimerKind::Start => matches!(node.phase, Phase::Waiting { .. }),
-            TimerKind::StopTimeout => !node.stuck && node.phase.stop_requested().is_some(),
-        }
+    /// The earliest pending deadline.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    /// How many deadlines are pending (each for a reason that stands).
+    #[cfg(test)]
+    pub(crate) fn timer_count(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Every worker the machine holds (for a driver that gives up on it).
+    pub(crate) fn workers(&self) -> Vec<SharedWorker> {
+        self.nodes
+            .iter()
+            .filter_map(|node| match &node.phase {
+                Phase::Running { live, .. } | Phase::Discarding { live, .. } => {
+                    Some(live.worker.clone())
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     fn node(&mut self, id: NodeId) -> &mut Node {
         &mut self.nodes[id]
     }
 
-    fn set_phase(&mut self, id: NodeId, phase: Phase) {
-        let was = self.nodes[id].phase.is_stopped();
+    /// Moves `id` to `phase`, keeping the live count, and cancels the
+    /// deadlines whose reason the new phase ends; returns the old phase
+    /// (dropping it is safe: what it holds is [`OffLoop`]).
+    fn set_phase(&mut self, id: NodeId, phase: Phase) -> Phase {
         let now = phase.is_stopped();
-        self.nodes[id].phase = phase;
-        match (was, now) {
+        let was = &self.nodes[id].phase;
+        // (Only where the old phase may have a deadline: each look costs a
+        // hash.)
+        if matches!(was, Phase::Waiting { .. }) && !matches!(phase, Phase::Waiting { .. }) {
+            self.timers.cancel(&(id, TimerKind::Start));
+        }
+        if was.stop_requested().is_some() && phase.stop_requested().is_none() {
+            self.timers.cancel(&(id, TimerKind::StopTimeout));
+        }
+        let old = std::mem::replace(&mut self.nodes[id].phase, phase);
+        match (old.is_stopped(), now) {
             (true, false) => self.live += 1,
             (false, true) => self.live -= 1,
             _ => {}
         }
+        old
     }
 
     // ----- time, kill, internal errors -----------------------------------
@@ -237,26 +272,28 @@ impl Machine {
     /// Time has passed: start the manifolds whose delay is over, flag the
     /// ones that are slow to stop.
     pub(crate) fn tick(&mut self, now: Instant, out: &mut Vec<Action>) {
-        while let Some(Reverse(t)) = self.timers.peek().copied() {
-            if t.at > now {
-                break;
-            }
-            self.timers.pop();
-            if !self.timer_is_live(&t) {
-                continue;
-            }
-            match t.kind {
-                TimerKind::Start => self.dispatch(t.node, now, out),
+        while let Some(((id, kind), _)) = self.timers.pop_due(now) {
+            match kind {
+                TimerKind::Start => {
+                    if !matches!(self.nodes[id].phase, Phase::Waiting { .. }) {
+                        let message = format!("start deadline of node {id} outlived its delay");
+                        return self.fail_internal(message, now, out);
+                    }
+                    self.dispatch(id, now, out);
+                }
                 TimerKind::StopTimeout => {
-                    let since = self.nodes[t.node].phase.stop_requested().unwrap_or(now);
-                    self.nodes[t.node].stuck = true;
+                    let Some(since) = self.nodes[id].phase.stop_requested() else {
+                        let message = format!("stop deadline of node {id} outlived its stop");
+                        return self.fail_internal(message, now, out);
+                    };
+                    self.nodes[id].stuck = true;
                     out.push(Action::Stuck {
-                        name: self.graph.name(t.node).clone(),
+                        name: self.graph.name(id).clone(),
                         waited: now.saturating_duration_since(since),
                     });
                     if self.dying {
                         // Do not let one stuck worker hold the rest up.
-                        self.release_inputs(t.node, now, out);
+                        self.release_inputs(id, now, out);
                     }
                 }
             }

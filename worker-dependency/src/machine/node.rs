@@ -3,13 +3,14 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use worker_core::supervisor::offloop::OffLoop;
 use worker_core::{Error, SharedWorker};
 
 use super::why::Why;
 use crate::{Manifold, Outputs};
 
-/// A running worker and what it offers.
-#[derive(Clone)]
+/// A running worker and what it offers. Both may run user code when
+/// dropped, so the machine holds a `Live` as [`OffLoop`].
 pub(crate) struct Live {
     pub(crate) worker: SharedWorker,
     pub(crate) outputs: Arc<Outputs>,
@@ -40,12 +41,12 @@ pub(crate) enum Phase {
     /// The worker runs and its outputs are offered; `stopping` is when the
     /// engine killed it.
     Running {
-        live: Live,
+        live: OffLoop<Live>,
         stopping: Option<Instant>,
     },
     /// A start that was aborted still produced a worker: it was killed at
     /// once and never offered to anyone; waiting for it to end.
-    Discarding { since: Instant, live: Live },
+    Discarding { since: Instant, live: OffLoop<Live> },
 }
 
 impl Phase {
@@ -82,7 +83,7 @@ impl Phase {
 #[derive(Debug)]
 pub(crate) struct Node {
     /// `None` for names that are only declared as someone's input.
-    pub(crate) manifold: Option<Manifold>,
+    pub(crate) manifold: Option<OffLoop<Manifold>>,
     pub(crate) phase: Phase,
     /// Generation of the current start request: events of older ones are
     /// never taken for the current worker.
@@ -110,7 +111,7 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    pub(crate) fn new(manifold: Option<Manifold>) -> Self {
+    pub(crate) fn new(manifold: Option<OffLoop<Manifold>>) -> Self {
         Node {
             manifold,
             phase: Phase::Stopped,

@@ -10,6 +10,8 @@
 
 use std::time::Instant;
 
+use worker_core::supervisor::offloop::OffLoop;
+
 use super::{Action, Machine, Phase};
 use crate::graph::NodeId;
 
@@ -89,7 +91,7 @@ impl Machine {
     fn stop_for_shutdown(&mut self, id: NodeId, now: Instant, out: &mut Vec<Action>) {
         if let Phase::Running { live, stopping } = &mut self.nodes[id].phase {
             *stopping = Some(now);
-            let worker = live.worker.clone();
+            let worker = OffLoop::new(live.worker.clone());
             out.push(Action::Kill {
                 name: self.graph.name(id).clone(),
                 worker,

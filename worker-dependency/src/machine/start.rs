@@ -1,14 +1,21 @@
 //! Starting: delays, dispatching start functions, registering workers.
 
-use std::cmp::Reverse;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use worker_core::Error;
+use worker_core::supervisor::offloop::OffLoop;
+use worker_core::{Error, deadline};
 
-use super::{Action, Cause, Delay, Live, Machine, Phase, Timer, TimerKind, Why};
+use super::{Action, Cause, Delay, Live, Machine, Phase, TimerKind, Verdict, Why};
 use crate::context::InputState;
 use crate::graph::NodeId;
+
+/// What a start job reports.
+pub(crate) struct Started {
+    /// The new worker and its outputs, or why there is none.
+    pub(crate) result: Result<OffLoop<Live>, Error>,
+    /// The policies' verdict on the failure (or only a jitter sample).
+    pub(crate) verdict: Verdict,
+}
 
 impl Machine {
     pub(super) fn request_start(
@@ -24,15 +31,10 @@ impl Machine {
         }
         let delay = match delay {
             Delay::None => Duration::ZERO,
-            Delay::Bounce => self
-                .policy
-                .backoff
-                .bounce_delay(self.policy.bounce_delay, self.policy.sample()),
+            Delay::Bounce => self.policy.bounce.delay(1, self.sample),
             Delay::Error => {
                 let step = self.nodes[id].recent_errors;
-                self.policy
-                    .backoff
-                    .error_delay(self.policy.error_delay, step, self.policy.sample())
+                self.policy.error.delay(step, self.sample)
             }
         };
         self.next_generation += 1;
@@ -44,14 +46,10 @@ impl Machine {
         if delay.is_zero() {
             self.dispatch(id, now, out);
         } else {
-            let until = now.checked_add(delay).unwrap_or(now);
+            // Saturating: a huge delay means practically never, not now.
+            let until = deadline(now, delay);
             self.set_phase(id, Phase::Waiting { until });
-            self.timers.push(Reverse(Timer {
-                at: until,
-                generation,
-                node: id,
-                kind: TimerKind::Start,
-            }));
+            self.timers.set((id, TimerKind::Start), until);
         }
     }
 
@@ -80,7 +78,7 @@ impl Machine {
             generation: node.generation,
             name: self.graph.name(id).clone(),
             manifold,
-            inputs,
+            inputs: OffLoop::new(inputs),
         });
     }
 
@@ -89,7 +87,21 @@ impl Machine {
         &mut self,
         id: NodeId,
         generation: u64,
-        result: Result<Live, Error>,
+        started: Started,
+        now: Instant,
+        wall: SystemTime,
+        out: &mut Vec<Action>,
+    ) {
+        self.sample = started.verdict.jitter;
+        self.started(id, generation, started, now, wall, out);
+        self.sample = 0.5;
+    }
+
+    fn started(
+        &mut self,
+        id: NodeId,
+        generation: u64,
+        Started { result, verdict }: Started,
         now: Instant,
         wall: SystemTime,
         out: &mut Vec<Action>,
@@ -99,8 +111,8 @@ impl Machine {
             _ => {
                 if let Ok(live) = result {
                     out.push(Action::Kill {
-                        name: Arc::from("(unknown)"),
-                        worker: live.worker,
+                        name: "(unknown)".into(),
+                        worker: OffLoop::new(live.worker.clone()),
                     });
                 }
                 let message =
@@ -111,18 +123,13 @@ impl Machine {
         let name = self.graph.name(id).clone();
         let live = match result {
             Ok(live) => live,
-            Err(error) => return self.finish(id, Some(error), false, now, out),
+            Err(error) => return self.finish(id, Some(error), verdict, false, now, out),
         };
-        out.push(Action::Watch {
-            node: id,
-            generation,
-            worker: live.worker.clone(),
-        });
         if let Some(since) = abort {
             // Asked to stop while starting: never offer this worker.
             out.push(Action::Kill {
                 name,
-                worker: live.worker.clone(),
+                worker: OffLoop::new(live.worker.clone()),
             });
             self.set_phase(id, Phase::Discarding { since, live });
             return;

@@ -1,23 +1,37 @@
 //! Stopping: worker ends, stop requests, bounces, and what an end means
 //! (backoff bookkeeping, filters, fatal errors, control errors).
 
-use std::cmp::Reverse;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
-use worker_core::{Error, catch_panic};
+use worker_core::supervisor::offloop::OffLoop;
+use worker_core::{Error, deadline};
 
-use super::{Action, Cause, Delay, Machine, Phase, Timer, TimerKind};
+use super::{Action, Cause, Delay, Machine, Phase, TimerKind, Verdict};
 use crate::graph::NodeId;
 use crate::{Bounce, Missing, Uninstall};
 
 impl Machine {
-    /// A worker ended.
+    /// A worker ended, with the policies' verdict on how.
     pub(crate) fn worker_done(
         &mut self,
         id: NodeId,
         generation: u64,
         outcome: Result<(), Error>,
+        verdict: Verdict,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        self.sample = verdict.jitter;
+        self.ended(id, generation, outcome, verdict, now, out);
+        self.sample = 0.5;
+    }
+
+    fn ended(
+        &mut self,
+        id: NodeId,
+        generation: u64,
+        outcome: Result<(), Error>,
+        verdict: Verdict,
         now: Instant,
         out: &mut Vec<Action>,
     ) {
@@ -30,7 +44,7 @@ impl Machine {
                 return self.fail_internal(message, now, out);
             }
         };
-        self.finish(id, outcome.err(), registered, now, out);
+        self.finish(id, outcome.err(), verdict, registered, now, out);
     }
 
     /// Asks `id` to stop, to restart (because of `cause`) once stopped.
@@ -55,7 +69,7 @@ impl Machine {
             Phase::Running { live, stopping } => {
                 if stopping.is_none() {
                     *stopping = Some(now);
-                    let worker = live.worker.clone();
+                    let worker = OffLoop::new(live.worker.clone());
                     out.push(Action::Kill {
                         name: self.graph.name(id).clone(),
                         worker,
@@ -86,15 +100,9 @@ impl Machine {
         if self.policy.stop_timeout.is_zero() {
             return;
         }
-        let Some(at) = now.checked_add(self.policy.stop_timeout) else {
-            return;
-        };
-        self.timers.push(Reverse(Timer {
-            at,
-            generation: self.nodes[id].generation,
-            node: id,
-            kind: TimerKind::StopTimeout,
-        }));
+        // Saturating: a huge timeout means practically never.
+        let at = deadline(now, self.policy.stop_timeout);
+        self.timers.set((id, TimerKind::StopTimeout), at);
     }
 
     /// Every start or stop of `id` restarts its dependents (Go's rule).
@@ -118,12 +126,13 @@ impl Machine {
         self.scratch = deps;
     }
 
-    /// A start failed or a worker ended with `raw`: classify, record, and
-    /// restart or not.
+    /// A start failed or a worker ended with `raw` (and the policies said
+    /// `verdict`): classify, record, and restart or not.
     pub(super) fn finish(
         &mut self,
         id: NodeId,
         raw: Option<Error>,
+        verdict: Verdict,
         registered: bool,
         now: Instant,
         out: &mut Vec<Action>,
@@ -148,26 +157,9 @@ impl Machine {
                 };
             }
         }
-        let filtered = match node.manifold.as_ref().and_then(|m| m.filter.clone()) {
-            Some(filter) => match catch_unwind(AssertUnwindSafe(|| filter(raw))) {
-                Ok(e) => e,
-                Err(payload) => Some(Error::new(worker_core::Panicked::from_payload(
-                    format!("filter of manifold {name:?}"),
-                    &*payload,
-                ))),
-            },
-            None => raw,
-        };
-        let fatal = filtered.as_ref().and_then(|e| self.fatal(&name, e));
-        match &self.nodes[id].phase {
-            Phase::Running { live, .. } | Phase::Discarding { live, .. } => {
-                out.push(Action::Reap {
-                    worker: live.worker.clone(),
-                })
-            }
-            Phase::Stopped | Phase::Waiting { .. } | Phase::Starting { .. } => {}
-        }
-        let node = self.node(id);
+        let Verdict {
+            filtered, fatal, ..
+        } = verdict;
         // A panicking is_fatal is the manifold's error, as well as fatal.
         node.last_error = match &fatal {
             Some(f) if f.is::<worker_core::Panicked>() => Some(f.clone()),
@@ -176,12 +168,15 @@ impl Machine {
         node.started_at = None;
         node.started_wall = None;
         node.stuck = false;
-        self.set_phase(id, Phase::Stopped);
+        match self.set_phase(id, Phase::Stopped) {
+            Phase::Running { live, .. } | Phase::Discarding { live, .. } => {
+                out.push(Action::Reap { live })
+            }
+            Phase::Stopped | Phase::Waiting { .. } | Phase::Starting { .. } => {}
+        }
         if let Some(error) = fatal {
             tracing::warn!(engine = %self.name, manifold = %name, %error, "fatal error; stopping the engine");
-            if let Some(panicked) = self.record_worst(error) {
-                self.nodes[id].last_error = Some(panicked);
-            }
+            self.fatal.push(error);
             self.begin_shutdown(now, out);
         }
         if self.dying {
@@ -229,43 +224,5 @@ impl Machine {
             name,
             error: filtered,
         });
-    }
-
-    /// Whether `error` is fatal; `Some(error to record)` if so. A panic in
-    /// `is_fatal` counts as fatal, with the panic ([`Panicked`]) as the
-    /// error.
-    ///
-    /// [`Panicked`]: worker_core::Panicked
-    pub(super) fn fatal(&self, name: &str, error: &Error) -> Option<Error> {
-        let is_fatal = self.policy.is_fatal.clone();
-        match catch_panic(
-            || format!("is_fatal (for manifold {name:?})"),
-            || Ok(is_fatal(error)),
-        ) {
-            Ok(true) => Some(error.clone()),
-            Ok(false) => None,
-            Err(panicked) => Some(panicked),
-        }
-    }
-
-    /// Ranks a new fatal error against the worst so far. A panic in
-    /// `worst_error` becomes the worst error, and is returned so that it
-    /// is the manifold's error too.
-    pub(super) fn record_worst(&mut self, error: Error) -> Option<Error> {
-        let worst_error = self.policy.worst_error.clone();
-        let previous = self.worst.take();
-        match catch_panic(
-            || "worst_error".to_owned(),
-            || Ok(worst_error(&error, previous.as_ref())),
-        ) {
-            Ok(worst) => {
-                self.worst = Some(worst);
-                None
-            }
-            Err(panicked) => {
-                self.worst = Some(panicked.clone());
-                Some(panicked)
-            }
-        }
     }
 }

@@ -55,7 +55,9 @@ impl fmt::Display for Why {
             Cause::Bounced => f.write_str("worker asked to bounce")?,
             Cause::Failed { error, step } => write!(f, "failed (backoff step {step}): {error}")?,
         }
-        if !self.delay.is_zero() {
+        if self.delay >= worker_core::PRACTICALLY_NEVER {
+            f.write_str("; restarts practically never")?;
+        } else if !self.delay.is_zero() {
             let delay = worker_core::format_duration(shown(self.delay));
             write!(f, "; restarted after {delay}")?;
         }
@@ -72,7 +74,8 @@ fn shown(delay: Duration) -> Duration {
         Duration::from_micros(1)
     };
     let units = (delay.as_nanos() + unit.as_nanos() / 2) / unit.as_nanos();
-    unit * u32::try_from(units).unwrap_or(u32::MAX)
+    // Beyond what nanoseconds in a u64 hold (584 years), as it is.
+    u64::try_from(units * unit.as_nanos()).map_or(delay, Duration::from_nanos)
 }
 
 #[cfg(test)]
@@ -115,5 +118,11 @@ mod tests {
         );
         let w = why(Cause::Installed, 0);
         assert!(std::ptr::eq(w.text(), w.text()));
+        // A delay of "practically never" reads as what it is.
+        let never = Why::new(Cause::Bounced, Duration::MAX);
+        assert_eq!(
+            never.to_string(),
+            "worker asked to bounce; restarts practically never"
+        );
     }
 }

@@ -1,388 +1,371 @@
-//! The shell: one loop thread per engine that owns the [`Machine`], turns
-//! requests, start results, worker ends and timer firings into events,
-//! and carries out the machine's actions.
+//! The engine's side of the core's supervisor driver: the [`Shell`] is the
+//! [`Machine`](worker_core::supervisor::Machine) the driver runs on the
+//! engine's loop thread.
 //!
-//! Start functions run off the loop, from the engine's start queue
-//! ([`starter`]); a worker's end is learnt through its completion callback
-//! ([`Worker::on_done`]), so no thread waits on a worker (only a foreign
-//! worker without completion callbacks gets one watcher thread, named
-//! after the engine and joined when the engine stops). The loop asks the
-//! clock for a timer only when the earliest deadline changes, and blocks
-//! in `select!` otherwise: an idle engine does nothing.
+//! It hands each request and each piece of news to the engine's pure state
+//! machine ([`crate::machine`]) and turns the actions that come back into
+//! the driver's [`Effects`]: start jobs ([`starter`]), kills and reaps,
+//! metrics hooks and disposals (all off the loop), answers to callers, and
+//! the engine's end. The values it moves that hold user code (manifolds,
+//! workers, outputs) are [`OffLoop`], so none is ever dropped on the loop.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender, never, select};
-use worker_core::{Clock, Error, SharedWorker, Tomb, Worker};
+use crossbeam_channel::Sender;
+use worker_core::supervisor::offloop::OffLoop;
+use worker_core::supervisor::{Effects, Finish, Reply};
+use worker_core::{Clock, Error, SharedWorker};
 
 use crate::config::Metrics;
-use crate::context::InputState;
 use crate::graph::NodeId;
-use crate::machine::{Action, Live, Machine, Snapshot};
-use crate::manifold::FilterFn;
+use crate::machine::{Action, Live, Machine, Policies, Snapshot, Started, Verdict};
 use crate::{InstallError, Manifold, ShuttingDown, UninstallError};
 
 pub(crate) mod starter;
 
-use starter::{StartJob, Starter};
+use starter::StartJob;
 
-/// A message to the loop: a request from a handle, or news from a start
-/// job or a worker.
-pub(crate) enum Msg {
+/// A snapshot for a report, with the fatal errors so far when the
+/// report's engine error is theirs to rank (on the caller's thread).
+pub(crate) type Seen = (Snapshot, Vec<Error>);
+
+/// Everything the loop can be told: requests from handles, news from start
+/// jobs and workers' completion callbacks.
+pub(crate) enum Event {
     Install {
-        batch: Vec<(String, Manifold)>,
-        reply: Sender<Result<(), InstallError>>,
+        batch: Vec<(String, OffLoop<Manifold>)>,
+        reply: Reply<Result<(), InstallError>>,
     },
     Uninstall {
         name: String,
-        reply: Sender<Result<(), UninstallError>>,
+        reply: Reply<Result<(), UninstallError>>,
     },
-    Report {
-        reply: Sender<Snapshot>,
+    Snapshot {
+        reply: Reply<Seen>,
     },
     WaitingFor {
-        reply: Sender<Vec<String>>,
+        reply: Reply<Vec<String>>,
     },
+    /// A start job is done (the start function and the output function
+    /// returned).
     Started {
         node: NodeId,
         generation: u64,
-        result: Result<Live, Error>,
+        result: Result<OffLoop<Live>, Error>,
+        verdict: Verdict,
     },
+    /// A worker ended.
     Ended {
         node: NodeId,
         generation: u64,
         outcome: Result<(), Error>,
+        verdict: Verdict,
     },
-    /// A batch of ended workers has been waited for.
-    Reaped,
 }
 
-/// Everything the loop thread owns.
+/// A metrics hook to call.
+enum Hook {
+    Start(Arc<str>),
+    Stop(Arc<str>, Option<Error>),
+}
+
+/// The engine's machine, as the driver runs it.
 pub(crate) struct Shell {
     pub(crate) name: Arc<str>,
     pub(crate) machine: Machine,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) metrics: Arc<dyn Metrics>,
-    pub(crate) filter: Option<FilterFn>,
-    pub(crate) tx: Sender<Msg>,
-    pub(crate) final_snapshot: Arc<OnceLock<Snapshot>>,
-    pub(crate) starter: Starter,
+    pub(crate) policies: Arc<Policies>,
+    /// What reports show once the loop has gone.
+    pub(crate) final_snapshot: Arc<OnceLock<Seen>>,
+    /// The abort signal of each node's running start: dropped to fire.
     pub(crate) aborts: Vec<Option<Sender<Infallible>>>,
-    pub(crate) uninstalls: HashMap<NodeId, Vec<Sender<Result<(), UninstallError>>>>,
-    pub(crate) watchers: Vec<JoinHandle<()>>,
-    /// Workers that ended and have not been waited for yet.
-    pub(crate) ended: Vec<SharedWorker>,
-    pub(crate) timer: Receiver<Instant>,
-    pub(crate) timer_at: Option<Instant>,
+    /// Callers waiting for an uninstall to finish.
+    pub(crate) uninstalls: HashMap<NodeId, Vec<Reply<Result<(), UninstallError>>>>,
+    /// Reused between events.
     pub(crate) out: Vec<Action>,
+    /// The hooks of a burst of events, called together off the loop.
+    hooks: Vec<Hook>,
+    /// Dying was announced to the driver.
+    dying: bool,
+    /// The end was announced to the driver.
+    finished: bool,
 }
 
 impl Shell {
-    /// The loop: runs until every manifold has stopped after a kill (or a
-    /// fatal or internal error), then returns the engine's result.
-    pub(crate) fn run(mut self, tomb: &Tomb, rx: Receiver<Msg>) -> Result<(), Error> {
-        let mut dying = tomb.dying();
-        loop {
-            // Fires only while starts wait for a thread.
-            let stall = self.starter.stall_timer().clone();
-            select! {
-                recv(rx) -> msg => {
-                    // The loop holds a sender itself, so the channel never
-                    // disconnects while it runs.
-                    if let Ok(msg) = msg {
-                        self.handle(msg);
-                    }
-                    // Take more of what is queued: one wake-up for a burst
-                    // of events, but bounded, so that a kill or a timer is
-                    // never starved by a flood (say, a worker bouncing with
-                    // no delay).
-                    for msg in rx.try_iter().take(BURST) {
-                        self.handle(msg);
-                    }
-                }
-                recv(dying) -> _ => {
-                    dying = never();
-                    let now = self.clock.now();
-                    self.machine.kill(now, &mut self.out);
-                    self.run_actions();
-                    self.update_timer();
-                }
-                recv(self.timer) -> _ => {
-                    self.timer = never();
-                    self.timer_at = None;
-                    let now = self.clock.now();
-                    self.machine.tick(now, &mut self.out);
-                    self.run_actions();
-                    self.update_timer();
-                }
-                recv(stall) -> _ => self.starter.check_stall(),
-            }
-            if self.machine.is_dying() && tomb.is_alive() {
-                // A fatal or internal error: let everyone see the engine
-                // is stopping (our own dying signal then fires: harmless).
-                tomb.kill(None);
-            }
-            if self.machine.is_finished() {
-                break;
-            }
-        }
-        self.finish(rx)
-    }
-
-    fn finish(mut self, rx: Receiver<Msg>) -> Result<(), Error> {
-        let now = self.clock.now();
-        let _ = self.final_snapshot.set(self.machine.snapshot(now));
-        // Requests that raced with the end get a clear answer.
-        drop(self.tx);
-        while let Ok(msg) = rx.try_recv() {
-            match msg {
-                Msg::Install { reply, .. } => {
-                    let _ = reply.send(Err(ShuttingDown(self.name.to_string()).into()));
-                }
-                Msg::Uninstall { reply, .. } => {
-                    let _ = reply.send(Err(ShuttingDown(self.name.to_string()).into()));
-                }
-                Msg::Report { reply } => {
-                    let _ = reply.send(self.machine.snapshot(now));
-                }
-                Msg::WaitingFor { reply } => {
-                    let _ = reply.send(Vec::new());
-                }
-                Msg::Started { .. } | Msg::Ended { .. } | Msg::Reaped => {}
-            }
-        }
-        for (_, replies) in self.uninstalls.drain() {
-            for reply in replies {
-                let _ = reply.send(Err(ShuttingDown(self.name.to_string()).into()));
-            }
-        }
-        // Every worker has ended; wait for each (joining its thread, if it
-        // has one), so that none is still winding down when `wait` returns.
-        reap(std::mem::take(&mut self.ended));
-        self.starter.join();
-        for watcher in self.watchers.drain(..) {
-            let _ = watcher.join();
-        }
-        if self.machine.has_internal_error() {
-            return Err(self
-                .machine
-                .error()
-                .unwrap_or_else(|| Error::msg("internal error")));
-        }
-        let worst = self.machine.error();
-        let result = match &self.filter {
-            Some(filter) => match catch_unwind(AssertUnwindSafe(|| filter(worst))) {
-                Ok(result) => result,
-                Err(payload) => Some(Error::new(worker_core::Panicked::from_payload(
-                    "engine filter",
-                    &*payload,
-                ))),
-            },
-            None => worst,
-        };
-        match result {
-            Some(e) => Err(e),
-            None => Ok(()),
+    pub(crate) fn new(
+        name: Arc<str>,
+        machine: Machine,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<dyn Metrics>,
+        policies: Arc<Policies>,
+        final_snapshot: Arc<OnceLock<Seen>>,
+    ) -> Self {
+        Shell {
+            name,
+            machine,
+            clock,
+            metrics,
+            policies,
+            final_snapshot,
+            aborts: Vec::new(),
+            uninstalls: HashMap::new(),
+            out: Vec::new(),
+            hooks: Vec::new(),
+            dying: false,
+            finished: false,
         }
     }
+}
 
-    fn handle(&mut self, msg: Msg) {
-        let now = self.clock.now();
-        match msg {
-            Msg::Install { batch, reply } => {
-                let result = self.machine.install(batch, now, &mut self.out);
-                let _ = reply.send(result);
+impl worker_core::supervisor::Machine for Shell {
+    type Event = Event;
+    type Job = StartJob;
+
+    fn handle(&mut self, event: Event, now: Instant, fx: &mut Effects<StartJob>) {
+        let mut out = std::mem::take(&mut self.out);
+        match event {
+            Event::Install { batch, reply } => {
+                reply.send(self.machine.install(batch, now, &mut out));
             }
-            Msg::Uninstall { name, reply } => {
-                match self.machine.uninstall(&name, now, &mut self.out) {
+            Event::Uninstall { name, reply } => {
+                match self.machine.uninstall(&name, now, &mut out) {
+                    // Answered by `Removed`, which may be in `out` already.
                     Ok(node) => self.uninstalls.entry(node).or_default().push(reply),
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
+                    Err(e) => reply.send(Err(e)),
                 }
             }
-            Msg::Report { reply } => {
-                let _ = reply.send(self.machine.snapshot(now));
-            }
-            Msg::WaitingFor { reply } => {
-                let _ = reply.send(self.machine.waiting_for());
-            }
-            Msg::Started {
+            Event::Snapshot { reply } => reply.send(self.seen(now)),
+            Event::WaitingFor { reply } => reply.send(self.machine.waiting_for()),
+            Event::Started {
                 node,
                 generation,
                 result,
+                verdict,
             } => {
-                self.starter.finished();
                 if let Some(abort) = self.aborts.get_mut(node) {
                     *abort = None;
                 }
                 let wall = self.clock.wall_now();
+                let started = Started { result, verdict };
                 self.machine
-                    .start_done(node, generation, result, now, wall, &mut self.out);
+                    .start_done(node, generation, started, now, wall, &mut out);
             }
-            Msg::Ended {
+            Event::Ended {
                 node,
                 generation,
                 outcome,
+                verdict,
             } => {
                 self.machine
-                    .worker_done(node, generation, outcome, now, &mut self.out);
-            }
-            Msg::Reaped => self.starter.finished(),
-        }
-        self.run_actions();
-        // After every message, not once per burst: a request that follows
-        // (say, a report) then sees the timers of everything before it.
-        self.update_timer();
-    }
-
-    fn update_timer(&mut self) {
-        let next = self.machine.next_deadline();
-        if next == self.timer_at {
-            return;
-        }
-        self.timer_at = next;
-        self.timer = match next {
-            Some(at) => self
-                .clock
-                .after(at.saturating_duration_since(self.clock.now())),
-            None => never(),
-        };
-    }
-
-    fn run_actions(&mut self) {
-        loop {
-            let actions = std::mem::take(&mut self.out);
-            if actions.is_empty() {
-                return;
-            }
-            for action in actions {
-                self.execute(action);
+                    .worker_done(node, generation, outcome, verdict, now, &mut out);
             }
         }
+        self.execute(&mut out, now, fx);
+        self.out = out;
     }
 
-    fn execute(&mut self, action: Action) {
-        match action {
-            Action::Start {
-                node,
-                generation,
-                name,
-                manifold,
-                inputs,
-            } => self.start(node, generation, name, manifold, inputs),
-            Action::Abort { node } => {
-                if let Some(abort) = self.aborts.get_mut(node) {
-                    *abort = None;
-                }
-            }
-            Action::Kill { name, worker } => {
-                if catch_unwind(AssertUnwindSafe(|| worker.kill())).is_err() {
-                    tracing::error!(engine = %self.name, manifold = %name, "kill panicked");
-                }
-            }
-            Action::Watch {
-                node,
-                generation,
-                worker,
-            } => self.watch(node, generation, worker),
-            Action::RecordStart { name } => {
-                let metrics = &self.metrics;
-                if catch_unwind(AssertUnwindSafe(|| metrics.record_start(&name))).is_err() {
-                    tracing::error!(engine = %self.name, manifold = %name, "metrics hook panicked");
-                }
-            }
-            Action::RecordStop { name, error } => {
-                let metrics = &self.metrics;
-                if catch_unwind(AssertUnwindSafe(|| {
-                    metrics.record_stop(&name, error.as_ref())
-                }))
-                .is_err()
-                {
-                    tracing::error!(engine = %self.name, manifold = %name, "metrics hook panicked");
-                }
-            }
-            Action::Removed { node } => {
-                for reply in self.uninstalls.remove(&node).unwrap_or_default() {
-                    let _ = reply.send(Ok(()));
-                }
-            }
-            Action::Reap { worker } => {
-                self.ended.push(worker);
-                if self.ended.len() >= REAP_BATCH {
-                    let batch = std::mem::take(&mut self.ended);
-                    self.starter.reap(batch);
-                }
-            }
-            Action::Stuck { name, waited } => {
-                tracing::warn!(engine = %self.name, manifold = %name, ?waited, "manifold is slow to stop");
-            }
-        }
+    fn kill(&mut self, now: Instant, fx: &mut Effects<StartJob>) {
+        self.transition(now, fx, |machine, out| machine.kill(now, out));
     }
 
-    fn start(
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        self.machine.next_deadline()
+    }
+
+    fn handle_timeout(&mut self, now: Instant, fx: &mut Effects<StartJob>) {
+        self.transition(now, fx, |machine, out| machine.tick(now, out));
+    }
+
+    fn ends_job(event: &Event) -> bool {
+        matches!(event, Event::Started { .. })
+    }
+
+    fn burst_end(&mut self, fx: &mut Effects<StartJob>) {
+        self.call_hooks(fx);
+    }
+
+    fn abandon(&mut self) -> Vec<SharedWorker> {
+        self.machine.workers()
+    }
+}
+
+/// How many hook calls wait for the end of a burst at most.
+const HOOK_BATCH: usize = 256;
+
+impl Shell {
+    /// Runs one call of the machine and carries out what it asks for.
+    fn transition(
         &mut self,
-        node: NodeId,
-        generation: u64,
-        name: Arc<str>,
-        manifold: Manifold,
-        inputs: Vec<(Arc<str>, InputState)>,
+        now: Instant,
+        fx: &mut Effects<StartJob>,
+        call: impl FnOnce(&mut Machine, &mut Vec<Action>),
     ) {
-        let (abort_tx, abort_rx) = crossbeam_channel::bounded::<Infallible>(0);
-        if self.aborts.len() <= node {
-            self.aborts.resize_with(node + 1, || None);
-        }
-        self.aborts[node] = Some(abort_tx);
-        let job = StartJob {
-            node,
-            generation,
-            name,
-            manifold,
-            inputs,
-            abort: abort_rx,
-        };
-        self.starter.submit(job);
+        let mut out = std::mem::take(&mut self.out);
+        call(&mut self.machine, &mut out);
+        self.execute(&mut out, now, fx);
+        self.out = out;
     }
 
-    fn watch(&mut self, node: NodeId, generation: u64, worker: SharedWorker) {
-        let tx = self.tx.clone();
-        // A worker without completion callbacks gets one watcher thread,
-        // joined when the engine stops.
-        let thread = worker_core::watch_named(
-            &worker,
-            format_args!("{}-watch", self.name),
-            move |outcome: &Result<(), Error>| {
-                let _ = tx.send(Msg::Ended {
+    /// Carries out the machine's actions, then tells the driver what the
+    /// engine's new state means (dying, finished).
+    fn execute(&mut self, out: &mut Vec<Action>, now: Instant, fx: &mut Effects<StartJob>) {
+        for action in out.drain(..) {
+            match action {
+                Action::Start {
                     node,
                     generation,
-                    outcome: outcome.clone(),
-                });
-            },
-        );
-        if let Some(handle) = thread {
-            self.watchers.retain(|w| !w.is_finished());
-            self.watchers.push(handle);
+                    name,
+                    manifold,
+                    inputs,
+                } => {
+                    let (abort_tx, abort) = crossbeam_channel::bounded::<Infallible>(0);
+                    if self.aborts.len() <= node {
+                        self.aborts.resize_with(node + 1, || None);
+                    }
+                    self.aborts[node] = Some(abort_tx);
+                    fx.run(StartJob {
+                        node,
+                        generation,
+                        name,
+                        manifold,
+                        inputs,
+                        abort,
+                    });
+                }
+                Action::Abort { node } => {
+                    if let Some(abort) = self.aborts.get_mut(node) {
+                        *abort = None;
+                    }
+                }
+                Action::Kill { name, worker } => fx.kill(worker.into_inner(), name),
+                Action::RecordStart { name } => self.hooks.push(Hook::Start(name)),
+                Action::RecordStop { name, error } => self.hooks.push(Hook::Stop(name, error)),
+                Action::Removed { node } => {
+                    // Answered after the kills asked for so far (those of
+                    // its dependents, say), which run off the loop in order:
+                    // when `uninstall` returns, they have been told to stop.
+                    if let Some(replies) = self.uninstalls.remove(&node) {
+                        fx.call(move || {
+                            for reply in replies {
+                                reply.send(Ok(()));
+                            }
+                        });
+                    }
+                }
+                Action::Reap { live } => {
+                    let Live {
+                        worker, outputs, ..
+                    } = live.into_inner();
+                    fx.reap(worker);
+                    // The last holder of non-empty outputs drops user values.
+                    if let Some(outputs) = Arc::into_inner(outputs) {
+                        if !outputs.is_empty() {
+                            fx.dispose(outputs);
+                        }
+                    }
+                }
+                Action::Stuck { name, waited } => {
+                    tracing::warn!(engine = %self.name, manifold = %name, ?waited, "manifold is slow to stop");
+                }
+            }
+        }
+        // Hooks wait for the end of the burst (one call for many events),
+        // unless they pile up or the engine ends.
+        if self.hooks.len() >= HOOK_BATCH {
+            self.call_hooks(fx);
+        }
+        if self.machine.is_dying() && !self.dying {
+            self.dying = true;
+            fx.dying();
+        }
+        if self.machine.is_finished() && !self.finished {
+            self.finished = true;
+            let _ = self.final_snapshot.set(self.seen(now));
+            // Nobody waits for a removal any more.
+            for (_, replies) in self.uninstalls.drain() {
+                for reply in replies {
+                    reply.send(Err(ShuttingDown(self.name.to_string()).into()));
+                }
+            }
+            self.call_hooks(fx);
+            fx.finish(self.end());
+        }
+    }
+
+    /// Has the metrics hooks collected so far called, off the loop.
+    fn call_hooks(&mut self, fx: &mut Effects<StartJob>) {
+        if self.hooks.is_empty() {
+            return;
+        }
+        let hooks = std::mem::take(&mut self.hooks);
+        let metrics = self.metrics.clone();
+        let engine = self.name.clone();
+        fx.call(move || call_hooks(&engine, &*metrics, hooks));
+    }
+
+    /// A snapshot, with the fatal errors to rank when there is no
+    /// internal error (which takes precedence, unranked).
+    fn seen(&self, now: Instant) -> Seen {
+        let fatal = if self.machine.has_internal_error() {
+            Vec::new()
+        } else {
+            self.machine.fatal_errors().to_vec()
+        };
+        (self.machine.snapshot(now), fatal)
+    }
+
+    /// The engine's result: ranking the fatal errors and the engine's
+    /// filter are user code, so they run off the loop.
+    fn end(&self) -> Finish {
+        let internal = self.machine.internal_error().cloned();
+        let fatal = self.machine.fatal_errors();
+        if internal.is_some() || !self.policies.needs_user_code(fatal) {
+            return Finish::Now(self.policies.result(internal, &[]));
+        }
+        let fatal = fatal.to_vec();
+        let policies = self.policies.clone();
+        Finish::Later(Box::new(move || policies.result(None, &fatal)))
+    }
+}
+
+/// Calls the metrics hooks of one event, in order; a panic in one is
+/// logged and the others are still called.
+fn call_hooks(engine: &str, metrics: &dyn Metrics, hooks: Vec<Hook>) {
+    for hook in hooks {
+        let (name, called) = match hook {
+            Hook::Start(name) => {
+                let called = catch_unwind(AssertUnwindSafe(|| metrics.record_start(&name)));
+                (name, called)
+            }
+            Hook::Stop(name, error) => {
+                let called = catch_unwind(AssertUnwindSafe(|| {
+                    metrics.record_stop(&name, error.as_ref())
+                }));
+                (name, called)
+            }
+        };
+        if called.is_err() {
+            tracing::error!(engine, manifold = %name, "metrics hook panicked");
         }
     }
 }
 
-/// How many queued messages the loop handles in one go before it looks at
-/// its other inputs (kill, timers) again.
-const BURST: usize = 1024;
-
-/// How many ended workers the loop collects before waiting for them on a
-/// pool thread.
-const REAP_BATCH: usize = 256;
-
-/// Waits for workers that have ended (their completion callback ran), so
-/// their threads, if any, are joined. Quick: they have nothing left to do.
-fn reap(workers: Vec<SharedWorker>) {
-    for worker in workers {
-        let _ = catch_unwind(AssertUnwindSafe(|| worker.wait()));
+#[cfg(test)]
+mod tests {
+    /// Events queue up by the thousand when a big engine bounces; they
+    /// must stay small. (An action lives only within one event; a start
+    /// carries its manifold inline, which saves an allocation per start.)
+    #[test]
+    fn events_and_actions_stay_small() {
+        use std::mem::size_of;
+        let event = size_of::<super::Event>();
+        assert!(event <= 96, "Event: {event}");
+        let action = size_of::<crate::machine::Action>();
+        assert!(action <= 160, "Action: {action}");
     }
 }

@@ -1,30 +1,36 @@
-//! The engine's start jobs, run off the loop by the core's [`StartQueue`].
+//! The engine's start jobs, run off the loop on the driver's executor
+//! threads: a start function and its output function, then the questions
+//! whose answers are user code (is the worker a reporter? what do the
+//! filter and `is_fatal` say about a failure? a jitter sample), then the
+//! completion callback that reports the worker's end with the policies'
+//! verdict on it.
 //!
 //! A burst of starts (a fan of 10,000 manifolds bouncing at once) is taken
 //! by a few threads one job after another, at most twice the number of
 //! CPUs while starts make progress, instead of a thread per start. A start
 //! function that blocks (on the network, say) holds up the ones queued
 //! behind it for about [`STALL`] at most: when no start has finished for
-//! that long while starts wait, one more thread joins. The stall watch is
-//! armed only while starts wait, so an idle engine has no timer, and its
+//! that long while starts wait, one more thread joins. An idle engine's
 //! start threads leave once they have had nothing to do for [`LINGER`].
-//! (The queue's docs have the rules and the measurements behind them.)
-//!
-//! The same threads wait for workers that have ended, in batches, so that
-//! the loop never blocks joining a worker's thread.
+//! (The core's `StartQueue` docs have the rules and the measurements
+//! behind them.)
 
+use std::cell::RefCell;
 use std::convert::Infallible;
-use std::ops::{Deref, DerefMut};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
-use worker_core::{Error, SharedWorker, StartQueue, catch_panic};
+use crossbeam_channel::Receiver;
+use worker_core::supervisor::Events;
+use worker_core::supervisor::offloop::OffLoop;
+use worker_core::{Error, Outcome, catch_panic, watch_named};
 
-use super::{Msg, reap};
+use super::Event;
 use crate::context::{Context, InputState};
 use crate::graph::NodeId;
-use crate::machine::Live;
+use crate::machine::{Live, Policies, Verdict};
+use crate::manifold::FilterFn;
 use crate::{Manifold, Outputs};
 
 /// How long the queue may sit still before another thread starts. Real
@@ -42,99 +48,113 @@ pub(crate) struct StartJob {
     pub(crate) node: NodeId,
     pub(crate) generation: u64,
     pub(crate) name: Arc<str>,
-    pub(crate) manifold: Manifold,
-    pub(crate) inputs: Vec<(Arc<str>, InputState)>,
+    pub(crate) manifold: OffLoop<Manifold>,
+    pub(crate) inputs: OffLoop<Vec<(Arc<str>, InputState)>>,
     pub(crate) abort: Receiver<Infallible>,
 }
 
-/// What the engine's threads do for the loop.
-pub(crate) enum Job {
-    /// Run a start function; the loop hears `Started`.
-    Start(StartJob),
-    /// Wait for workers that have ended; the loop hears `Reaped`.
-    Reap(Vec<SharedWorker>),
+thread_local! {
+    /// The engine and manifold whose start function this thread runs.
+    static STARTING: RefCell<Option<(u64, Arc<str>)>> = const { RefCell::new(None) };
 }
 
-/// The loop's side: the engine's [`StartQueue`].
-pub(crate) struct Starter(StartQueue<Job>);
+/// Whether this thread is running the start (or output) function of
+/// manifold `name` of engine `engine`, which must not wait for that
+/// manifold to stop.
+pub(crate) fn starting(engine: u64, name: &str) -> bool {
+    STARTING.with(|s| {
+        s.borrow()
+            .as_ref()
+            .is_some_and(|(e, n)| *e == engine && &**n == name)
+    })
+}
 
-impl Starter {
-    /// A queue whose threads are named `<name>-start-<n>`, reporting to
-    /// the loop through `results`.
-    pub(crate) fn new(name: &str, results: Sender<Msg>) -> Self {
-        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let refused = results.clone();
-        let queue = StartQueue::new(
-            format!("{name}-start"),
-            move |job| {
-                let _ = results.send(run(job));
+/// Runs one start job on an executor thread and tells the loop; never
+/// panics (every call of user code is contained), so the loop always hears
+/// of the start.
+pub(crate) fn run_job(
+    engine: u64,
+    engine_name: &Arc<str>,
+    policies: &Arc<Policies>,
+    job: StartJob,
+    events: &Events<Event>,
+) {
+    let StartJob {
+        node,
+        generation,
+        name,
+        manifold,
+        inputs,
+        abort,
+    } = job;
+    let manifold = manifold.into_inner();
+    STARTING.with(|s| *s.borrow_mut() = Some((engine, name.clone())));
+    let result = start(&name, &manifold, inputs.into_inner(), abort);
+    STARTING.with(|s| *s.borrow_mut() = None);
+    let verdict = match &result {
+        Ok(_) => Verdict::started(policies.sample()),
+        Err(e) => policies.verdict(&name, manifold.filter.as_ref(), Some(e.clone())),
+    };
+    let worker = result.as_ref().ok().map(|live| live.worker.clone());
+    let filter = manifold.filter.clone();
+    // The manifold may be the last holder of the user's closures.
+    discard(&name, manifold);
+    // `Started` goes first, so the loop always learns of a worker before
+    // its end: the completion callback is registered only afterwards.
+    let sent = events.send(Event::Started {
+        node,
+        generation,
+        result: result.map(OffLoop::new),
+        verdict,
+    });
+    let Some(worker) = worker else { return };
+    if sent.is_err() {
+        // Cannot happen (the loop waits for every start); do not leave a
+        // worker running unseen.
+        let _ = catch_panic(
+            || format!("kill of manifold {name:?}"),
+            || {
+                worker.kill();
+                Ok(())
             },
-            move |job, error: Error| {
-                // No thread can be had: a start fails (the machine retries
-                // it after the error delay); ended workers are waited for
-                // here, which is quick as they have ended.
-                let msg = match job {
-                    Job::Start(job) => Msg::Started {
-                        node: job.node,
-                        generation: job.generation,
-                        result: Err(error.context("cannot run the start function")),
-                    },
-                    reap => run(reap),
-                };
-                let _ = refused.send(msg);
-            },
-        )
-        .limit((2 * cpus).max(2))
-        .stall(STALL)
-        .linger(LINGER);
-        Starter(queue)
+        );
+        return;
     }
-
-    /// Queues a start job and hands it over.
-    pub(crate) fn submit(&mut self, job: StartJob) {
-        self.0.push(Job::Start(job));
-        self.0.flush();
-    }
-
-    /// Waits for `workers` on a start thread (they have ended, so this is
-    /// quick, but may join their threads).
-    pub(crate) fn reap(&mut self, workers: Vec<SharedWorker>) {
-        self.0.push(Job::Reap(workers));
-        self.0.flush();
-    }
-}
-
-impl Deref for Starter {
-    type Target = StartQueue<Job>;
-
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl DerefMut for Starter {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
-    }
-}
-
-/// Runs `job` on a start thread; returns what to tell the loop.
-fn run(job: Job) -> Msg {
-    match job {
-        Job::Start(job) => Msg::Started {
-            node: job.node,
-            generation: job.generation,
-            result: run_start(&job.name, &job.manifold, job.inputs, job.abort),
-        },
-        Job::Reap(workers) => {
-            reap(workers);
-            Msg::Reaped
+    let thread = watch_named(
+        &worker,
+        format_args!("{engine_name}-watch"),
+        Ended {
+            node,
+            generation,
+            name,
+            filter,
+            policies: policies.clone(),
+            events: events.clone(),
         }
+        .callback(),
+    );
+    if let Some(handle) = thread {
+        events.watcher(handle);
     }
 }
 
-/// Runs a start function and its output function.
-fn run_start(
+/// What a start job that no thread can be had for reports: a failed start,
+/// retried after the error delay. No policy is asked (this runs on the
+/// loop), and the job's values are dropped off the loop.
+pub(crate) fn refused(job: StartJob, error: Error, events: &Events<Event>) {
+    let error = error.context("cannot run the start function");
+    let _ = events.send(Event::Started {
+        node: job.node,
+        generation: job.generation,
+        result: Err(error.clone()),
+        verdict: Verdict::unasked(error),
+    });
+}
+
+/// Runs a start function and its output function, each under panic
+/// containment, with a context that expires when the start function
+/// returns.
+fn start(
     name: &Arc<str>,
     manifold: &Manifold,
     inputs: Vec<(Arc<str>, InputState)>,
@@ -146,6 +166,8 @@ fn run_start(
         || (manifold.start)(&ctx),
     );
     ctx.expire();
+    // The context may hold the last reference to an input's outputs.
+    discard(name, ctx);
     let worker = started?;
     let mut outputs = Outputs::new();
     if let Some(output) = &manifold.output {
@@ -155,8 +177,15 @@ fn run_start(
         );
         if let Err(e) = offered {
             // The worker was never offered: stop it here, off the loop.
-            worker.kill();
-            let _ = worker.wait();
+            let _ = catch_panic(
+                || format!("stopping the worker of manifold {name:?}"),
+                || {
+                    worker.kill();
+                    let _ = worker.wait();
+                    Ok(())
+                },
+            );
+            discard(name, (worker, outputs));
             return Err(e);
         }
     }
@@ -170,4 +199,43 @@ fn run_start(
         outputs: Arc::new(outputs),
         reports,
     })
+}
+
+/// Drops `value`, whose `Drop` may be user code, containing a panic.
+fn discard<T>(name: &str, value: T) {
+    if catch_unwind(AssertUnwindSafe(move || drop(value))).is_err() {
+        tracing::error!(manifold = %name, "a value of the manifold panicked when dropped");
+    }
+}
+
+/// What a worker's completion callback needs to tell the loop.
+#[derive(Clone)]
+struct Ended {
+    node: NodeId,
+    generation: u64,
+    name: Arc<str>,
+    filter: Option<FilterFn>,
+    policies: Arc<Policies>,
+    events: Events<Event>,
+}
+
+impl Ended {
+    /// The callback: asks the policies about the outcome, on the thread
+    /// that finished the worker, and sends the verdict with it.
+    fn callback(self) -> impl FnOnce(&Outcome) + Clone + Send + 'static {
+        move |outcome: &Outcome| {
+            let verdict =
+                self.policies
+                    .verdict(&self.name, self.filter.as_ref(), outcome.clone().err());
+            let _ = self.events.send(Event::Ended {
+                node: self.node,
+                generation: self.generation,
+                outcome: outcome.clone(),
+                verdict,
+            });
+            // The filter may be the last holder of the user's closure.
+            let name = self.name.clone();
+            discard(&name, self);
+        }
+    }
 }

@@ -9,6 +9,7 @@
 
 mod common;
 
+mod adversarial;
 mod bounce;
 mod context;
 mod errors;

@@ -1,5 +1,7 @@
 //! The state machine driven directly: no threads, no clock. `World`
-//! plays the shell's part; `rules` pins each rule with a scenario, and
+//! plays the shell's part (including the start jobs and completion
+//! callbacks that ask the policies off the loop, and the ranking of the
+//! fatal errors at the end); `rules` pins each rule with a scenario, and
 //! `props` checks random graphs with random failures.
 
 mod props;
@@ -10,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use worker_core::supervisor::offloop::OffLoop;
 use worker_core::{Error, Passive, SharedWorker, Worker};
 
 use super::*;
@@ -31,6 +34,13 @@ type Seen = Vec<(Arc<str>, Option<usize>)>;
 /// the pending starts and live workers, and plays the shell's part.
 pub(super) struct World {
     m: Machine,
+    /// The policies the shell asks off the loop.
+    policies: Policies,
+    /// Verdicts delivered that said "fatal".
+    fatal_verdicts: usize,
+    /// The engine's result, ranked as the shell does once the machine
+    /// has finished.
+    result: Option<Result<(), Error>>,
     now: Instant,
     /// Pending starts: node -> (generation, input snapshot).
     starts: HashMap<NodeId, (u64, Snapshot)>,
@@ -51,7 +61,7 @@ pub(super) struct World {
     reaped: usize,
 }
 
-fn policy(worst_calls: Arc<AtomicUsize>) -> Policy {
+fn config(worst_calls: Arc<AtomicUsize>) -> EngineConfig {
     let mut config = EngineConfig::new("test");
     config.error_delay = 100 * MS;
     config.bounce_delay = 10 * MS;
@@ -66,7 +76,7 @@ fn policy(worst_calls: Arc<AtomicUsize>) -> Policy {
         worst_calls.fetch_add(1, Ordering::SeqCst);
         worst.unwrap_or(new).clone()
     });
-    Policy::from_config(&config)
+    config
 }
 
 fn manifold(inputs: &[&str]) -> Manifold {
@@ -75,9 +85,19 @@ fn manifold(inputs: &[&str]) -> Manifold {
 
 impl World {
     fn new() -> Self {
+        World::with(|_| {})
+    }
+
+    /// A world whose engine config is the tests' one, changed by `tweak`.
+    fn with(tweak: impl FnOnce(&mut EngineConfig)) -> Self {
         let worst_calls = Arc::new(AtomicUsize::new(0));
+        let mut config = config(worst_calls.clone());
+        tweak(&mut config);
         World {
-            m: Machine::new(Arc::from("test"), policy(worst_calls.clone())),
+            m: Machine::new(Arc::from("test"), Policy::from_config(&config)),
+            policies: Policies::from_config(&config),
+            fatal_verdicts: 0,
+            result: None,
             now: Instant::now(),
             starts: HashMap::new(),
             watched: HashMap::new(),
@@ -116,6 +136,7 @@ impl World {
                     inputs,
                     ..
                 } => {
+                    let inputs = inputs.into_inner();
                     assert!(self.starts.insert(node, (generation, inputs)).is_none());
                 }
                 Action::Abort { node } => self.aborts.push(node),
@@ -139,22 +160,16 @@ impl World {
                     let (node, generation) = self
                         .watched
                         .iter()
-                        .find(|(_, (_, w))| Arc::ptr_eq(w, &worker))
+                        .find(|(_, (_, w))| Arc::ptr_eq(w, &*worker))
                         .map(|(n, (g, _))| (*n, *g))
                         .expect("killed worker is watched");
                     self.dying.push((node, generation));
                 }
-                Action::Watch {
-                    node,
-                    generation,
-                    worker,
-                } => {
-                    self.watched.insert(node, (generation, worker));
-                }
                 Action::RecordStart { name } => self.starts_recorded.push(name),
                 Action::RecordStop { .. } => {}
-                Action::Reap { worker } => {
+                Action::Reap { live } => {
                     // It has ended: reaping never waits.
+                    let worker = &live.worker;
                     assert!(worker.wait().is_ok() || worker.dead_signal().is_some());
                     self.reaped += 1;
                 }
@@ -163,6 +178,31 @@ impl World {
             }
         }
         self.check_invariants();
+        if self.m.is_finished() && self.result.is_none() {
+            // The shell's end: rank the fatal errors (once), filter.
+            let internal = self.m.internal_error().cloned();
+            self.result = Some(self.policies.result(internal, self.m.fatal_errors()));
+        }
+    }
+
+    /// The engine's result; the machine must have finished.
+    fn result(&self) -> Result<(), Error> {
+        self.result.clone().expect("the machine has finished")
+    }
+
+    /// What the policies say about `name` ending with `raw`, as a start
+    /// job or a completion callback asks them.
+    fn verdict(&mut self, name: &str, raw: Option<Error>) -> Verdict {
+        let filter = self
+            .node(name)
+            .manifold
+            .as_ref()
+            .and_then(|m| m.filter.clone());
+        let verdict = self.policies.verdict(name, filter.as_ref(), raw);
+        if verdict.fatal.is_some() {
+            self.fatal_verdicts += 1;
+        }
+        verdict
     }
 
     fn check_invariants(&self) {
@@ -193,18 +233,23 @@ impl World {
         let mut out = Vec::new();
         let batch = batch
             .into_iter()
-            .map(|(n, i)| (n.to_owned(), manifold(i)))
+            .map(|(n, i)| (n.to_owned(), OffLoop::new(manifold(i))))
             .collect();
         let r = self.m.install(batch, self.now, &mut out);
         self.apply(out);
         r
     }
 
-    /// Completes the pending start of `name` with `result`.
+    /// Completes the pending start of `name` with `result`, as a start
+    /// job does: a verdict on a failure, and a watch on a new worker.
     fn start(&mut self, name: &str, result: Result<(), Error>) {
         let id = self.id(name);
         let (generation, inputs) = self.starts.remove(&id).expect("a start is pending");
         let mut out = Vec::new();
+        let verdict = match &result {
+            Ok(()) => Verdict::started(self.policies.sample()),
+            Err(e) => self.verdict(name, Some(e.clone())),
+        };
         let result = result.map(|()| {
             let worker: SharedWorker = Arc::new(Passive::new());
             self.all_workers.push(worker.clone());
@@ -219,16 +264,18 @@ impl World {
                 })
                 .collect();
             self.seen.insert(id, seen);
-            Live {
+            self.watched.insert(id, (generation, worker.clone()));
+            OffLoop::new(Live {
                 reports: worker.reporter().is_some(),
                 worker,
                 outputs: Arc::new(Outputs::new().with(generation as usize)),
-            }
+            })
         });
+        let started = Started { result, verdict };
         self.m.start_done(
             id,
             generation,
-            result,
+            started,
             self.now,
             SystemTime::now(),
             &mut out,
@@ -243,8 +290,9 @@ impl World {
         worker.kill();
         self.dying.retain(|d| d.0 != id);
         let mut out = Vec::new();
+        let verdict = self.verdict(name, result.clone().err());
         self.m
-            .worker_done(id, generation, result, self.now, &mut out);
+            .worker_done(id, generation, result, verdict, self.now, &mut out);
         self.apply(out);
     }
 
@@ -253,8 +301,10 @@ impl World {
         while !self.dying.is_empty() {
             let (node, generation) = self.dying.remove(0);
             let mut out = Vec::new();
+            let name = self.m.graph.name(node).to_string();
+            let verdict = self.verdict(&name, None);
             self.m
-                .worker_done(node, generation, Ok(()), self.now, &mut out);
+                .worker_done(node, generation, Ok(()), verdict, self.now, &mut out);
             self.apply(out);
         }
     }

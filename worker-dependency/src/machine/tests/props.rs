@@ -4,6 +4,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use proptest::prelude::*;
+use worker_core::supervisor::offloop::OffLoop;
 use worker_core::{Error, Worker};
 
 use super::*;
@@ -128,11 +129,10 @@ proptest! {
             })
             .collect();
         let mut out = Vec::new();
+        let batch = batch.into_iter().map(|(n, m)| (n, OffLoop::new(m))).collect();
         w.m.install(batch, w.now, &mut out).unwrap();
         w.apply(out);
-        let mut fatals = 0;
         for op in ops {
-            let fatal_before = w.fatal_count();
             match op {
                 Op::ResolveStart(i, o) => {
                     if let Some(n) = w.pending_start(i) {
@@ -154,10 +154,13 @@ proptest! {
                     w.apply(out);
                 }
             }
-            fatals += w.fatal_count() - fatal_before;
         }
-        // Every fatal error was ranked exactly once, and is the result.
-        prop_assert_eq!(w.m.error().is_some(), fatals > 0);
+        // Every fatal verdict was recorded exactly once; none is ranked
+        // before the engine ends.
+        prop_assert_eq!(w.m.fatal_errors().len(), w.fatal_verdicts);
+        prop_assert_eq!(w.m.error().is_some(), w.fatal_verdicts > 0);
+        let ranked = if w.m.is_finished() { w.fatal_verdicts } else { 0 };
+        prop_assert_eq!(w.fatal_count(), ranked);
         w.settle();
         if !w.m.is_dying() {
             // Settled: nothing in flight, and every running manifold saw
@@ -195,6 +198,13 @@ proptest! {
                 Err(crossbeam_channel::TryRecvError::Disconnected)
             ));
         }
-        prop_assert_eq!(w.m.error().is_some(), fatals > 0 || w.fatal_count() > 0);
+        // Every fatal error was ranked exactly once, when the engine
+        // ended, and the first (this ranking keeps it) is the result.
+        prop_assert_eq!(w.m.fatal_errors().len(), w.fatal_verdicts);
+        prop_assert_eq!(w.fatal_count(), w.fatal_verdicts);
+        match w.result() {
+            Ok(()) => prop_assert_eq!(w.fatal_verdicts, 0),
+            Err(e) => prop_assert!(e.same(&w.m.fatal_errors()[0])),
+        }
     }
 }
