@@ -22,9 +22,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// let always_low = || 0.0;
 /// assert_eq!(always_low.sample(), 0.0);
 /// ```
-pub trait Jitter: Send + Sync + 'static {
+pub trait Jitter: std::any::Any + Send + Sync + 'static {
     /// The next sample, in `[0, 1)`.
     fn sample(&self) -> f64;
+}
+
+/// Whether `source` is one of this library's own ([`SeededJitter`],
+/// [`NoJitter`]), whose samples run no user code: a supervisor's loop may
+/// take them itself.
+pub fn is_library_source(source: &dyn Jitter) -> bool {
+    let any: &dyn std::any::Any = source;
+    any.is::<SeededJitter>() || any.is::<NoJitter>()
 }
 
 impl<F: Fn() -> f64 + Send + Sync + 'static> Jitter for F {
@@ -134,6 +142,13 @@ mod tests {
         let sc: Vec<f64> = (0..5).map(|_| c.sample()).collect();
         assert_eq!(sa, sb);
         assert_ne!(sa, sc);
+    }
+
+    #[test]
+    fn the_library_knows_its_own_sources() {
+        assert!(is_library_source(&NoJitter));
+        assert!(is_library_source(&SeededJitter::new(1)));
+        assert!(!is_library_source(&|| 0.5));
     }
 
     #[test]

@@ -443,6 +443,7 @@ fn bury_graveyard(work: &mut Vec<Work>) {
         return;
     }
     let graveyard = take_graveyard();
+    work.extend(graveyard.calls.into_iter().map(Work::Call));
     work.extend(graveyard.workers.into_iter().map(Work::DropWorker));
     work.extend(graveyard.values.into_iter().map(Work::Drop));
 }
@@ -648,7 +649,25 @@ impl<M: Machine> Loop<M> {
         for job in fx.drain_jobs() {
             self.executor.push(Job::Machine(job));
         }
-        self.work.extend(fx.drain_work());
+        for work in fx.drain_work() {
+            match work {
+                // The library's own thread-free workers are killed and let
+                // go of here, when that runs no user code: no thread hop.
+                Work::Kill(worker, label) => {
+                    if super::quiet::kill(&worker) {
+                        bury(worker);
+                    } else {
+                        self.work.push(Work::Kill(worker, label));
+                    }
+                }
+                Work::Reap(worker) | Work::DropWorker(worker)
+                    if super::quiet::is_spent(&worker) =>
+                {
+                    drop(worker);
+                }
+                other => self.work.push(other),
+            }
+        }
         bury_graveyard(&mut self.work);
         if self.work.len() >= BATCH_LIMIT {
             self.pack_work();

@@ -64,11 +64,13 @@ pub mod driver;
 pub mod effects;
 mod error;
 pub mod offloop;
+mod quiet;
 pub mod reply;
 pub mod timers;
 
 pub use driver::{DriverConfig, Events, Handle, Machine, finished, start};
 pub use effects::{Effects, Finish};
 pub use error::{SupervisorFailed, WouldDeadlock};
+pub use quiet::watch;
 pub use reply::{AsyncCall, Call, CallError, Reply};
 pub use timers::Timers;

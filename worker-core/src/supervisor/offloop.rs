@@ -31,24 +31,27 @@ thread_local! {
     static GRAVEYARD: RefCell<Graveyard> = RefCell::new(Graveyard::default());
 }
 
-/// What a loop thread let go of and must not drop itself.
+/// What a loop thread let go of and must not drop itself, and the calls
+/// it must not make itself.
 #[derive(Default)]
 pub struct Graveyard {
     /// Worker handles (the common case: no box each).
     pub workers: Vec<SharedWorker>,
     /// Anything else.
     pub values: Vec<Box<dyn Send>>,
+    /// Calls [deferred](defer) off the loop.
+    pub calls: Vec<Box<dyn FnOnce() + Send>>,
 }
 
 impl Graveyard {
-    /// Whether nothing waits to be dropped.
+    /// Whether nothing waits to be dropped or called.
     pub fn is_empty(&self) -> bool {
-        self.workers.is_empty() && self.values.is_empty()
+        self.workers.is_empty() && self.values.is_empty() && self.calls.is_empty()
     }
 
-    /// How many values wait to be dropped.
+    /// How many values wait to be dropped or called.
     pub fn len(&self) -> usize {
-        self.workers.len() + self.values.len()
+        self.workers.len() + self.values.len() + self.calls.len()
     }
 }
 
@@ -57,6 +60,7 @@ impl fmt::Debug for Graveyard {
         f.debug_struct("Graveyard")
             .field("workers", &self.workers.len())
             .field("values", &self.values.len())
+            .field("calls", &self.calls.len())
             .finish()
     }
 }
@@ -110,11 +114,31 @@ pub fn bury<T: Send + 'static>(value: T) {
     let mut value = Some(value);
     if let Some(worker) = (&mut value as &mut dyn Any).downcast_mut::<Option<SharedWorker>>() {
         let worker = worker.take().expect("just made");
+        if super::quiet::is_spent(&worker) {
+            // Dropping it runs no user code: no need for the graveyard.
+            return;
+        }
         GRAVEYARD.with(|g| g.borrow_mut().workers.push(worker));
         return;
     }
     let boxed: Box<dyn Send> = Box::new(value);
     GRAVEYARD.with(|g| g.borrow_mut().values.push(boxed));
+}
+
+/// Makes `call` now, unless this is a loop thread: there it is handed to
+/// the supervisor's executor threads, to be made off the loop, in order
+/// with the loop's other work.
+///
+/// Code of the library that may find itself on a loop (a supervisor's
+/// completion callback, when the loop kills one of the library's own
+/// thread-free workers and so finishes it) uses it for the part that
+/// runs user code: asking the user's policies about the worker's end.
+pub fn defer(call: impl FnOnce() + Send + 'static) {
+    if !on_loop() {
+        call();
+        return;
+    }
+    GRAVEYARD.with(|g| g.borrow_mut().calls.push(Box::new(call)));
 }
 
 /// A value whose `Drop` may run user code, and is therefore never dropped
@@ -211,6 +235,28 @@ mod tests {
         fn drop(&mut self) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    #[test]
+    fn a_deferred_call_runs_now_off_a_loop_and_later_on_one() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        defer(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let counter = calls.clone();
+        {
+            let _loop = LoopGuard::enter();
+            defer(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+            });
+            assert_eq!(calls.load(Ordering::SeqCst), 1, "not on the loop");
+        }
+        for call in take_graveyard().calls {
+            call();
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
     #[test]

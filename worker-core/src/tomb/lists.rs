@@ -20,6 +20,10 @@ pub(super) enum Few<T> {
 }
 
 impl<T> Few<T> {
+    pub(super) fn is_empty(&self) -> bool {
+        matches!(self, Few::None)
+    }
+
     pub(super) fn push(&mut self, item: T) {
         *self = match std::mem::take(self) {
             Few::None => Few::One(item),

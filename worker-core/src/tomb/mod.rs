@@ -88,6 +88,9 @@ struct Inner {
     /// when there are some (a wake-up is a syscall, and most tombs die
     /// with nobody waiting).
     waiters: u32,
+    /// Whether anyone but a supervisor of this family registered a
+    /// completion callback (see [`Tomb::kill_quietly`]).
+    foreign_callbacks: bool,
     /// The first real error, or `None`.
     reason: Option<Error>,
     callbacks: Few<DoneCallback>,
@@ -148,6 +151,7 @@ impl Tomb {
                 inner: Mutex::new(Inner {
                     state: TombState::Alive,
                     waiters: 0,
+                    foreign_callbacks: false,
                     reason: None,
                     callbacks: Few::None,
                     wakers: Wakers::default(),
@@ -188,15 +192,48 @@ impl Tomb {
             if inner.state == TombState::Dead {
                 return;
             }
-            let mut after = inner.record(result.err());
-            inner.state = TombState::Dead;
-            after.dying_wakers = std::mem::take(&mut inner.wakers);
-            after.extras = inner.extras.take();
-            after.finished = Some((inner.outcome(), std::mem::take(&mut inner.callbacks)));
-            after.notify_waiters = inner.waiters > 0;
+            inner.finish(result)
+        };
+        after.run(self);
+    }
+
+    /// Kills the tomb (and with `finish`, then marks it done cleanly, as a
+    /// [`Passive`](crate::Passive) worker's kill does) if doing so runs no
+    /// code but this library's: no [dying hook](Tomb::on_dying) is
+    /// registered and, with `finish`, no completion callback but those of
+    /// the library's supervisors. Returns whether it did; otherwise it
+    /// changes nothing, and the caller kills the worker the ordinary way.
+    ///
+    /// This is how a supervisor's loop, which must run no user code, still
+    /// kills the library's own thread-free workers at once rather than a
+    /// thread hop away. Wakers of waiting futures are woken (waking must
+    /// not block, by the contract of `Waker`).
+    pub(crate) fn kill_quietly(&self, finish: bool) -> bool {
+        let after = {
+            let mut inner = self.lock();
+            let hooks = inner
+                .extras
+                .as_ref()
+                .is_some_and(|extras| !extras.hooks.is_empty());
+            if (inner.state == TombState::Alive && hooks) || (finish && inner.foreign_callbacks) {
+                return false;
+            }
+            let mut after = inner.record(None);
+            if finish && inner.state != TombState::Dead {
+                let finished = inner.finish(Ok(()));
+                after.absorb(finished);
+            }
             after
         };
         after.run(self);
+        true
+    }
+
+    /// Registers a completion callback of one of the library's
+    /// supervisors: a callback that runs no user code on a supervisor's
+    /// loop thread (see [`Tomb::kill_quietly`]).
+    pub(crate) fn on_done_supervised(&self, callback: DoneCallback) {
+        self.register_callback(callback, false);
     }
 
     /// Where the tomb is in its life.
@@ -320,10 +357,15 @@ impl Tomb {
     }
 
     fn on_done_boxed(&self, callback: DoneCallback) {
+        self.register_callback(callback, true);
+    }
+
+    fn register_callback(&self, callback: DoneCallback, foreign: bool) {
         let outcome = {
             let mut inner = self.lock();
             if inner.state != TombState::Dead {
                 inner.callbacks.push(callback);
+                inner.foreign_callbacks |= foreign;
                 return;
             }
             inner.outcome()
@@ -361,6 +403,20 @@ impl Inner {
         after
     }
 
+    /// Marks the tomb dead with `result` (the caller checked that it was
+    /// not); what that triggers is returned, to be run once the lock is
+    /// released.
+    fn finish(&mut self, result: Result<(), Error>) -> Aftermath {
+        let mut after = self.record(result.err());
+        self.state = TombState::Dead;
+        after.dying_wakers = std::mem::take(&mut self.wakers);
+        after.extras = self.extras.take();
+        after.finished = Some((self.outcome(), std::mem::take(&mut self.callbacks)));
+        self.foreign_callbacks = false;
+        after.notify_waiters = self.waiters > 0;
+        after
+    }
+
     fn outcome(&self) -> Outcome {
         match &self.reason {
             Some(e) => Err(e.clone()),
@@ -370,6 +426,18 @@ impl Inner {
 }
 
 impl Aftermath {
+    /// Adds what a second change of state (dead, right after dying) left
+    /// to do.
+    fn absorb(&mut self, later: Aftermath) {
+        self.notify_waiters |= later.notify_waiters;
+        for hook in later.hooks {
+            self.hooks.push(hook);
+        }
+        self.dying_wakers = later.dying_wakers;
+        self.finished = later.finished;
+        self.extras = later.extras;
+    }
+
     /// Hooks first, while the tomb is dying (so a panicking hook's error
     /// is recorded before anyone is woken), then wakers, then callbacks.
     fn run(self, tomb: &Tomb) {
@@ -436,6 +504,46 @@ impl Worker for Tomb {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quiet_kill_runs_no_code_but_the_librarys() {
+        // Nothing registered: killed (and finished) at once.
+        let tomb = Tomb::new();
+        assert!(tomb.kill_quietly(true));
+        assert!(tomb.try_result().unwrap().is_ok());
+
+        // A supervisor's callback does not count.
+        let tomb = Tomb::new();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        tomb.on_done_supervised(Box::new(move |o: &Outcome| {
+            let _ = tx.send(o.is_ok());
+        }));
+        assert!(tomb.kill_quietly(true));
+        assert_eq!(rx.try_recv(), Ok(true), "ran, here");
+
+        // Someone else's callback does, when the kill finishes the tomb.
+        let tomb = Tomb::new();
+        tomb.on_done(|_| {});
+        assert!(!tomb.kill_quietly(true));
+        assert!(tomb.is_alive(), "nothing changed");
+        assert!(tomb.kill_quietly(false), "a kill alone runs no callback");
+        assert_eq!(tomb.state(), TombState::Dying);
+
+        // A dying hook always does, while alive.
+        let tomb = Tomb::new();
+        tomb.on_dying(|| {});
+        assert!(!tomb.kill_quietly(false));
+        assert!(tomb.is_alive());
+        tomb.kill(None);
+        assert!(tomb.kill_quietly(true), "the hook has run already");
+        assert_eq!(tomb.state(), TombState::Dead);
+
+        // A recorded error is the result of a finishing quiet kill.
+        let tomb = Tomb::new();
+        tomb.kill(Some(Error::msg("failing")));
+        assert!(tomb.kill_quietly(true));
+        assert_eq!(tomb.wait().unwrap_err().to_string(), "failing");
+    }
 
     /// The unit a supervisor holds a million of: keep it small. An idle
     /// tomb is one allocation: the `Arc` header (16 bytes) and `Shared`.

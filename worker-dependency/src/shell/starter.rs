@@ -23,8 +23,9 @@ use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 use worker_core::supervisor::Events;
+use worker_core::supervisor::offloop;
 use worker_core::supervisor::offloop::OffLoop;
-use worker_core::{Error, Outcome, catch_panic, watch_named};
+use worker_core::{Error, Outcome, catch_panic};
 
 use super::Event;
 use crate::context::{Context, InputState};
@@ -120,7 +121,7 @@ pub(crate) fn run_job(
         );
         return;
     }
-    let thread = watch_named(
+    let thread = worker_core::supervisor::watch(
         &worker,
         format_args!("{engine_name}-watch"),
         Ended {
@@ -221,21 +222,38 @@ struct Ended {
 
 impl Ended {
     /// The callback: asks the policies about the outcome, on the thread
-    /// that finished the worker, and sends the verdict with it.
+    /// that finished the worker, and sends the verdict with it. On the
+    /// engine's loop (which kills the library's thread-free workers
+    /// itself), it asks nothing there: a clean end with no filter and the
+    /// library's own jitter source needs no user code; anything else is
+    /// deferred off the loop.
     fn callback(self) -> impl FnOnce(&Outcome) + Clone + Send + 'static {
         move |outcome: &Outcome| {
-            let verdict =
-                self.policies
-                    .verdict(&self.name, self.filter.as_ref(), outcome.clone().err());
-            let _ = self.events.send(Event::Ended {
-                node: self.node,
-                generation: self.generation,
-                outcome: outcome.clone(),
-                verdict,
-            });
-            // The filter may be the last holder of the user's closure.
-            let name = self.name.clone();
-            discard(&name, self);
+            let outcome = outcome.clone();
+            let no_user_code = outcome.is_ok()
+                && self.filter.is_none()
+                && worker_core::jitter::is_library_source(&*self.policies.jitter);
+            if offloop::on_loop() && !no_user_code {
+                offloop::defer(move || self.report(outcome));
+            } else {
+                self.report(outcome);
+            }
         }
+    }
+
+    /// Sends the loop the end and the policies' verdict on it.
+    fn report(self, outcome: Outcome) {
+        let verdict =
+            self.policies
+                .verdict(&self.name, self.filter.as_ref(), outcome.clone().err());
+        let _ = self.events.send(Event::Ended {
+            node: self.node,
+            generation: self.generation,
+            outcome,
+            verdict,
+        });
+        // The filter may be the last holder of the user's closure.
+        let name = self.name.clone();
+        discard(&name, self);
     }
 }

@@ -8,8 +8,9 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use worker_core::supervisor::Events;
+use worker_core::supervisor::offloop;
 use worker_core::supervisor::offloop::OffLoop;
-use worker_core::{Error, Outcome, SharedWorker, catch_panic, watch_named};
+use worker_core::{Error, Outcome, SharedWorker, catch_panic};
 
 use super::{Event, StartFn};
 use crate::machine::{self, Generation, Policies, Slot, Started, Verdict};
@@ -134,16 +135,32 @@ fn watch(
 ) {
     let exited = events.clone();
     let policies = policies.clone();
-    let thread = watch_named(
+    let thread = worker_core::supervisor::watch(
         worker,
         format_args!("{name}-watch"),
         move |outcome: &Outcome| {
             // A clean exit of a worker that is not restarted after one
-            // needs no verdict (the commonest ending: a stop).
-            let verdict = if outcome.is_ok() && !permanent {
-                STARTED
-            } else {
+            // needs no verdict (the commonest ending: a stop). Any other
+            // asks the user's policies, never on the runner's loop (which
+            // kills the library's thread-free workers itself).
+            let asks_policies = outcome.is_err() || permanent;
+            if asks_policies && offloop::on_loop() {
+                let outcome = outcome.clone();
+                offloop::defer(move || {
+                    let verdict = policies.verdict(&outcome);
+                    let _ = exited.send(Event::Machine(machine::Event::Exited {
+                        slot,
+                        generation,
+                        outcome,
+                        verdict,
+                    }));
+                });
+                return;
+            }
+            let verdict = if asks_policies {
                 policies.verdict(outcome)
+            } else {
+                STARTED
             };
             let _ = exited.send(Event::Machine(machine::Event::Exited {
                 slot,

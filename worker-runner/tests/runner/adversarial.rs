@@ -234,3 +234,50 @@ fn duration_max_settings_mean_never_and_break_nothing() {
     assert!(finish(&r).is_ok());
     other.assert_started(false);
 }
+
+#[test]
+fn a_passive_worker_with_a_users_blocking_callback_is_not_killed_on_the_loop() {
+    // The runner's loop kills the library's thread-free workers itself,
+    // unless that would run someone else's code: here a completion
+    // callback that blocks until released.
+    let r = runner("rt-adv-user-callback", |p| p.is_fatal(none_fatal));
+    let passive = Arc::new(Passive::new());
+    let (entered_tx, entered) = bounded(1);
+    let (release_tx, release) = bounded::<()>(0);
+    passive.tomb().on_done(move |_| {
+        let _ = entered_tx.send(());
+        let _ = release.recv();
+    });
+    let w: SharedWorker = passive.clone();
+    r.start_worker("p", move || Ok(w.clone())).unwrap();
+    r.worker("p", None).unwrap();
+    r.stop_worker("p").unwrap();
+    entered.recv_timeout(LONG).unwrap();
+    // The callback blocks, and yet the runner answers and starts workers.
+    r.start_worker("other", || Ok(Passive::new())).unwrap();
+    r.worker("other", None).unwrap();
+    drop(release_tx);
+    assert!(finish(&r).is_ok());
+}
+
+#[test]
+fn policies_about_a_passive_worker_killed_by_the_loop_run_off_it() {
+    let (seen_tx, seen) = crossbeam_channel::unbounded();
+    let r = runner("rt-adv-policy-thread", move |p| {
+        p.is_fatal(move |_| {
+            let _ = seen_tx.send(std::thread::current().name().map(str::to_owned));
+            false
+        })
+    });
+    let passive = Arc::new(Passive::new());
+    // Dying with an error: the loop's kill then finishes it with that
+    // error, which is_fatal is asked about.
+    passive.tomb().kill(Some(Error::msg("already failing")));
+    let w: SharedWorker = passive.clone();
+    r.start_worker("p", move || Ok(w.clone())).unwrap();
+    r.worker("p", None).unwrap();
+    r.stop_and_remove_worker("p", None).unwrap_err();
+    let thread = seen.recv_timeout(LONG).unwrap().unwrap_or_default();
+    assert!(!thread.ends_with("-loop"), "is_fatal ran on {thread}");
+    assert!(finish(&r).is_ok());
+}

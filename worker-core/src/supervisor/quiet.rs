@@ -1,0 +1,86 @@
+//! The library's own workers, which a supervisor's loop may kill itself.
+//!
+//! The loop runs no user code, so a kill is ordinarily work for the
+//! executor: a thread hop for each, and another for the news of the end.
+//! The thread-free workers of this library ([`Passive`], and the tombs of
+//! [`ThreadWorker`]s and task workers) are killed by code of this library
+//! alone, unless someone gave them a dying hook or a completion callback
+//! of their own: [`Tomb::kill_quietly`](crate::Tomb) checks that under the
+//! tomb's lock and kills only then. Supervisors register their completion
+//! callbacks with [`watch`], which marks them as the library's: such a
+//! callback may run on the loop, and must then run no user code (it
+//! [defers](super::offloop::defer) the asking of user policies).
+
+use std::any::Any;
+use std::thread::JoinHandle;
+
+use crate::worker::{DoneCallback, Outcome};
+use crate::{Passive, SharedWorker, ThreadWorker, Tomb, watch_named};
+
+/// The tomb of a worker whose `kill` is exactly its tomb's, and whether
+/// the kill also finishes it (a [`Passive`] worker's does).
+fn tomb_of(worker: &SharedWorker) -> Option<(&Tomb, bool)> {
+    let any: &dyn Any = &**worker;
+    if let Some(w) = any.downcast_ref::<Passive>() {
+        return Some((w.tomb(), true));
+    }
+    if let Some(w) = any.downcast_ref::<ThreadWorker>() {
+        return Some((w.tomb(), false));
+    }
+    #[cfg(feature = "tokio")]
+    if let Some(w) = any.downcast_ref::<crate::task::TaskWorker>() {
+        return Some((w.tomb(), false));
+    }
+    if let Some(tomb) = any.downcast_ref::<Tomb>() {
+        return Some((tomb, false));
+    }
+    None
+}
+
+/// Whether dropping `worker` here (and skipping its `wait`) runs no code
+/// but the library's: a [`Passive`] worker that has finished holds no
+/// user code any more (its callbacks ran and are gone) and has no thread
+/// to join. A supervisor's loop then lets go of it itself.
+pub(crate) fn is_spent(worker: &SharedWorker) -> bool {
+    let any: &dyn Any = &**worker;
+    any.downcast_ref::<Passive>()
+        .is_some_and(|w| w.tomb().try_result().is_some())
+}
+
+/// Kills `worker` here if it is one of the library's own and its kill
+/// runs no user code; returns whether it did.
+pub(crate) fn kill(worker: &SharedWorker) -> bool {
+    match tomb_of(worker) {
+        Some((tomb, finish)) => tomb.kill_quietly(finish),
+        None => false,
+    }
+}
+
+/// [`watch_named`] for supervisors: `callback` is told of `worker`'s end
+/// through its completion callback (or a watcher thread named
+/// `thread_name` for a worker that cannot notify, whose handle is
+/// returned to be joined).
+///
+/// For the library's own workers the callback is registered as a
+/// supervisor's, which lets the supervisor's loop kill the worker itself
+/// (a "quiet kill": it runs no user code): the callback may then run on the loop
+/// thread, and must run no user code there. Check
+/// [`on_loop`](super::offloop::on_loop) and [`defer`](super::offloop::defer)
+/// whatever asks the user's code.
+pub fn watch<C>(
+    worker: &SharedWorker,
+    thread_name: impl std::fmt::Display,
+    callback: C,
+) -> Option<JoinHandle<()>>
+where
+    C: FnOnce(&Outcome) + Clone + Send + 'static,
+{
+    match tomb_of(worker) {
+        Some((tomb, _)) => {
+            let callback: DoneCallback = Box::new(callback);
+            tomb.on_done_supervised(callback);
+            None
+        }
+        None => watch_named(worker, thread_name, callback),
+    }
+}
