@@ -13,6 +13,7 @@
 pub mod chaos;
 pub mod manifolds;
 pub mod model;
+pub mod observer;
 pub mod options;
 pub mod present;
 
