@@ -34,7 +34,7 @@
 //!
 //! Why hyper: it is the field's HTTP implementation, and the smallest
 //! standard server that runs on the tokio runtime the agent's task workers
-//! use; five fixed paths need no router framework on top. A blocking
+//! use; a handful of fixed paths need no router framework on top. A blocking
 //! server (tiny_http) would have been as small, but it starts threads of
 //! its own that it does not join.
 //!
