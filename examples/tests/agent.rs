@@ -1,8 +1,11 @@
 //! End to end: the demo agent binary, run for a few seconds as a newcomer
-//! would run it, with and without injected faults, and stopped by SIGTERM
-//! as a service manager stops it.
+//! would run it, with and without injected faults, stopped by SIGTERM as a
+//! service manager stops it, and watched through its live observer.
+
+mod http;
 
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -156,6 +159,20 @@ fn read_until(lines: &mpsc::Receiver<String>, log: &mut String, done: impl Fn(&s
     }
 }
 
+/// Sends every line `from` yields to the returned channel, from a thread,
+/// so the test reads them as they come (with a timeout).
+fn lines_of(
+    from: impl std::io::Read + Send + 'static,
+) -> (mpsc::Receiver<String>, std::thread::JoinHandle<()>) {
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    (lines, reader)
+}
+
 #[test]
 fn sigterm_stops_the_agent_in_order_and_it_exits_zero() {
     let mut agent = Running(
@@ -168,13 +185,7 @@ fn sigterm_stops_the_agent_in_order_and_it_exits_zero() {
             .expect("the agent binary runs"),
     );
     // Its log, line by line, from a thread: the test reads it as it comes.
-    let stderr = agent.0.stderr.take().unwrap();
-    let (lines_tx, lines) = mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+    let (lines, reader) = lines_of(agent.0.stderr.take().unwrap());
     let mut log = String::new();
     // Signal only once the handler is in place and the manifolds whose
     // order the test checks are up.
@@ -215,13 +226,144 @@ fn a_chaos_run_survives_its_faults_and_reports_the_stuck_worker() {
 
 #[test]
 fn bad_arguments_are_refused_with_the_usage() {
-    let output = Command::new(env!("CARGO_BIN_EXE_agent"))
-        .arg("--duration")
-        .arg("soon")
-        .output()
+    for (args, says) in [
+        (["--duration", "soon"], "bad duration \"soon\""),
+        (
+            ["--observe", "0.0.0.0:8080"],
+            "bad --observe: 0.0.0.0:8080 is not a loopback address",
+        ),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_agent"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(stderr.contains("usage: agent"), "{stderr}");
+    }
+}
+
+#[test]
+fn the_observer_shows_the_live_agent_then_stops_with_it() {
+    let mut agent = Running(
+        Command::new(env!("CARGO_BIN_EXE_agent"))
+            .args([
+                "--duration",
+                "600",
+                "--seed",
+                "1",
+                "--observe",
+                "127.0.0.1:0",
+            ])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the agent binary runs"),
+    );
+    let (out, out_reader) = lines_of(agent.0.stdout.take().unwrap());
+    let (lines, reader) = lines_of(agent.0.stderr.take().unwrap());
+    let first = out
+        .recv_timeout(LONG)
+        .expect("the agent prints the observer's address");
+    let address: SocketAddr = first
+        .strip_prefix("observer: http://")
+        .and_then(|a| a.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("not the observer's address: {first:?}"))
+        .parse()
         .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("bad duration \"soon\""), "{stderr}");
-    assert!(stderr.contains("usage: agent"), "{stderr}");
+    assert!(address.ip().is_loopback() && address.port() != 0);
+    // Every manifold is installed once the late one is.
+    let mut log = String::new();
+    read_until(&lines, &mut log, |log| {
+        log.contains("agent running") && log.contains("installed the leadership manifold")
+    });
+
+    let client = http::client();
+    let page = http::get_ok(&client, address, "/", "text/html");
+    for asset in ["/observer.js", "/observer.css"] {
+        assert!(page.contains(&format!("\"{asset}\"")), "{page}");
+        assert!(!http::get_ok(&client, address, asset, "text/").is_empty());
+    }
+    let report: serde_json::Value = serde_json::from_str(&http::get_ok(
+        &client,
+        address,
+        "/report.json",
+        "application/json",
+    ))
+    .expect("the report is JSON");
+    assert_has_every_manifold(&report);
+    assert_eq!(report["name"], "agent");
+    let tree: serde_json::Value = serde_json::from_str(&http::get_ok(
+        &client,
+        address,
+        "/tree.json",
+        "application/json",
+    ))
+    .expect("the tree is JSON");
+    let mut under_engine: Vec<&str> = tree["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    under_engine.sort_unstable();
+    let mut manifolds = MANIFOLDS.to_vec();
+    manifolds.sort_unstable();
+    assert_eq!(under_engine, manifolds);
+    let dot = http::get_ok(&client, address, "/graph.dot", "text/vnd.graphviz");
+    let svg = http::get_ok(&client, address, "/graph.svg", "image/svg+xml");
+    assert!(dot.starts_with("digraph"), "{dot}");
+    assert!(svg.contains("<svg"), "{svg}");
+    for name in MANIFOLDS {
+        assert!(
+            dot.contains(&format!("\"{name}\" [")),
+            "{name} not in {dot}"
+        );
+        assert!(
+            svg.contains(&format!(">{name}</tspan>")),
+            "{name} not drawn: {svg}"
+        );
+    }
+    let metrics = http::get_ok(&client, address, "/metrics", "text/plain; version=0.0.4");
+    http::assert_families(&metrics, http::FAMILIES);
+    for line in [
+        "worker_engine_up{engine=\"agent\"} 1",
+        "worker_manifold_state{engine=\"agent\",manifold=\"config\",state=\"started\"} 1",
+        "worker_manifold_starts_total{engine=\"agent\",manifold=\"config\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in:\n{metrics}"
+        );
+    }
+
+    kill(Pid::from_raw(agent.0.id() as i32), Signal::SIGTERM).expect("SIGTERM sent");
+    read_until(&lines, &mut log, |log| log.contains("agent stopped"));
+    let status = agent.0.wait().unwrap();
+    reader.join().unwrap();
+    out_reader.join().unwrap();
+    log.extend(lines.try_iter().map(|line| line + "\n"));
+    assert!(status.success(), "agent ended with {status}:\n{log}");
+    assert_stopped_in_order(&log);
+    // The observer stops after the engine's last manifold, before the end.
+    let shutdown = log.find("shutting down").expect("a shutdown");
+    let at = |needle: &str| {
+        log[shutdown..]
+            .find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} after the shutdown began:\n{log}"))
+    };
+    assert!(
+        at("stopped manifold=\"config\"") < at("observer stopped"),
+        "{log}"
+    );
+    assert!(
+        at("observer stopped") < at("agent stopped cleanly"),
+        "{log}"
+    );
+    assert!(
+        std::net::TcpStream::connect(address).is_err(),
+        "the observer still listens on {address}"
+    );
 }

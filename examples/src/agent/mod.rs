@@ -8,11 +8,13 @@
 //! installed while the agent runs. A plain run shows restarts, bounce
 //! cascades and backoff; `--chaos` adds failures, panics and a worker that
 //! hangs on kill. At the end the agent shuts down in dependency order and
-//! prints the engine's report.
+//! prints the engine's report. With `--observe`, a live page on the
+//! loopback shows it all as it happens ([`observer`]).
 
 pub mod chaos;
 pub mod manifolds;
 pub mod model;
+pub mod observer;
 pub mod options;
 pub mod present;
 
@@ -20,12 +22,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{after, never, select, tick};
-use worker_core::{Error, Worker, dead};
+use worker_core::{Error, Worker, dead, stop};
 use worker_dependency::{Engine, EngineConfig};
 
 use chaos::Chaos;
 use manifolds::names::LEADERSHIP;
 use model::AgentConfig;
+use observer::Observer;
 use options::Options;
 use present::{StateLog, tree};
 
@@ -47,7 +50,13 @@ fn engine_config() -> EngineConfig {
 }
 
 /// Runs the agent until `options.duration` has passed or a stop signal
-/// arrives, then shuts it down in order. Returns the engine's final result.
+/// arrives, then shuts it down in order. Returns the engine's final result
+/// (or the observer's error, if the engine's is clean).
+///
+/// With `options.observe`, the observer is bound first (a bad address fails
+/// the run before anything starts) and its address printed on stdout as
+/// `observer: http://ADDR/`; it serves until the engine has stopped. If it
+/// fails, the agent stops as if asked to.
 ///
 /// The stop signals are SIGINT (Ctrl-C), SIGTERM (what systemd, Docker and
 /// Kubernetes send to stop a service) and SIGHUP (the terminal went away):
@@ -69,7 +78,12 @@ pub fn run(options: &Options) -> Result<(), Error> {
         seed = options.seed,
         "agent starting"
     );
+    let bound = options.observe.map(Observer::bind).transpose()?;
+    if let Some(bound) = &bound {
+        println!("observer: http://{}/", bound.local_addr());
+    }
     let engine = Arc::new(Engine::new(engine_config())?);
+    let observer = bound.map(|bound| bound.serve(engine.handle(), Vec::new()));
     engine.install_all(manifolds::all(config, &engine.handle()))?;
 
     // The handler only sends: everything else happens on this thread.
@@ -84,11 +98,13 @@ pub fn run(options: &Options) -> Result<(), Error> {
     let mut leadership = after(LEADERSHIP_AFTER);
     let reports = options.report_every.map_or_else(never, tick);
     let engine_dead = dead(&engine);
+    let observer_dead = observer.as_ref().map_or_else(never, dead);
     let why = loop {
         select! {
             recv(deadline) -> _ => break "the run's duration is over",
             recv(stop_asked) -> _ => break "a stop signal (SIGINT, SIGTERM or SIGHUP)",
             recv(engine_dead) -> _ => break "the engine stopped on its own",
+            recv(observer_dead) -> _ => break "the observer stopped",
             recv(leadership) -> _ => {
                 engine.install(LEADERSHIP, manifolds::leadership())?;
                 tracing::info!("installed the leadership manifold");
@@ -99,7 +115,7 @@ pub fn run(options: &Options) -> Result<(), Error> {
     };
 
     show(&engine, options)?;
-    shutdown(&engine, why)
+    shutdown(&engine, observer, why)
 }
 
 /// Prints the live report as a tree and as one line of JSON, and writes the
@@ -124,8 +140,9 @@ fn show(engine: &Engine, options: &Options) -> Result<(), Error> {
 }
 
 /// Stops the engine (dependents before the inputs they use), saying whom
-/// it still waits for while that takes long.
-fn shutdown(engine: &Arc<Engine>, why: &str) -> Result<(), Error> {
+/// it still waits for while that takes long; then the observer, which has
+/// shown the shutdown until then.
+fn shutdown(engine: &Arc<Engine>, observer: Option<Observer>, why: &str) -> Result<(), Error> {
     tracing::info!("shutting down ({why}): dependents first, then their inputs");
     engine.kill();
     let finished = dead(engine);
@@ -137,7 +154,15 @@ fn shutdown(engine: &Arc<Engine>, why: &str) -> Result<(), Error> {
             }
         }
     }
-    let result = engine.wait();
+    let mut result = engine.wait();
+    if let Some(observer) = observer {
+        let stopped = stop(&observer);
+        match &stopped {
+            Ok(()) => tracing::info!("observer stopped"),
+            Err(e) => tracing::error!(error = %e, "observer stopped with an error"),
+        }
+        result = result.and(stopped);
+    }
     match &result {
         Ok(()) => tracing::info!("agent stopped cleanly"),
         Err(e) => tracing::error!(error = %e, "agent stopped with an error"),

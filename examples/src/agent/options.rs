@@ -1,7 +1,10 @@
 //! The agent's command line.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use super::observer;
 
 /// What the agent was asked to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,11 +22,14 @@ pub struct Options {
     pub dot: Option<PathBuf>,
     /// Write the final engine report as JSON to this file.
     pub report_json: Option<PathBuf>,
+    /// Serve the live observer on this (loopback) address.
+    pub observe: Option<SocketAddr>,
 }
 
 /// The usage text.
 pub const USAGE: &str = "\
 usage: agent [--duration D] [--chaos] [--seed N] [--report-every D] [--dot FILE] [--report-json FILE]
+             [--observe ADDR]
 
 Runs a small machine agent on the worker-rs dependency engine, then shuts
 it down in order. D is a number of seconds, or a number with ms or s.
@@ -34,6 +40,9 @@ it down in order. D is a number of seconds, or a number with ms or s.
   --report-every D    print the engine report this often
   --dot FILE          write the live dependency graph (Graphviz DOT) to FILE
   --report-json FILE  write the final engine report (JSON) to FILE
+  --observe ADDR      serve a live page of the supervision tree and graph, the
+                      report, DOT and Prometheus metrics on ADDR, a loopback
+                      IP:PORT (port 0 takes a free one; the address is printed)
   --help              show this text";
 
 impl Options {
@@ -51,6 +60,7 @@ impl Options {
             report_every: None,
             dot: None,
             report_json: None,
+            observe: None,
         };
         let mut args = args.into_iter().map(Into::into);
         while let Some(arg) = args.next() {
@@ -70,6 +80,12 @@ impl Options {
                 }
                 "--dot" => options.dot = Some(value("--dot")?.into()),
                 "--report-json" => options.report_json = Some(value("--report-json")?.into()),
+                "--observe" => {
+                    let v = value("--observe")?;
+                    let address =
+                        observer::parse_address(&v).map_err(|e| format!("bad --observe: {e}"))?;
+                    options.observe = Some(address);
+                }
                 other => return Err(format!("unknown argument {other:?}")),
             }
         }
@@ -123,6 +139,8 @@ mod tests {
             "g.dot",
             "--report-json",
             "r.json",
+            "--observe",
+            "127.0.0.1:0",
         ])
         .unwrap()
         .unwrap();
@@ -132,6 +150,7 @@ mod tests {
         assert_eq!(o.report_every, Some(Duration::from_millis(2500)));
         assert_eq!(o.dot.unwrap().to_str(), Some("g.dot"));
         assert_eq!(o.report_json.unwrap().to_str(), Some("r.json"));
+        assert_eq!(o.observe, Some("127.0.0.1:0".parse().unwrap()));
     }
 
     #[test]
@@ -154,6 +173,16 @@ mod tests {
             parse(&["--seed", "x"])
                 .unwrap_err()
                 .starts_with("bad --seed")
+        );
+        let not_loopback = parse(&["--observe", "0.0.0.0:8080"]).unwrap_err();
+        assert!(
+            not_loopback.starts_with("bad --observe: 0.0.0.0:8080 is not a loopback address"),
+            "{not_loopback}"
+        );
+        let not_an_address = parse(&["--observe", "somewhere"]).unwrap_err();
+        assert!(
+            not_an_address.starts_with("bad --observe: \"somewhere\" is not an address"),
+            "{not_an_address}"
         );
     }
 }

@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::select;
-use worker_catacomb::{Catacomb, Plan};
+use serde::Serialize;
+use worker_catacomb::{Catacomb, CatacombReport, Plan};
 use worker_core::{Error, Report, Reporter, SharedWorker, Worker};
 use worker_dependency::Manifold;
-use worker_runner::{Runner, RunnerParams};
+use worker_runner::{Runner, RunnerParams, RunnerReport};
 
 use super::names::*;
 use super::{Serving, closed_connection_is_a_bounce, every};
@@ -132,8 +133,9 @@ fn machine_worker(id: &str, incarnation: u32, chaos: Arc<Chaos>) -> worker_core:
     })
 }
 
-/// The `machines` manifold's worker: the catacomb's lifetime, the runner's
-/// report (so the engine's report shows every machine's worker).
+/// The `machines` manifold's worker: the catacomb's lifetime, and a report
+/// of both the catacomb and the runner it binds (so the engine's report
+/// shows every machine's worker).
 #[derive(Debug)]
 struct MachineFleet {
     catacomb: Catacomb,
@@ -150,6 +152,20 @@ impl Worker for MachineFleet {
 
 impl Reporter for MachineFleet {
     fn report(&self) -> Report {
-        Report::new(self.runner.report())
+        Report::new(FleetReport {
+            catacomb: self.catacomb.report(),
+            runner: self.runner.report(),
+        })
     }
+}
+
+/// The `machines` manifold's report: the catacomb's own (`state`, `error`,
+/// `workers` bound), and the report of the runner it binds under `runner`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetReport {
+    /// The catacomb that binds the runner to the loop reading the feed.
+    #[serde(flatten)]
+    pub catacomb: CatacombReport,
+    /// The runner of one worker per machine.
+    pub runner: RunnerReport,
 }

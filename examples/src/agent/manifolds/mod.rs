@@ -17,6 +17,8 @@ use worker_dependency::{Bounce, Manifold, self_manifold};
 
 use super::model::{AgentConfig, ConnectionClosed};
 
+pub use machines::FleetReport;
+
 /// Manifold names.
 pub mod names {
     /// The configuration.
