@@ -51,18 +51,21 @@ impl Metrics for NoMetrics {
 /// delays and backoff, the clock, metrics and jitter.
 ///
 /// [`EngineConfig::new`] gives safe defaults (the values juju runs in
-/// production), and every field is public:
+/// production); chained setters change them, as for the runner's
+/// `RunnerParams` (every field is also public, for code that builds a
+/// configuration step by step):
 ///
 /// ```
 /// use std::time::Duration;
 /// use worker_dependency::EngineConfig;
 ///
-/// let mut config = EngineConfig::new("agent");
-/// config.error_delay = Duration::from_secs(1);
-/// config.is_fatal = std::sync::Arc::new(|e| e.to_string().contains("corrupt"));
+/// let config = EngineConfig::new("agent")
+///     .error_delay(Duration::from_secs(1))
+///     .is_fatal(|e| e.to_string().contains("corrupt"));
 /// assert!(config.validate().is_ok());
 /// ```
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct EngineConfig {
     /// Names the engine's threads (`<name>` for the loop, `<name>-start-N`
     /// for start functions) and its log lines. Must not be empty.
@@ -133,6 +136,90 @@ impl EngineConfig {
         }
     }
 
+    /// Sets [`is_fatal`](Self::is_fatal).
+    pub fn is_fatal(mut self, f: impl Fn(&Error) -> bool + Send + Sync + 'static) -> Self {
+        self.is_fatal = Arc::new(f);
+        self
+    }
+
+    /// Sets [`worst_error`](Self::worst_error).
+    pub fn worst_error(
+        mut self,
+        f: impl Fn(&Error, Option<&Error>) -> Error + Send + Sync + 'static,
+    ) -> Self {
+        self.worst_error = Arc::new(f);
+        self
+    }
+
+    /// Sets [`filter`](Self::filter).
+    pub fn filter(
+        mut self,
+        f: impl Fn(Option<Error>) -> Option<Error> + Send + Sync + 'static,
+    ) -> Self {
+        self.filter = Some(Arc::new(f));
+        self
+    }
+
+    /// Sets [`error_delay`](Self::error_delay).
+    pub fn error_delay(mut self, delay: Duration) -> Self {
+        self.error_delay = delay;
+        self
+    }
+
+    /// Sets [`bounce_delay`](Self::bounce_delay).
+    pub fn bounce_delay(mut self, delay: Duration) -> Self {
+        self.bounce_delay = delay;
+        self
+    }
+
+    /// Sets [`backoff_factor`](Self::backoff_factor).
+    pub fn backoff_factor(mut self, factor: f64) -> Self {
+        self.backoff_factor = factor;
+        self
+    }
+
+    /// Sets [`backoff_reset_time`](Self::backoff_reset_time).
+    pub fn backoff_reset_time(mut self, time: Duration) -> Self {
+        self.backoff_reset_time = time;
+        self
+    }
+
+    /// Sets [`max_delay`](Self::max_delay).
+    pub fn max_delay(mut self, delay: Duration) -> Self {
+        self.max_delay = delay;
+        self
+    }
+
+    /// Sets [`stop_timeout`](Self::stop_timeout).
+    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.stop_timeout = timeout;
+        self
+    }
+
+    /// Sets [`clock`](Self::clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Sets [`clock`](Self::clock) to a clock shared with others.
+    pub fn shared_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sets [`metrics`](Self::metrics).
+    pub fn metrics(mut self, metrics: impl Metrics) -> Self {
+        self.metrics = Arc::new(metrics);
+        self
+    }
+
+    /// Sets [`jitter`](Self::jitter).
+    pub fn jitter(mut self, source: impl Jitter) -> Self {
+        self.jitter = Arc::new(source);
+        self
+    }
+
     /// Checks the configuration; [`Engine::new`](crate::Engine::new) does
     /// it too. Durations are never refused: any of them may be as long as
     /// `Duration::MAX` (practically never).
@@ -166,6 +253,34 @@ impl fmt::Debug for EngineConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_setters_read_like_the_runners_and_set_the_fields() {
+        let config = EngineConfig::new("setters")
+            .error_delay(Duration::from_secs(1))
+            .bounce_delay(Duration::from_millis(5))
+            .backoff_factor(1.5)
+            .backoff_reset_time(Duration::from_secs(7))
+            .max_delay(Duration::from_secs(9))
+            .stop_timeout(Duration::ZERO)
+            .is_fatal(|e| e.to_string() == "fatal")
+            .worst_error(|new, _| new.clone())
+            .filter(|e| e)
+            .jitter(worker_core::jitter::NoJitter)
+            .metrics(NoMetrics)
+            .clock(WallClock);
+        assert_eq!(config.error_delay, Duration::from_secs(1));
+        assert_eq!(config.bounce_delay, Duration::from_millis(5));
+        assert_eq!(config.backoff_factor, 1.5);
+        assert_eq!(config.backoff_reset_time, Duration::from_secs(7));
+        assert_eq!(config.max_delay, Duration::from_secs(9));
+        assert_eq!(config.stop_timeout, Duration::ZERO);
+        assert!((config.is_fatal)(&Error::msg("fatal")));
+        assert!(!(config.is_fatal)(&Error::msg("fine")));
+        assert!(config.filter.is_some());
+        assert_eq!(config.jitter.sample(), 0.5);
+        assert!(config.validate().is_ok());
+    }
 
     #[test]
     fn validation_names_the_problem() {

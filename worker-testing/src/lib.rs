@@ -99,14 +99,15 @@
 //!
 //! let clock = TestClock::new();
 //! let (started_tx, started) = unbounded();
-//! let mut config = EngineConfig::new("doc-engine");
-//! config.clock = Arc::new(clock.clone());
-//! config.jitter = Arc::new(NoJitter);
-//! config.error_delay = Duration::from_secs(1);
-//! config.backoff_factor = 0.0;
-//! config.stop_timeout = Duration::ZERO;
-//! config.metrics = Arc::new(Starts(Mutex::new(started_tx)));
-//! let engine = Engine::new(config)?;
+//! let engine = Engine::new(
+//!     EngineConfig::new("doc-engine")
+//!         .clock(clock.clone())
+//!         .jitter(NoJitter)
+//!         .error_delay(Duration::from_secs(1))
+//!         .backoff_factor(0.0)
+//!         .stop_timeout(Duration::ZERO)
+//!         .metrics(Starts(Mutex::new(started_tx))),
+//! )?;
 //!
 //! let (workers_tx, workers) = unbounded();
 //! engine.install("db", Manifold::new(move |_| {

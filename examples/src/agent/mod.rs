@@ -38,15 +38,14 @@ const LEADERSHIP_AFTER: Duration = Duration::from_millis(2500);
 /// How the agent's engine is configured: short delays, so that a ten-second
 /// run shows restarts and backoff.
 fn engine_config() -> EngineConfig {
-    let mut config = EngineConfig::new("agent");
-    config.error_delay = Duration::from_millis(300);
-    config.bounce_delay = Duration::from_millis(100);
-    config.backoff_factor = 2.0;
-    config.backoff_reset_time = Duration::from_secs(2);
-    config.max_delay = Duration::from_secs(5);
-    config.stop_timeout = Duration::from_secs(1);
-    config.metrics = Arc::new(StateLog);
-    config
+    EngineConfig::new("agent")
+        .error_delay(Duration::from_millis(300))
+        .bounce_delay(Duration::from_millis(100))
+        .backoff_factor(2.0)
+        .backoff_reset_time(Duration::from_secs(2))
+        .max_delay(Duration::from_secs(5))
+        .stop_timeout(Duration::from_secs(1))
+        .metrics(StateLog)
 }
 
 /// Runs the agent until `options.duration` has passed or a stop signal
