@@ -24,8 +24,8 @@
 //! - [`assert_threads_gone`] proves that stopping a supervisor left none of
 //!   its threads behind.
 //! - Workers with fixed behaviour ([`error_worker`], [`dead_worker`],
-//!   [`ForeverWorker`]), a [`FakeWatcher`] and a `mockall` [`MockWorker`]
-//!   stand in for real workers.
+//!   [`ForeverWorker`], [`AbortableWorker`]), a [`FakeWatcher`] and a
+//!   `mockall` [`MockWorker`] stand in for real workers.
 //! - [`dependency`] holds doubles for testing the start functions of
 //!   dependency-engine manifolds without an engine.
 //!
@@ -87,4 +87,6 @@ pub use checks::{
 pub use clock::TestClock;
 pub use mock::MockWorker;
 pub use watcher::{FakeWatcher, PreloadTooLarge};
-pub use workers::{DeadWorker, ErrorWorker, ForeverWorker, dead_worker, error_worker};
+pub use workers::{
+    AbortableWorker, DeadWorker, ErrorWorker, ForeverWorker, dead_worker, error_worker,
+};
