@@ -65,6 +65,10 @@ pub struct Backoff {
 /// At most `max_restarts` restarts of one worker within any `period`; the
 /// next failure is escalated to a fatal
 /// [`RestartIntensityExceeded`](crate::RestartIntensityExceeded) error.
+///
+/// The window includes its far end, as OTP's does: a restart made exactly
+/// `period` ago still counts, so a worker failing exactly once every
+/// `period` with `max_restarts: 1` escalates on its second failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Intensity {
     /// Restarts allowed in the window.

@@ -661,6 +661,34 @@ fn intensity_window_slides() {
 }
 
 #[test]
+fn a_restart_exactly_the_period_old_is_still_in_the_window() {
+    // OTP keeps a restart made at `now - period` in the window: with one
+    // restart allowed in 10 s, failures at t = 0 and t = 10 s escalate.
+    let nanos = Duration::from_nanos;
+    for (second_failure, escalates) in [
+        (secs(10) - nanos(1), true),
+        (secs(10), true),
+        (secs(10) + nanos(1), false),
+    ] {
+        let mut c = none_fatal(config());
+        c.policy = RestartPolicy::fixed(secs(1)).intensity(1, secs(10));
+        let mut h = H::new(c);
+        let (slot, generation, _) = h.run("a");
+        h.exit(slot, generation, Some("first"));
+        let out = h.advance(secs(1));
+        let (slot, generation) = start_of(&out[0]);
+        h.complete(&out[0]);
+        h.now = h.t0 + second_failure;
+        let out = h.exit(slot, generation, Some("second"));
+        assert_eq!(
+            finished(&out).is_some(),
+            escalates,
+            "second failure at {second_failure:?}"
+        );
+    }
+}
+
+#[test]
 fn a_worker_that_ignores_kill_is_reported_stuck_once() {
     let mut c = config();
     c.stop_timeout = Some(secs(5));

@@ -126,9 +126,11 @@ impl<T: Io> Machine<T> {
             .unwrap_or(default_policy);
         if let Some(limit) = policy.intensity_limit() {
             let recent = &mut entry.extra_mut().recent_restarts;
+            // OTP's rule: a restart exactly `period` old is still in the
+            // window.
             while recent
                 .front()
-                .is_some_and(|&t| now.saturating_duration_since(t) >= limit.period)
+                .is_some_and(|&t| now.saturating_duration_since(t) > limit.period)
             {
                 recent.pop_front();
             }

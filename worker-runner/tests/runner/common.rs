@@ -54,6 +54,21 @@ pub(crate) fn finish(runner: &Runner) -> Result<(), Error> {
     result
 }
 
+/// Waits (up to [`LONG`]) for the runner to finish on its own: a test of a
+/// rule that should end the runner fails instead of hanging when it
+/// does not.
+#[track_caller]
+pub(crate) fn assert_ends_on_its_own(runner: &Runner) {
+    let dead = runner.dead_signal().expect("a runner has a dead signal");
+    assert!(
+        matches!(
+            dead.recv_timeout(LONG),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected)
+        ),
+        "the runner did not end on its own"
+    );
+}
+
 /// Waits for the runner to finish on its own and checks that nothing is
 /// left.
 pub(crate) fn wait_gone(runner: &Runner) -> Result<(), Error> {
