@@ -270,6 +270,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod event;
 mod machine;
 mod params;
 mod policy;
@@ -277,8 +278,13 @@ mod report;
 mod runner;
 mod shell;
 mod status;
+mod supervision;
 
-pub use error::{Dying, EmptyId, InvalidParams, RestartIntensityExceeded};
+pub use error::{
+    Dying, EmptyId, InvalidParams, RemoveTimedOut, RestartIntensityExceeded,
+    RunnerIntensityExceeded,
+};
+pub use event::{EventHook, RunnerEvent, ShutdownCause};
 pub use params::{DEFAULT_START_THREADS, RunnerParams};
 pub use policy::{
     Backoff, ErrorPredicate, ErrorRanking, Intensity, RestartPolicy, RestartType, WorkerOptions,
@@ -286,5 +292,6 @@ pub use policy::{
 pub use report::{KEY_REASON, KEY_STUCK, KEY_WORKERS};
 pub use runner::Runner;
 pub use status::{Stage, WaitingFor};
+pub use supervision::{AutoShutdown, FailureBackoff, Shutdown, ShutdownOrder, Strategy};
 /// Jitter sources, from the core (shared with the dependency engine).
 pub use worker_core::jitter::{Jitter, NoJitter, SeededJitter};

@@ -75,6 +75,12 @@ fn worker_report(worker: &SharedWorker) -> Option<Report> {
 }
 
 fn describe(cause: &RestartCause) -> String {
+    if let Some(trigger) = &cause.because_of {
+        return format!(
+            "restarted with worker {trigger:?} (delay {:?})",
+            cause.delay
+        );
+    }
     let ending = match &cause.error {
         Some(e) => format!("error: {e}"),
         None => "clean exit".to_owned(),
@@ -103,13 +109,20 @@ mod tests {
             error: Some(worker_core::Error::msg("boom")),
             attempt: 3,
             delay: Duration::from_millis(1500),
+            because_of: None,
         };
         assert_eq!(describe(&c), "restart 3 after error: boom (delay 1.5s)");
         let c = RestartCause {
             error: None,
             attempt: 1,
             delay: Duration::ZERO,
+            because_of: None,
         };
         assert_eq!(describe(&c), "restart 1 after clean exit (delay 0ns)");
+        let c = RestartCause {
+            because_of: Some("db".into()),
+            ..c
+        };
+        assert_eq!(describe(&c), "restarted with worker \"db\" (delay 0ns)");
     }
 }
