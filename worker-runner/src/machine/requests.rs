@@ -78,14 +78,7 @@ impl<T: Io> Machine<T> {
         } else {
             self.slots.push(entry);
         }
-        let permanent = self.restart_type(slot) == RestartType::Permanent;
-        out.push(Action::Start {
-            slot,
-            generation,
-            id,
-            start,
-            permanent,
-        });
+        self.push_start(slot, generation, id, start, out);
         Ok(())
     }
 

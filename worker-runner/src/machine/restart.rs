@@ -180,6 +180,18 @@ impl<T: Io> Machine<T> {
         entry.state = State::Starting { stop: None };
         entry.started_at = stamp;
         let id = entry.id.clone();
+        self.push_start(slot, generation, id, start, out);
+    }
+
+    /// Asks for incarnation `generation` of `slot` to be started.
+    pub(super) fn push_start(
+        &self,
+        slot: Slot,
+        generation: super::Generation,
+        id: std::sync::Arc<str>,
+        start: T::Start,
+        out: &mut Actions<T>,
+    ) {
         let permanent = self.restart_type(slot) == RestartType::Permanent;
         out.push(Action::Start {
             slot,
