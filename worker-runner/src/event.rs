@@ -155,9 +155,9 @@ impl RunnerEvent {
     }
 
     /// Logs the event through `tracing`, at its level: trace for a start,
-    /// debug for the routine (restarting, stopped, shutting down), warn
-    /// for what needs a look (a non-fatal failure, a stuck worker, a
-    /// pause), error for what ends the runner.
+    /// debug for the routine (stopped, shutting down), info for a restart
+    /// and the end of a pause, warn for what needs a look (a non-fatal
+    /// failure, a stuck worker, a pause), error for what ends the runner.
     pub(crate) fn trace(&self) {
         match self {
             RunnerEvent::Started { id } => tracing::trace!(%id, "worker started"),
@@ -177,9 +177,9 @@ impl RunnerEvent {
                 attempt,
                 because_of,
             } => match because_of {
-                None => tracing::debug!(%id, ?delay, attempt, "worker restarting"),
+                None => tracing::info!(%id, ?delay, attempt, "worker restarting"),
                 Some(cause) => {
-                    tracing::debug!(%id, ?delay, attempt, because_of = %cause, "worker restarting")
+                    tracing::info!(%id, ?delay, attempt, because_of = %cause, "worker restarting")
                 }
             },
             RunnerEvent::GaveUp { id, error } => {
