@@ -167,9 +167,13 @@ impl RunnerParams {
     }
 
     /// Reports a worker as stuck (in the report, in
-    /// [`Runner::waiting_for`](crate::Runner::waiting_for), and with a
-    /// tracing warning) when it has not finished `timeout` after it was
-    /// killed. The runner still waits for it: threads cannot be forced.
+    /// [`Runner::waiting_for`](crate::Runner::waiting_for), as a
+    /// [`RunnerEvent::Stuck`] and with a tracing warning) when it has not
+    /// finished `timeout` after it was asked to stop (killed, or still in
+    /// its start function). The runner still waits for it: this only
+    /// reports. To force a worker that can be forced, give it a
+    /// [`Shutdown::Timeout`], which takes the place of this timeout for
+    /// that worker.
     pub fn stop_timeout(mut self, timeout: Duration) -> Self {
         self.stop_timeout = Some(timeout);
         self

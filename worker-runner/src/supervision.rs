@@ -25,6 +25,13 @@ use crate::error::InvalidParams;
 /// permanent and transient ones are restarted whatever they ended with,
 /// since the runner stopped them. An error a killed worker returns still
 /// goes to `is_fatal`, as every error of a stopped worker does (Go's rule).
+/// A cascade is one restart, of the failed worker: it counts once against
+/// the runner's [intensity](crate::RunnerParams::intensity) (as in OTP)
+/// and against the failed worker's own limit, not against its siblings'.
+/// The start functions of a cascade are called in start order, but may
+/// run concurrently, as those of `start_worker` do: a worker that needs
+/// one started before it waits for it with
+/// [`Runner::worker`](crate::Runner::worker).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Strategy {
     /// Only the worker that failed is restarted (OTP `one_for_one`, and
