@@ -736,7 +736,6 @@ fn a_worker_that_ignores_kill_is_reported_stuck_once() {
     assert!(h.advance(secs(100)).is_empty(), "reported once");
     let out = h.exit(slot, generation, None);
     assert_eq!(finished(&out), Some(Ok(())));
-    let _ = slot;
     assert!(h.m.waiting_for(h.now).is_empty());
 }
 
