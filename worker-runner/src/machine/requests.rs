@@ -303,8 +303,8 @@ impl<T: Io> Machine<T> {
                     return;
                 }
             };
-        self.deadlines.cancel(&Key::Stuck(slot));
         out.push(Action::Reap { worker });
+        // (`ended` cancels its stuck check.)
         self.ended(slot, outcome, verdict, forced, now, out);
     }
 }

@@ -42,13 +42,13 @@ impl<T: Io> Machine<T> {
 
     /// Marks the id as never to be restarted.
     pub(super) fn request_stop(&mut self, slot: Slot) {
-        let significant = self.is_significant(slot);
         let entry = self.entry_mut(slot);
-        if !entry.stop_requested {
-            entry.stop_requested = true;
-            if significant {
-                self.significant -= 1;
-            }
+        if entry.stop_requested {
+            return;
+        }
+        entry.stop_requested = true;
+        if self.is_significant(slot) {
+            self.significant -= 1;
         }
     }
 
@@ -66,26 +66,25 @@ impl<T: Io> Machine<T> {
     ) {
         let shutdown = self.shutdown_of(slot);
         let entry = self.entry_mut(slot);
-        let id = entry.id.clone();
         let abortable = entry.abortable;
         if shutdown == Shutdown::Abort && abortable {
             out.push(Action::Abort {
-                id,
+                id: entry.id.clone(),
                 worker: worker.clone(),
             });
             mark.forced = true;
         } else {
             if shutdown == Shutdown::Abort {
-                tracing::warn!(%id, "worker cannot be aborted (a thread cannot be forced); killed instead");
+                tracing::warn!(id = %entry.id, "worker cannot be aborted (a thread cannot be forced); killed instead");
             }
             out.push(Action::Kill {
-                id: id.clone(),
+                id: entry.id.clone(),
                 worker: worker.clone(),
             });
             // Its stop timeout passed while its start function ran.
             if mark.stuck && matches!(shutdown, Shutdown::Timeout(_)) && abortable {
                 out.push(Action::Abort {
-                    id,
+                    id: entry.id.clone(),
                     worker: worker.clone(),
                 });
                 mark.forced = true;
@@ -93,14 +92,19 @@ impl<T: Io> Machine<T> {
         }
         entry.state = State::Stopping { worker, mark };
         if !mark.stuck {
-            self.arm_stuck(slot, now);
+            self.arm_stuck_for(slot, shutdown, now);
         }
     }
 
     /// Sets `slot`'s stuck check: its stop timeout after it was asked to
     /// stop.
     pub(super) fn arm_stuck(&mut self, slot: Slot, now: Instant) {
-        let timeout = match self.shutdown_of(slot) {
+        let shutdown = self.shutdown_of(slot);
+        self.arm_stuck_for(slot, shutdown, now);
+    }
+
+    fn arm_stuck_for(&mut self, slot: Slot, shutdown: Shutdown, now: Instant) {
+        let timeout = match shutdown {
             Shutdown::Timeout(d) => Some(d),
             Shutdown::Wait | Shutdown::Abort => self.config.stop_timeout,
         };
