@@ -89,7 +89,7 @@ fn a_plain_run_shows_restarts_bounces_backoff_and_an_orderly_shutdown() {
     };
     shows("engine restart", "connection #1 reset by peer");
     shows("backoff step", "step=2");
-    shows("runner restart", "worker failed; restarting it");
+    shows("runner restart", "worker restarting");
     shows("missing input resolved", "leader: checking for upgrades");
     shows("shutdown", "shutting down (the run's duration is over)");
     shows("clean end", "agent stopped cleanly");

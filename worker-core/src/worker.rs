@@ -43,8 +43,11 @@ pub type DoneCallback = Box<dyn FnOnce(&Outcome) + Send + 'static>;
 ///   how it ended; every call, from every thread, returns the same result.
 ///
 /// The provided methods are optional capabilities. A worker built on
-/// [`Tomb`](crate::Tomb) has all of them, which is what lets supervisors
-/// manage 100,000 such workers without parking a thread for each one.
+/// [`Tomb`](crate::Tomb) can report its own end ([`on_done`](Worker::on_done),
+/// [`dead_signal`](Worker::dead_signal)), which is what lets supervisors
+/// manage 100,000 such workers without parking a thread for each one. A
+/// worker that can be stopped without its cooperation (an async task, not
+/// a thread) says so with [`abortable`](Worker::abortable).
 ///
 /// `Worker` has `Any` as a supertrait, so an `Arc<dyn Worker>` can be turned
 /// back into its concrete type with [`downcast_worker`].
@@ -93,6 +96,63 @@ pub trait Worker: Any + Send + Sync {
     fn reporter(&self) -> Option<&dyn Reporter> {
         None
     }
+
+    /// This worker as something that can be stopped without its
+    /// cooperation ([`Abort`]), if it can be. Must give the same answer for
+    /// the worker's whole life.
+    ///
+    /// `kill` asks; `abort` forces. A supervisor uses it on a worker that
+    /// has outlived its shutdown timeout, or at once when told to stop it
+    /// brutally (OTP's `brutal_kill`). The default, `None`, is the truth
+    /// for a worker that runs on a thread: Rust cannot stop a thread from
+    /// outside, so such a worker can only be asked.
+    fn abortable(&self) -> Option<&dyn Abort> {
+        None
+    }
+}
+
+/// A worker that can be stopped without its cooperation; see
+/// [`Worker::abortable`].
+///
+/// A task on an async runtime can be aborted (it is dropped at its next
+/// `.await`); a thread cannot. After `abort`, the worker finishes soon
+/// without running any more of its own code, and its
+/// [`wait`](Worker::wait) returns whatever the worker says an aborted run
+/// ends with (typically an error naming the abort).
+///
+/// ```
+/// use worker_core::{delegate_worker, Abort, Error, Tomb, Worker};
+///
+/// /// A worker that ignores `kill` but can be aborted.
+/// struct Stubborn {
+///     tomb: Tomb,
+/// }
+///
+/// impl Abort for Stubborn {
+///     fn abort(&self) {
+///         self.tomb.kill(Some(Error::msg("aborted")));
+///         self.tomb.done(Ok(()));
+///     }
+/// }
+///
+/// impl Worker for Stubborn {
+///     fn kill(&self) {} // ignored
+///     fn abortable(&self) -> Option<&dyn Abort> {
+///         Some(self)
+///     }
+///     delegate_worker!(tomb, except kill);
+/// }
+///
+/// let w = Stubborn { tomb: Tomb::new() };
+/// w.kill();
+/// assert!(w.tomb.is_alive());
+/// w.abortable().expect("it can be forced").abort();
+/// assert_eq!(w.wait().unwrap_err().to_string(), "aborted");
+/// ```
+pub trait Abort: Send + Sync {
+    /// Stops the worker now, whatever it is doing. Returns at once and is
+    /// idempotent, like [`Worker::kill`].
+    fn abort(&self);
 }
 
 impl<W: Worker + ?Sized> Worker for Arc<W> {
@@ -113,6 +173,9 @@ impl<W: Worker + ?Sized> Worker for Arc<W> {
     }
     fn to_shared(&self) -> Option<SharedWorker> {
         Some(into_shared(Arc::clone(self)))
+    }
+    fn abortable(&self) -> Option<&dyn Abort> {
+        (**self).abortable()
     }
 }
 
@@ -135,16 +198,21 @@ impl<W: Worker + ?Sized> Worker for Box<W> {
     fn to_shared(&self) -> Option<SharedWorker> {
         (**self).to_shared()
     }
+    fn abortable(&self) -> Option<&dyn Abort> {
+        (**self).abortable()
+    }
 }
 
 /// Implements the [`Worker`] methods of a type by delegating to one of its
-/// fields: `kill`, `wait`, and the completion capabilities `on_done` and
-/// `dead_signal`, which keep the type cheap for supervisors to watch.
-/// (`reporter` is left out: write it if the type is a [`Reporter`].)
+/// fields: `kill` and `abortable` (how it stops, asked and forced), `wait`,
+/// and the completion capabilities `on_done` and `dead_signal`, which keep
+/// the type cheap for supervisors to watch. (`reporter` is left out: write
+/// it if the type is a [`Reporter`].)
 ///
-/// `delegate_worker!(field, except kill)` delegates everything but `kill`,
-/// for a worker whose way of stopping is its own (a [`Tomb`](crate::Tomb)
-/// plus a rule, say) while `wait` and completion are the field's.
+/// `delegate_worker!(field, except kill)` delegates everything but `kill`
+/// and `abortable`, for a worker whose way of stopping is its own (a
+/// [`Tomb`](crate::Tomb) plus a rule, say) while `wait` and completion are
+/// the field's.
 ///
 /// Use it inside the `impl Worker` block:
 ///
@@ -189,6 +257,9 @@ macro_rules! delegate_worker {
     ($field:tt) => {
         fn kill(&self) {
             $crate::Worker::kill(&self.$field)
+        }
+        fn abortable(&self) -> ::std::option::Option<&dyn $crate::Abort> {
+            $crate::Worker::abortable(&self.$field)
         }
         $crate::delegate_worker!($field, except kill);
     };
@@ -612,5 +683,84 @@ mod delegate_tests {
             "stopped my way"
         );
         assert_eq!(w.wait().unwrap_err().to_string(), "stopped my way");
+    }
+}
+
+#[cfg(test)]
+mod abort_tests {
+    use super::*;
+    use crate::{Passive, Tomb};
+
+    /// Ignores `kill`; ends when aborted.
+    struct Stubborn {
+        tomb: Tomb,
+    }
+
+    impl Abort for Stubborn {
+        fn abort(&self) {
+            self.tomb.kill(Some(Error::msg("aborted")));
+            self.tomb.done(Ok(()));
+        }
+    }
+
+    impl Worker for Stubborn {
+        fn kill(&self) {}
+        fn abortable(&self) -> Option<&dyn Abort> {
+            Some(self)
+        }
+        crate::delegate_worker!(tomb, except kill);
+    }
+
+    /// Delegates everything to a `Stubborn`.
+    struct Wrapper {
+        inner: Stubborn,
+    }
+
+    impl Worker for Wrapper {
+        crate::delegate_worker!(inner);
+    }
+
+    /// Delegates all but stopping.
+    struct OwnStop {
+        inner: Stubborn,
+    }
+
+    impl Worker for OwnStop {
+        fn kill(&self) {}
+        crate::delegate_worker!(inner, except kill);
+    }
+
+    fn stubborn() -> Stubborn {
+        Stubborn { tomb: Tomb::new() }
+    }
+
+    #[test]
+    fn a_worker_cannot_be_forced_unless_it_says_so() {
+        assert!(Passive::new().abortable().is_none());
+        let shared: SharedWorker = Arc::new(Passive::new());
+        assert!(shared.abortable().is_none());
+        assert!(OwnStop { inner: stubborn() }.abortable().is_none());
+    }
+
+    #[test]
+    fn abortable_is_forwarded_through_handles_and_delegation() {
+        let shared: SharedWorker = Arc::new(stubborn());
+        shared.kill();
+        assert!(
+            downcast_worker::<Stubborn>(&shared)
+                .unwrap()
+                .tomb
+                .is_alive()
+        );
+        shared.abortable().expect("forwarded by Arc").abort();
+        assert_eq!(shared.wait().unwrap_err().to_string(), "aborted");
+
+        let boxed: Box<dyn Worker> = Box::new(stubborn());
+        boxed.abortable().expect("forwarded by Box").abort();
+        assert!(boxed.wait().is_err());
+
+        let wrapper = Wrapper { inner: stubborn() };
+        wrapper.abortable().expect("delegated").abort();
+        assert!(wrapper.wait().is_err());
     }
 }

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use worker_core::Error;
 
+use crate::status::Stage;
+
 /// The runner is shutting down (it was killed, or a worker failed with a
 /// fatal error) and takes no new workers.
 ///
@@ -83,6 +85,71 @@ impl StdError for RestartIntensityExceeded {
     }
 }
 
+/// The workers of a runner, together, restarted more often than the
+/// runner's own intensity limit allows
+/// ([`RunnerParams::intensity`](crate::RunnerParams::intensity), OTP's
+/// supervisor-wide MaxR in MaxT); the runner escalated the last failure to
+/// a fatal error.
+///
+/// As with [`RestartIntensityExceeded`], the failure that was one too many
+/// is the [source](std::error::Error::source).
+#[derive(Debug, Clone)]
+pub struct RunnerIntensityExceeded {
+    /// The worker whose restart was one too many.
+    pub id: String,
+    /// The most restarts allowed in `period`, across all workers.
+    pub max_restarts: u32,
+    /// The sliding window.
+    pub period: Duration,
+    /// Why that worker ended; `None` for a clean exit of a permanent
+    /// worker.
+    pub last_error: Option<Error>,
+}
+
+impl fmt::Display for RunnerIntensityExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "workers restarted more than {} times in {:?} (the last: {:?})",
+            self.max_restarts, self.period, self.id
+        )
+    }
+}
+
+impl StdError for RunnerIntensityExceeded {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.last_error
+            .as_ref()
+            .map(|e| e.as_std() as &(dyn StdError + 'static))
+    }
+}
+
+/// [`Runner::stop_and_remove_worker_within`](crate::Runner::stop_and_remove_worker_within)
+/// gave up waiting: the worker was asked to stop and has not finished
+/// within the timeout. The stop goes on: the worker is removed once it
+/// ends (and its error, if any, is logged, not handed to `is_fatal`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "worker {id:?} did not stop within {timeout:?}: {}{}",
+    match stage { Stage::Starting => "its start function has not returned", Stage::Stopping => "killed and still running" },
+    if *forced { " (forced)" } else if *stuck { " (stuck)" } else { "" }
+)]
+pub struct RemoveTimedOut {
+    /// The worker.
+    pub id: String,
+    /// How long the caller waited.
+    pub timeout: Duration,
+    /// Where the worker was: still in its start function (it is killed as
+    /// soon as that returns), or killed and not finished.
+    pub stage: Stage,
+    /// Whether it had outlived its shutdown timeout (or the runner's stop
+    /// timeout) and been reported stuck.
+    pub stuck: bool,
+    /// Whether the runner had forced it
+    /// ([`Worker::abortable`](worker_core::Worker::abortable)).
+    pub forced: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +171,45 @@ mod tests {
         assert_eq!(
             err.downcast_ref::<RestartIntensityExceeded>().unwrap().id,
             "db"
+        );
+    }
+
+    #[test]
+    fn runner_intensity_error_names_the_last_worker_and_keeps_its_cause() {
+        let err = Error::new(RunnerIntensityExceeded {
+            id: "db".into(),
+            max_restarts: 3,
+            period: Duration::from_secs(5),
+            last_error: Some(Error::new(EmptyId)),
+        });
+        assert_eq!(
+            err.to_string(),
+            "workers restarted more than 3 times in 5s (the last: \"db\"): worker id must not be empty"
+        );
+        assert!(err.is::<EmptyId>());
+    }
+
+    #[test]
+    fn a_removal_timeout_says_where_the_worker_was() {
+        let mut e = RemoveTimedOut {
+            id: "w".into(),
+            timeout: Duration::from_secs(2),
+            stage: Stage::Stopping,
+            stuck: false,
+            forced: false,
+        };
+        assert_eq!(
+            e.to_string(),
+            "worker \"w\" did not stop within 2s: killed and still running"
+        );
+        e.stuck = true;
+        assert!(e.to_string().ends_with("(stuck)"));
+        e.forced = true;
+        assert!(e.to_string().ends_with("(forced)"));
+        e.stage = Stage::Starting;
+        assert!(
+            e.to_string()
+                .contains("its start function has not returned")
         );
     }
 

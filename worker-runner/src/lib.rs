@@ -68,8 +68,8 @@
 //!
 //! Every decision (what to start, kill, restart, when, what to report)
 //! is made by a pure state machine that holds each id as an explicit state
-//! (starting, started, stopping, waiting to restart), its deadlines as
-//! data and its final error. One loop thread per runner owns it (the
+//! (starting, started, stopping, waiting to restart, held for a cascade),
+//! its deadlines as data and its final error. One loop thread per runner owns it (the
 //! core's [supervisor driver](worker_core::supervisor), which the
 //! dependency engine shares); the public methods send it messages, and the
 //! answers come back on reply channels. There is no lock around the
@@ -77,11 +77,11 @@
 //! are tested without threads or clocks (including a property test over
 //! random sequences of events).
 //!
-//! The loop runs none of your code. Start functions, `kill`, `wait` and
-//! `Drop` of your workers and start functions, and your policies
-//! (`is_fatal`, `should_restart`, `more_important`, the jitter source) all
-//! run on the runner's start threads or on the thread that finished a
-//! worker, each under panic containment.
+//! The loop runs none of your code. Start functions, `kill`, `abort`,
+//! `wait` and `Drop` of your workers and start functions, your policies
+//! (`is_fatal`, `should_restart`, `more_important`, the jitter source) and
+//! your event hook all run on the runner's start threads or on the thread
+//! that finished a worker, each under panic containment.
 //!
 //! # What a misbehaving worker can and cannot do
 //!
@@ -91,7 +91,13 @@
 //! | blocks in `kill` | goes on answering, starting and stopping others; that worker is reported stuck after the stop timeout, and `wait` waits for it |
 //! | is slow or blocks in `Drop` | goes on; only its own disposal (and so the runner's final `wait`) waits for it |
 //! | calls back into the runner from its start function, body or completion callback | answers at once what it can; a call that would wait for the runner itself (`wait`, `stop`, or waiting for its own id) fails with [`WouldDeadlock`](worker_core::WouldDeadlock) instead of hanging |
-//! | never ends after `kill` | cannot be forced (threads cannot be); `wait` waits for it and [`Runner::waiting_for`] says so |
+//! | never ends after `kill` | is reported stuck after its shutdown timeout; is forced if it can be ([`Worker::abortable`](worker_core::Worker::abortable): an async task, never a thread) and its [`Shutdown`] says so; otherwise `wait` waits for it and [`Runner::waiting_for`] says so |
+//! | blocks in its start function after being stopped | is reported stuck the same way (a start function cannot be forced); killed as soon as it returns |
+//!
+//! The event hook ([`RunnerParams::on_event`]) is your code too: a panic
+//! in it is logged and the next event is delivered as usual; a hook that
+//! blocks delays only the events after it (which queue up) and the
+//! runner's final `wait`.
 //!
 //! What a worker cannot be kept from: a `Drop` or `wait` that never
 //! returns holds the runner's final `wait` (nothing can join a thread that
@@ -126,7 +132,7 @@
 //! | `starting` | its start function is running | waits |
 //! | `started` | an instance is running | returns it |
 //! | `stopping` | its instance was killed and has not finished | waits, then `NotFound` |
-//! | `stopped` | it failed and waits out its restart delay | waits |
+//! | `stopped` | it failed and waits out its restart delay, or, in a cascade of the runner's [`Strategy`], waits for its siblings | waits |
 //!
 //! An id that ends for good (a clean exit, a stop, an error that is not
 //! restarted) is forgotten: `worker(id)` says
@@ -141,8 +147,10 @@
 //! | [`Aborted`](worker_core::Aborted) | the caller's abort signal fired while it waited |
 //! | [`Dying`] | `start_worker` while the runner shuts down |
 //! | [`Dead`](worker_core::Dead) | any call once the runner has finished; `worker` and `stop_and_remove_worker` while it shuts down |
-//! | [`EmptyId`], [`InvalidParams`] | bad input; nothing else is affected |
+//! | [`EmptyId`], [`InvalidParams`] | bad input (including a significant worker the runner cannot honour); nothing else is affected |
 //! | [`RestartIntensityExceeded`] | the runner's own fatal error when a worker restarts too often |
+//! | [`RunnerIntensityExceeded`] | the runner's own fatal error when its workers together restart too often |
+//! | [`RemoveTimedOut`] | [`stop_and_remove_worker_within`](Runner::stop_and_remove_worker_within) waited its timeout; says what became of the worker |
 //! | [`WouldDeadlock`](worker_core::WouldDeadlock) | a call that would wait for the runner itself, made on one of its own threads |
 //!
 //! All are returned wrapped in [`worker_core::Error`]; match them with
@@ -166,13 +174,26 @@
 //! - [`RestartType`]: permanent workers are restarted even after a clean
 //!   exit, temporary ones never.
 //!
+//! And for the runner as a whole ([`RunnerParams`]), as OTP and suture
+//! supervisors do (see [OTP and suture](#otp-and-suture)):
+//!
+//! - [`Strategy`]: a restart can take the other workers with it (all of
+//!   them, or those started after the failed one), restarted together;
+//! - [`RunnerParams::intensity`]: at most N restarts of all the workers
+//!   together in a sliding window ([`RunnerIntensityExceeded`]);
+//! - [`FailureBackoff`]: past a decaying count of failures, every restart
+//!   pauses for a while instead of ending the runner;
+//! - [`AutoShutdown`]: the runner ends on its own when workers marked
+//!   [significant](WorkerOptions::significant) have ended.
+//!
 //! # Reports
 //!
 //! [`Runner::report`] returns a [`RunnerReport`]: a [`WorkerReport`] per
 //! id with its state, when the current or last incarnation started, the
 //! worker's own report if it is a [`Reporter`](worker_core::Reporter)
 //! (nested as it is, typed), why it was last restarted ([`Restart`]: the
-//! attempt, the error and the delay) and, if it will not stop, for how
+//! attempt, the error and the delay, or the sibling whose restart took it
+//! along) and, if it will not stop, for how
 //! long. Taking one costs no JSON. Serialised (with `serde`), it keeps
 //! Go's layout, ids in order:
 //!
@@ -193,13 +214,67 @@
 //! ([`ReportScope`](worker_core::ReportScope);
 //! `report::a_report_that_includes_its_own_runner_does_not_recurse_forever`).
 //!
-//! # Workers that will not stop
+//! # Stopping
 //!
-//! A thread cannot be forced to stop. With
-//! [`RunnerParams::stop_timeout`], a worker that has not finished that long
-//! after it was killed is reported as stuck (in the report, in
-//! [`Runner::waiting_for`], and with a tracing warning); `wait` still
-//! waits for it, and `waiting_for` says on whom.
+//! `kill` (and a fatal error, or an automatic shutdown) stops every worker
+//! at once, as Go's runner does, or, with
+//! [`ShutdownOrder::Reverse`], one at a time, the last started first, as
+//! an OTP supervisor does. How each worker is stopped is its [`Shutdown`]
+//! (for the whole runner with [`RunnerParams::shutdown`], or per worker):
+//! asked and waited for (the default), asked and forced after a timeout,
+//! or forced at once (OTP's `brutal_kill`).
+//!
+//! Forcing exists only where the worker offers it
+//! ([`Worker::abortable`](worker_core::Worker::abortable)): an async task
+//! can be aborted, a thread cannot (Rust cannot stop a thread from
+//! outside). A worker past its shutdown timeout, or past
+//! [`RunnerParams::stop_timeout`], is reported stuck (in the report, in
+//! [`Runner::waiting_for`], as a [`RunnerEvent::Stuck`] and with a tracing
+//! warning), forced if it can be and its shutdown says so, and an ordered
+//! shutdown moves on to the next worker; a thread that never ends is still
+//! waited for by `wait`, and `waiting_for` says on whom. The same goes for
+//! a start function that has not returned after its worker was asked to
+//! stop. A forced worker's ending is the runner's doing: its error does
+//! not go to `is_fatal`.
+//!
+//! [`stop_and_remove_worker_within`](Runner::stop_and_remove_worker_within)
+//! bounds a removal by a timeout on the runner's clock.
+//!
+//! # Events
+//!
+//! [`RunnerParams::on_event`] hands a program the runner's lifecycle
+//! events ([`RunnerEvent`]: started, failed, restarting with its delay,
+//! gave up, paused, resumed, stuck, stopped, shutting down), in order, one
+//! at a time, off the runner's loop. The runner's `tracing` events use the
+//! same vocabulary: each is logged under its [name](RunnerEvent::name).
+//!
+//! # OTP and suture
+//!
+//! The rules of an Erlang/OTP `supervisor` and of Go's
+//! [suture](https://github.com/thejerf/suture), and where they are here.
+//! Every option is off by default, so a runner behaves as Go's until told
+//! otherwise. The tests of each rule are in the machine's `tests_otp`
+//! (driven by hand, at the boundaries) and in `tests/runner/strategies.rs`,
+//! `stopping.rs`, `significant.rs` and `events.rs` (through a runner).
+//!
+//! | OTP / suture | here | differences, and why |
+//! |---|---|---|
+//! | `one_for_one` | [`Strategy::OneForOne`] (default) | none |
+//! | `one_for_all`, `rest_for_one` | [`Strategy::OneForAll`], [`Strategy::RestForOne`] | OTP terminates the siblings one by one and restarts them at once; here they are killed together, and restarted together (in start order) once all have ended and the failed worker's restart delay is over (OTP has no delays). Their start functions may then run concurrently, as those of `start_worker` do: one that needs an earlier worker waits for it with [`Runner::worker`]. A failure while a cascade waits joins it. |
+//! | `simple_one_for_one` | a runner with one-for-one | every `start_worker` brings its own start function; there is no child template |
+//! | `intensity` / `period` | [`RunnerParams::intensity`] | OTP counts in whole seconds (so its window boundary falls on a second), this runner in nanoseconds; a restart exactly `period` old counts in both. OTP's default is 1 in 5 s; here none, as in Go. [`RestartPolicy::intensity`] adds a per-worker limit OTP does not have. |
+//! | restart `permanent` / `transient` / `temporary` | [`RestartType`] | "abnormal" is any error `is_fatal` does not make fatal (OTP: any exit reason but `normal` and `shutdown`); the default is transient, as in Go (OTP: permanent) |
+//! | child `shutdown`: `brutal_kill` | [`Shutdown::Abort`] | only a worker that can be aborted is forced; a thread cannot be, so it is killed (asked) and waited for, with a warning |
+//! | child `shutdown`: a timeout | [`Shutdown::Timeout`] | past the timeout OTP kills the process; here the worker is reported stuck and aborted if it can be, else left to finish (and still waited for by `wait`); an ordered shutdown moves on either way |
+//! | child `shutdown`: `infinity` | [`Shutdown::Wait`] (default) | [`RunnerParams::stop_timeout`] can still report it stuck |
+//! | shutdown in reverse start order | [`ShutdownOrder::Reverse`] | the default stops all at once, as Go does, which is faster |
+//! | `significant`, `auto_shutdown` | [`WorkerOptions::significant`], [`AutoShutdown`] | the same rules (only endings "by themselves" count; significant workers are refused without an automatic shutdown or when permanent); the runner ends with `Ok` |
+//! | `terminate_child` + `delete_child` | [`Runner::stop_and_remove_worker`], [`Runner::stop_and_remove_worker_within`] | a removal can be bounded by the caller's timeout, besides the worker's own shutdown |
+//! | supervisor reports, SASL | [`RunnerParams::on_event`], `tracing` | one vocabulary for both |
+//! | suture `FailureThreshold`, `FailureDecay`, `FailureBackoff` | [`FailureBackoff`] | suture restarts at once outside a pause; here each restart keeps its own delay too. Suture adds jitter to the pause; here it is exact (spread restart delays with [`RestartPolicy::jitter`] instead). |
+//! | suture `Timeout` | [`Shutdown::Timeout`], [`RunnerParams::stop_timeout`] | suture abandons the goroutine and lists it in `UnstoppedServiceReport`; here it is reported stuck and `wait` still waits for it (every thread is joined) |
+//! | suture `EventHook` | [`RunnerParams::on_event`] | suture calls it on the supervisor's goroutine; here it never runs on the loop, and a hook that blocks or panics cannot stop the runner |
+//! | suture `ErrDoNotRestart`, `ErrTerminateSupervisorTree` | `should_restart`, [`RestartType::Temporary`]; `is_fatal` | errors are classified by policies instead of sentinel values |
 //!
 //! # Differences from Go
 //!
@@ -217,8 +292,10 @@
 //!   (the whole runner dies) or restarts the worker, and the call hangs
 //!   without an abort channel. Here the id is marked stopped, the call
 //!   returns once the id is gone, with the instance's error, and that error
-//!   is the caller's: it does not go to `is_fatal`
+//!   is the caller's: it does not go to `is_fatal`, even once the caller
+//!   has given up waiting (an abort, a timeout)
 //!   (`remove::the_worker_error_goes_to_the_caller_not_to_is_fatal`,
+//!   `stopping::a_removal_with_a_timeout_says_what_happened_and_the_stop_goes_on`,
 //!   `remove::a_non_fatal_stop_error_neither_restarts_nor_hangs`). Any
 //!   number of callers can wait for the same removal; Go signals one
 //!   (`remove::concurrent_removers_never_hang_nor_lose_the_error`). During
@@ -294,6 +371,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod event;
 mod machine;
 mod params;
 mod policy;
@@ -301,8 +379,13 @@ mod report;
 mod runner;
 mod shell;
 mod status;
+mod supervision;
 
-pub use error::{Dying, EmptyId, InvalidParams, RestartIntensityExceeded};
+pub use error::{
+    Dying, EmptyId, InvalidParams, RemoveTimedOut, RestartIntensityExceeded,
+    RunnerIntensityExceeded,
+};
+pub use event::{EventHook, RunnerEvent, ShutdownCause};
 pub use params::{DEFAULT_START_THREADS, RunnerParams};
 pub use policy::{
     Backoff, ErrorPredicate, ErrorRanking, Intensity, RestartPolicy, RestartType, WorkerOptions,
@@ -310,5 +393,6 @@ pub use policy::{
 pub use report::{KEY_REASON, KEY_STUCK, KEY_WORKERS, Restart, RunnerReport, WorkerReport};
 pub use runner::Runner;
 pub use status::{Stage, WaitingFor};
+pub use supervision::{AutoShutdown, FailureBackoff, Shutdown, ShutdownOrder, Strategy};
 /// Jitter sources, from the core (shared with the dependency engine).
 pub use worker_core::jitter::{Jitter, NoJitter, SeededJitter};

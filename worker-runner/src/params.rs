@@ -7,10 +7,12 @@ use std::time::Duration;
 use worker_core::{Clock, Error, WallClock};
 
 use crate::error::InvalidParams;
+use crate::event::{EventHook, RunnerEvent};
 use crate::machine::{Config, Policies};
 use worker_core::jitter::{Jitter, SeededJitter};
 
-use crate::policy::{ErrorPredicate, ErrorRanking, RestartPolicy, RestartType};
+use crate::policy::{ErrorPredicate, ErrorRanking, Intensity, RestartPolicy, RestartType};
+use crate::supervision::{AutoShutdown, FailureBackoff, Shutdown, ShutdownOrder, Strategy};
 
 /// How many threads run start functions before the runner considers
 /// adding more (see [`RunnerParams::start_threads`]).
@@ -32,6 +34,13 @@ pub const DEFAULT_START_THREADS: usize = 2;
 /// | [`stop_timeout`](Self::stop_timeout) | none (no stuck detection) | none |
 /// | [`jitter`](Self::jitter) | [`SeededJitter::from_entropy`] | none |
 /// | [`start_threads`](Self::start_threads) | 2 | a goroutine per start |
+/// | [`strategy`](Self::strategy) | [`Strategy::OneForOne`] | same (no such option) |
+/// | [`intensity`](Self::intensity) | none (no runner-wide limit) | none |
+/// | [`failure_backoff`](Self::failure_backoff) | none | none |
+/// | [`shutdown`](Self::shutdown) | [`Shutdown::Wait`] | same |
+/// | [`shutdown_order`](Self::shutdown_order) | [`ShutdownOrder::AllAtOnce`] | same |
+/// | [`auto_shutdown`](Self::auto_shutdown) | [`AutoShutdown::Never`] | none |
+/// | [`on_event`](Self::on_event) | none | none |
 ///
 /// ```
 /// use std::time::Duration;
@@ -54,6 +63,13 @@ pub struct RunnerParams {
     stop_timeout: Option<Duration>,
     jitter: Option<Arc<dyn Jitter>>,
     start_threads: usize,
+    strategy: Strategy,
+    intensity: Option<Intensity>,
+    failure_backoff: Option<FailureBackoff>,
+    shutdown: Shutdown,
+    shutdown_order: ShutdownOrder,
+    auto_shutdown: AutoShutdown,
+    on_event: Option<EventHook>,
 }
 
 impl RunnerParams {
@@ -73,6 +89,13 @@ impl RunnerParams {
             stop_timeout: None,
             jitter: None,
             start_threads: DEFAULT_START_THREADS,
+            strategy: Strategy::default(),
+            intensity: None,
+            failure_backoff: None,
+            shutdown: Shutdown::default(),
+            shutdown_order: ShutdownOrder::default(),
+            auto_shutdown: AutoShutdown::default(),
+            on_event: None,
         }
     }
 
@@ -144,9 +167,13 @@ impl RunnerParams {
     }
 
     /// Reports a worker as stuck (in the report, in
-    /// [`Runner::waiting_for`](crate::Runner::waiting_for), and with a
-    /// tracing warning) when it has not finished `timeout` after it was
-    /// killed. The runner still waits for it: threads cannot be forced.
+    /// [`Runner::waiting_for`](crate::Runner::waiting_for), as a
+    /// [`RunnerEvent::Stuck`] and with a tracing warning) when it has not
+    /// finished `timeout` after it was asked to stop (killed, or still in
+    /// its start function). The runner still waits for it: this only
+    /// reports. To force a worker that can be forced, give it a
+    /// [`Shutdown::Timeout`], which takes the place of this timeout for
+    /// that worker.
     pub fn stop_timeout(mut self, timeout: Duration) -> Self {
         self.stop_timeout = Some(timeout);
         self
@@ -173,7 +200,102 @@ impl RunnerParams {
         self
     }
 
+    /// What a worker's restart does to the others (OTP's restart
+    /// strategy); default [`Strategy::OneForOne`].
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// A runner-wide limit (OTP's supervisor intensity, MaxR in MaxT): at
+    /// most `max_restarts` restarts of all the workers together in any
+    /// `period` (a restart exactly `period` ago still counts); the next
+    /// one ends the runner with
+    /// [`RunnerIntensityExceeded`](crate::RunnerIntensityExceeded). A
+    /// cascade of the [`strategy`](Self::strategy) counts once, as in OTP.
+    /// `max_restarts` may be 0 (no restart at all, as in OTP); `period`
+    /// must not be zero. Each worker's own limit
+    /// ([`RestartPolicy::intensity`]) applies as well.
+    pub fn intensity(mut self, max_restarts: u32, period: Duration) -> Self {
+        self.intensity = Some(Intensity {
+            max_restarts,
+            period,
+        });
+        self
+    }
+
+    /// Suture's alternative to ending the runner: past a decaying count of
+    /// failures, every restart pauses for a while (see
+    /// [`FailureBackoff`]).
+    pub fn failure_backoff(mut self, rule: FailureBackoff) -> Self {
+        self.failure_backoff = Some(rule);
+        self
+    }
+
+    /// How every worker is stopped unless its
+    /// [`WorkerOptions::shutdown`](crate::WorkerOptions::shutdown) says
+    /// otherwise; default [`Shutdown::Wait`].
+    pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
+    /// In which order the workers stop when the runner shuts down; default
+    /// [`ShutdownOrder::AllAtOnce`].
+    pub fn shutdown_order(mut self, order: ShutdownOrder) -> Self {
+        self.shutdown_order = order;
+        self
+    }
+
+    /// Whether the runner ends on its own when significant workers end
+    /// (OTP's `auto_shutdown`); default [`AutoShutdown::Never`].
+    pub fn auto_shutdown(mut self, auto_shutdown: AutoShutdown) -> Self {
+        self.auto_shutdown = auto_shutdown;
+        self
+    }
+
+    /// Calls `hook` with each of the runner's lifecycle events
+    /// ([`RunnerEvent`]), in the order they happen.
+    ///
+    /// The hook is user code, so it never runs on the runner's loop: the
+    /// events are queued and delivered, one at a time, on the runner's
+    /// start threads. A slow or blocking hook delays only the events after
+    /// it (which queue up meanwhile, without bound) and the runner's final
+    /// `wait`, which waits for the last delivery; a panicking hook is
+    /// logged, and the next event is delivered as usual.
+    ///
+    /// ```
+    /// use worker_core::{Passive, Worker};
+    /// use worker_runner::{Runner, RunnerEvent, RunnerParams};
+    ///
+    /// let (tx, events) = crossbeam_channel::unbounded();
+    /// let runner = Runner::new(RunnerParams::new("hooked").on_event(move |e: &RunnerEvent| {
+    ///     let _ = tx.send(e.name());
+    /// }))?;
+    /// runner.start_worker("w", || Ok(Passive::new()))?;
+    /// runner.worker("w", None)?;
+    /// runner.kill();
+    /// runner.wait()?; // every event has been delivered
+    /// let names: Vec<_> = events.try_iter().collect();
+    /// assert_eq!(names, ["worker started", "runner shutting down", "worker stopped"]);
+    /// # Ok::<(), worker_core::Error>(())
+    /// ```
+    pub fn on_event(mut self, hook: impl Fn(&RunnerEvent) + Send + Sync + 'static) -> Self {
+        self.on_event = Some(Arc::new(hook));
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<(), InvalidParams> {
+        if let Some(i) = &self.intensity {
+            if i.period.is_zero() {
+                return Err(InvalidParams::new(
+                    "runner intensity period must not be zero",
+                ));
+            }
+        }
+        if let Some(rule) = &self.failure_backoff {
+            rule.validate()?;
+        }
         if self.name.is_empty() {
             return Err(InvalidParams::new("name must not be empty"));
         }
@@ -204,10 +326,18 @@ impl RunnerParams {
             start_threads: self.start_threads,
             config: Config {
                 restart_type: self.restart_type,
-                policy,
                 stop_timeout: self.stop_timeout,
                 keep_all_fatal: self.more_important.is_some(),
+                strategy: self.strategy,
+                intensity: self.intensity,
+                failure_backoff: self.failure_backoff,
+                shutdown: self.shutdown,
+                shutdown_order: self.shutdown_order,
+                auto_shutdown: self.auto_shutdown,
+                events: self.on_event.is_some(),
+                ..Config::new(policy)
             },
+            hook: self.on_event,
             policies: Policies {
                 is_fatal: self.is_fatal,
                 should_restart: self.should_restart,
@@ -226,6 +356,7 @@ pub(crate) struct Parts {
     pub(crate) start_threads: usize,
     pub(crate) config: Config,
     pub(crate) policies: Policies,
+    pub(crate) hook: Option<EventHook>,
 }
 
 impl fmt::Debug for RunnerParams {
@@ -246,6 +377,13 @@ impl fmt::Debug for RunnerParams {
             .field("restart_type", &self.restart_type)
             .field("stop_timeout", &self.stop_timeout)
             .field("start_threads", &self.start_threads)
+            .field("strategy", &self.strategy)
+            .field("intensity", &self.intensity)
+            .field("failure_backoff", &self.failure_backoff)
+            .field("shutdown", &self.shutdown)
+            .field("shutdown_order", &self.shutdown_order)
+            .field("auto_shutdown", &self.auto_shutdown)
+            .field("on_event", &self.on_event.as_ref().map(|_| "custom"))
             .finish_non_exhaustive()
     }
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 use worker_core::{DEFAULT_RESTART_DELAY, Error};
 
 use crate::error::InvalidParams;
+use crate::supervision::Shutdown;
 
 /// A yes/no question about an error (`is_fatal`, `should_restart`).
 pub type ErrorPredicate = Arc<dyn Fn(&Error) -> bool + Send + Sync>;
@@ -65,6 +66,10 @@ pub struct Backoff {
 /// At most `max_restarts` restarts of one worker within any `period`; the
 /// next failure is escalated to a fatal
 /// [`RestartIntensityExceeded`](crate::RestartIntensityExceeded) error.
+///
+/// The window includes its far end, as OTP's does: a restart made exactly
+/// `period` ago still counts, so a worker failing exactly once every
+/// `period` with `max_restarts: 1` escalates on its second failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Intensity {
     /// Restarts allowed in the window.
@@ -239,17 +244,21 @@ impl RestartPolicy {
 ///
 /// ```
 /// use std::time::Duration;
-/// use worker_runner::{RestartPolicy, RestartType, WorkerOptions};
+/// use worker_runner::{RestartPolicy, RestartType, Shutdown, WorkerOptions};
 ///
 /// let opts = WorkerOptions::new()
 ///     .restart_type(RestartType::Permanent)
-///     .restart_policy(RestartPolicy::fixed(Duration::from_millis(10)));
+///     .restart_policy(RestartPolicy::fixed(Duration::from_millis(10)))
+///     .shutdown(Shutdown::Timeout(Duration::from_secs(5)));
 /// assert_eq!(opts.restart_type_override(), Some(RestartType::Permanent));
+/// assert!(!opts.is_significant());
 /// ```
 #[derive(Clone, Copy, Default, PartialEq)]
 pub struct WorkerOptions {
     restart_type: Option<RestartType>,
     policy: Option<RestartPolicy>,
+    shutdown: Option<Shutdown>,
+    significant: bool,
 }
 
 impl WorkerOptions {
@@ -270,6 +279,28 @@ impl WorkerOptions {
         self
     }
 
+    /// How this worker is stopped (OTP's `shutdown`): wait for it, give it
+    /// a timeout after which it is forced (where it can be), or force it at
+    /// once. Default: the runner's
+    /// [`shutdown`](crate::RunnerParams::shutdown).
+    pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = Some(shutdown);
+        self
+    }
+
+    /// Marks the worker significant (OTP): its ending by itself can end the
+    /// runner, as the runner's
+    /// [`auto_shutdown`](crate::RunnerParams::auto_shutdown) says. A
+    /// significant worker must be transient or temporary, and the runner
+    /// must have an automatic shutdown; otherwise
+    /// [`start_worker_with`](crate::Runner::start_worker_with) refuses it
+    /// with [`InvalidParams`], as OTP refuses such a
+    /// child spec.
+    pub fn significant(mut self, significant: bool) -> Self {
+        self.significant = significant;
+        self
+    }
+
     /// The restart type set here, if any.
     pub fn restart_type_override(&self) -> Option<RestartType> {
         self.restart_type
@@ -278,6 +309,16 @@ impl WorkerOptions {
     /// The restart policy set here, if any.
     pub fn restart_policy_override(&self) -> Option<&RestartPolicy> {
         self.policy.as_ref()
+    }
+
+    /// The shutdown set here, if any.
+    pub fn shutdown_override(&self) -> Option<Shutdown> {
+        self.shutdown
+    }
+
+    /// Whether the worker is significant.
+    pub fn is_significant(&self) -> bool {
+        self.significant
     }
 
     pub(crate) fn validate(&self) -> Result<(), InvalidParams> {
@@ -290,6 +331,8 @@ impl fmt::Debug for WorkerOptions {
         f.debug_struct("WorkerOptions")
             .field("restart_type", &self.restart_type)
             .field("policy", &self.policy)
+            .field("shutdown", &self.shutdown)
+            .field("significant", &self.significant)
             .finish()
     }
 }

@@ -95,10 +95,20 @@ pub struct Restart {
     pub error: Option<Error>,
     /// The delay waited before restarting.
     pub delay: Duration,
+    /// The worker whose restart caused this one, when it was another (a
+    /// cascade of the runner's one-for-all or rest-for-one strategy).
+    pub because_of: Option<Arc<str>>,
 }
 
 impl fmt::Display for Restart {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(trigger) = &self.because_of {
+            return write!(
+                f,
+                "restarted with worker {trigger:?} (delay {})",
+                format_duration(self.delay)
+            );
+        }
         write!(f, "restart {} after ", self.attempt)?;
         match &self.error {
             Some(e) => write!(f, "error: {e}")?,
@@ -120,6 +130,7 @@ impl From<RestartCause> for Restart {
             attempt: cause.attempt,
             error: cause.error,
             delay: cause.delay,
+            because_of: cause.because_of,
         }
     }
 }
@@ -189,18 +200,25 @@ mod tests {
             error: Some(Error::msg("boom")),
             attempt: 3,
             delay: Duration::from_millis(1500),
+            because_of: None,
         });
         assert_eq!(r.to_string(), "restart 3 after error: boom (delay 1.5s)");
         let r = Restart::from(RestartCause {
             error: None,
             attempt: 1,
             delay: Duration::ZERO,
+            because_of: None,
         });
         assert_eq!(r.to_string(), "restart 1 after clean exit (delay 0s)");
         assert_eq!(
             serde_json::to_value(&r).unwrap(),
             json!("restart 1 after clean exit (delay 0s)")
         );
+        let r = Restart {
+            because_of: Some("db".into()),
+            ..r
+        };
+        assert_eq!(r.to_string(), "restarted with worker \"db\" (delay 0s)");
     }
 
     #[test]
@@ -214,6 +232,7 @@ mod tests {
                 attempt: 1,
                 error: None,
                 delay: Duration::from_secs(1),
+                because_of: None,
             }),
             stuck: Some(Duration::from_secs(30)),
         };

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use worker_core::supervisor::{AsyncCall, Call, CallError, DriverConfig, Handle, Reply};
 use worker_core::{
@@ -16,7 +17,7 @@ use crate::params::RunnerParams;
 use crate::policy::WorkerOptions;
 use crate::report::{self, RunnerReport};
 use crate::shell::starter::{self, StartJob};
-use crate::shell::{Event, Shell, StartFn};
+use crate::shell::{Event, HookQueue, Shell, StartFn};
 use crate::status::WaitingFor;
 use worker_core::supervisor::offloop::OffLoop;
 
@@ -50,6 +51,7 @@ impl Runner {
         let shell = Shell {
             machine: Machine::new(parts.config, parts.clock.now()),
             policies: policies.clone(),
+            hook: parts.hook.map(|hook| Arc::new(HookQueue::new(hook))),
             out: Vec::new(),
         };
         let config = DriverConfig::new(name.clone(), parts.clock.clone())
@@ -174,15 +176,46 @@ impl Runner {
     /// case the worker is still stopped; with [`WouldDeadlock`] when called
     /// from `id`'s own start function (the removal would wait for it).
     pub fn stop_and_remove_worker(&self, id: &str, abort: Option<&Signal>) -> Result<(), Error> {
-        self.not_own_start(id, "stop_and_remove_worker")?;
+        self.remove(id, None, abort, "stop_and_remove_worker")
+    }
+
+    /// [`stop_and_remove_worker`](Self::stop_and_remove_worker), waiting at
+    /// most `timeout` by the runner's clock.
+    ///
+    /// Past the timeout it fails with [`RemoveTimedOut`](crate::RemoveTimedOut),
+    /// which says what happened to the worker: whether it is still in its
+    /// start function or killed and running on, and whether it had been
+    /// reported stuck or forced by then (as its
+    /// [`Shutdown`](crate::Shutdown) says). The stop goes on: the worker
+    /// is removed once it ends, and its error is logged, not handed to
+    /// `is_fatal`. The other failures are those of
+    /// `stop_and_remove_worker`.
+    pub fn stop_and_remove_worker_within(
+        &self,
+        id: &str,
+        timeout: Duration,
+        abort: Option<&Signal>,
+    ) -> Result<(), Error> {
+        self.remove(id, Some(timeout), abort, "stop_and_remove_worker_within")
+    }
+
+    fn remove(
+        &self,
+        id: &str,
+        timeout: Option<Duration>,
+        abort: Option<&Signal>,
+        call: &'static str,
+    ) -> Result<(), Error> {
+        self.not_own_start(id, call)?;
         let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
-        let (call, reply) = Call::new();
+        let (answer, reply) = Call::new();
         self.send(machine::Event::StopAndRemove {
             id: id.to_owned(),
             waiter,
             reply,
+            timeout,
         })?;
-        self.answer(id, waiter, call, abort)?
+        self.answer(id, waiter, answer, abort)?
     }
 
     /// The running instance of `id`, waiting while it is starting or
@@ -256,6 +289,7 @@ impl Runner {
             id: id.to_owned(),
             waiter,
             reply,
+            timeout: None,
         })?;
         self.answered(id, waiter, call.await)?
     }

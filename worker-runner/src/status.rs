@@ -23,7 +23,8 @@ pub struct WaitingFor {
     pub stage: Stage,
     /// How long it has been in that stage (by the runner's clock).
     pub elapsed: Duration,
-    /// Whether it has outlived the runner's stop timeout (see
+    /// Whether it has outlived its stop timeout (its
+    /// [`Shutdown::Timeout`](crate::Shutdown::Timeout), or else
     /// [`RunnerParams::stop_timeout`](crate::RunnerParams::stop_timeout)).
     pub stuck: bool,
 }

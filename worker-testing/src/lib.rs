@@ -26,9 +26,10 @@
 //! - [`assert_threads_gone`] proves that stopping a supervisor left none of
 //!   its threads behind.
 //! - Workers with fixed behaviour ([`error_worker`], [`dead_worker`],
-//!   [`ForeverWorker`], and [`spawn_error_worker`] for one with a real
-//!   thread), a [`FakeWatcher`] and, with the `mock` feature, a `mockall`
-//!   `MockWorker` (with `mockall` re-exported) stand in for real workers.
+//!   [`ForeverWorker`], [`AbortableWorker`], and [`spawn_error_worker`]
+//!   for one with a real thread), a [`FakeWatcher`] and, with the `mock`
+//!   feature, a `mockall` `MockWorker` (with `mockall` re-exported) stand
+//!   in for real workers.
 //! - [`dependency`] holds doubles for testing the start functions of
 //!   dependency-engine manifolds without an engine.
 //!
@@ -211,6 +212,6 @@ pub use mock::MockWorker;
 pub use mockall;
 pub use watcher::{FakeWatcher, PreloadTooLarge};
 pub use workers::{
-    DeadWorker, ErrorWorker, ForeverWorker, ThreadErrorWorker, dead_worker, error_worker,
-    spawn_error_worker,
+    AbortableWorker, DeadWorker, ErrorWorker, ForeverWorker, ThreadErrorWorker, dead_worker,
+    error_worker, spawn_error_worker,
 };

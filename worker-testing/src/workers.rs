@@ -5,7 +5,10 @@
 //! can make thousands of them. [`spawn_error_worker`] is the exception, for
 //! tests about threads.
 
-use worker_core::{Error, ThreadWorker, Tomb, Worker};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use worker_core::{Abort, Error, ThreadWorker, Tomb, Worker};
 
 /// A worker that runs until killed, and then ends with the error it was
 /// made with (Go's `NewErrorWorker`). Made by [`error_worker`].
@@ -174,6 +177,73 @@ impl ForeverWorker {
 impl Worker for ForeverWorker {
     /// Ignored, deliberately.
     fn kill(&self) {}
+
+    worker_core::delegate_worker!(tomb, except kill);
+}
+
+/// A worker that ignores [`kill`](Worker::kill), like [`ForeverWorker`],
+/// but can be forced: it is [`abortable`](Worker::abortable), and an
+/// abort ends it with the error `"aborted"`. It stands for an async task
+/// stuck in a loop that never looks at its cancellation. It counts the
+/// kills and aborts it gets.
+///
+/// ```
+/// use worker_core::{Abort, Worker};
+/// use worker_testing::AbortableWorker;
+///
+/// let w = AbortableWorker::new();
+/// w.kill();
+/// assert!(w.tomb().is_alive());
+/// w.abortable().unwrap().abort();
+/// assert_eq!(w.wait().unwrap_err().to_string(), "aborted");
+/// assert_eq!((w.kills(), w.aborts()), (1, 1));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct AbortableWorker {
+    tomb: Tomb,
+    kills: Arc<AtomicUsize>,
+    aborts: Arc<AtomicUsize>,
+}
+
+impl AbortableWorker {
+    /// A new, alive worker.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The worker's tomb: alive until aborted.
+    pub fn tomb(&self) -> &Tomb {
+        &self.tomb
+    }
+
+    /// How many times it was killed (asked to stop).
+    pub fn kills(&self) -> usize {
+        self.kills.load(Ordering::SeqCst)
+    }
+
+    /// How many times it was aborted (forced).
+    pub fn aborts(&self) -> usize {
+        self.aborts.load(Ordering::SeqCst)
+    }
+}
+
+impl Abort for AbortableWorker {
+    fn abort(&self) {
+        self.aborts.fetch_add(1, Ordering::SeqCst);
+        self.tomb.kill(Some(Error::msg("aborted")));
+        self.tomb.done(Ok(()));
+    }
+}
+
+impl Worker for AbortableWorker {
+    /// Counted, and otherwise ignored.
+    fn kill(&self) {
+        self.kills.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn abortable(&self) -> Option<&dyn Abort> {
+        Some(self)
+    }
 
     worker_core::delegate_worker!(tomb, except kill);
 }

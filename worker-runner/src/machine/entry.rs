@@ -34,27 +34,64 @@ impl Stamp {
 ///                 v       start fn returned a worker
 ///   +-------> Starting ---------------------------> Running
 ///   |             |  start fn failed                 |   |
-///   | delay over  v                                  |   | kill (stop, shutdown)
-///   +-------- Delayed <------------------------------+   v
-///        restartable ending                          Stopping
-///                                                        |
-///   (any ending that is not restarted removes the id) <--+
+///   | delay over  v                                  |   | kill (stop, shutdown,
+///   +-------- Delayed <------------------------------+   v  a sibling's cascade)
+///   |    restartable ending                          Stopping
+///   |                                                    |
+///   +-------- Held <-------------------------------------+
+///   group       killed by a cascade: waits for the group
+///   released
+///
+///   (any ending that is not restarted removes the id)
 /// ```
 pub(crate) enum State<W> {
-    /// The start function is running (off the loop).
-    Starting,
+    /// The start function is running (off the loop); `stop` is set once
+    /// the incarnation was asked to stop (it is killed when it arrives).
+    Starting { stop: Option<StopMark> },
     /// The current incarnation is running.
     Running(W),
-    /// The current incarnation was killed and has not finished yet.
-    Stopping {
-        worker: W,
-        /// When it was killed.
-        since: Stamp,
-        /// Whether it has outlived the stop timeout (reported once).
-        stuck: bool,
-    },
+    /// The current incarnation was killed (or aborted) and has not
+    /// finished yet.
+    Stopping { worker: W, mark: StopMark },
     /// Waiting out the delay before the next start.
     Delayed { until: Instant },
+    /// Ended as part of a cascade of the runner's strategy: waits until
+    /// every worker of the cascade has ended and the delay is over.
+    Held,
+}
+
+/// When an incarnation was asked to stop, and what came of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StopMark {
+    /// When it was asked to stop.
+    pub(crate) since: Stamp,
+    /// Whether it has outlived its stop timeout (reported once).
+    pub(crate) stuck: bool,
+    /// Whether the runner has forced it (aborted it).
+    pub(crate) forced: bool,
+}
+
+impl StopMark {
+    pub(crate) fn new(since: Stamp) -> Self {
+        StopMark {
+            since,
+            stuck: false,
+            forced: false,
+        }
+    }
+}
+
+/// An entry's part in a cascade of the runner's strategy (see
+/// [`Group`](super::restart::Group)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Member {
+    /// Not in a cascade.
+    #[default]
+    No,
+    /// Killed by the cascade; the cascade waits for it to end.
+    Stopping,
+    /// Ended; waits for the cascade to be released.
+    Held,
 }
 
 /// Why an incarnation was started (or, while [`State::Delayed`], will be):
@@ -68,6 +105,17 @@ pub(crate) struct RestartCause {
     pub(crate) attempt: u32,
     /// The delay that was waited before it.
     pub(crate) delay: Duration,
+    /// The worker whose restart caused this one, when it is another (a
+    /// cascade of the runner's strategy).
+    pub(crate) because_of: Option<Arc<str>>,
+}
+
+/// A `stop_and_remove_worker()` caller waiting for its removal.
+pub(crate) struct Remover<T: Io> {
+    pub(crate) waiter: WaiterId,
+    pub(crate) reply: T::RemoveReply,
+    /// The caller's timeout (a deadline is set for it).
+    pub(crate) timeout: Option<Duration>,
 }
 
 /// What most entries never need, kept out of line so that an idle entry
@@ -75,8 +123,9 @@ pub(crate) struct RestartCause {
 pub(crate) struct Extra<T: Io> {
     /// `worker()` callers waiting for an instance.
     pub(crate) worker_waiters: Vec<(WaiterId, T::WorkerReply)>,
-    /// `stop_and_remove_worker()` callers waiting for removal.
-    pub(crate) removers: Vec<(WaiterId, T::RemoveReply)>,
+    /// `stop_and_remove_worker()` callers waiting for removal, with how
+    /// long they wait at most.
+    pub(crate) removers: Vec<Remover<T>>,
     /// Times of recent restarts, for the intensity limit.
     pub(crate) recent_restarts: VecDeque<Instant>,
     /// Why the current (or next) incarnation was started; `None` for the
@@ -111,19 +160,26 @@ pub(crate) struct Entry<T: Io> {
     pub(crate) attempts: u32,
     /// Never restart again: stopped, being removed, or the runner is dying.
     pub(crate) stop_requested: bool,
+    /// `stop_and_remove_worker` was asked: the ending's error belongs to
+    /// its callers (or, once they have gone, to the log), never to
+    /// `is_fatal`.
+    pub(crate) removing: bool,
     /// Whether the current instance is a reporter (reports include only
     /// those instances).
     pub(crate) reports: bool,
+    /// Whether the current instance can be aborted.
+    pub(crate) abortable: bool,
+    /// Its part in a cascade of the runner's strategy.
+    pub(crate) member: Member,
+    /// Its place in the start order (the order of `start_worker` calls;
+    /// kept across restarts).
+    pub(crate) seq: u64,
     pub(crate) extra: Option<Box<Extra<T>>>,
 }
 
 impl<T: Io> Entry<T> {
     pub(crate) fn extra_mut(&mut self) -> &mut Extra<T> {
         self.extra.get_or_insert_with(Default::default)
-    }
-
-    pub(crate) fn has_removers(&self) -> bool {
-        self.extra.as_ref().is_some_and(|x| !x.removers.is_empty())
     }
 
     pub(crate) fn cause(&self) -> Option<&RestartCause> {
@@ -156,17 +212,17 @@ impl StateName {
 impl<W> State<W> {
     pub(crate) fn name(&self) -> StateName {
         match self {
-            State::Starting => StateName::Starting,
+            State::Starting { .. } => StateName::Starting,
             State::Running(_) => StateName::Started,
             State::Stopping { .. } => StateName::Stopping,
-            State::Delayed { .. } => StateName::Stopped,
+            State::Delayed { .. } | State::Held => StateName::Stopped,
         }
     }
 
     pub(crate) fn worker(&self) -> Option<&W> {
         match self {
             State::Running(w) | State::Stopping { worker: w, .. } => Some(w),
-            State::Starting | State::Delayed { .. } => None,
+            State::Starting { .. } | State::Delayed { .. } | State::Held => None,
         }
     }
 }
@@ -180,7 +236,7 @@ pub(crate) struct EntrySnapshot<W> {
     pub(crate) worker: Option<W>,
     pub(crate) started_at: Instant,
     pub(crate) cause: Option<RestartCause>,
-    /// Set when the instance is stuck: when it was killed.
+    /// Set when the incarnation is stuck: when it was asked to stop.
     pub(crate) stuck_since: Option<Instant>,
 }
 

@@ -2,13 +2,14 @@
 //!
 //! [`Machine`] knows which ids exist, where each one is in its life
 //! ([`State`]), when the next restart or stuck check is due, and what the
-//! runner's final error is. It is driven by one method per event (a
-//! request, a start function returning, an instance ending, time passing)
-//! and answers with [`Action`]s for the shell to carry out. It holds no
+//! runner's final error is. It is driven through one entry point,
+//! [`Machine::handle`] (plus [`Machine::tick`] for time passing), and
+//! answers with [`Action`]s for the shell to carry out. It holds no
 //! thread, channel or clock, so tests drive it directly and
 //! deterministically. It calls no user code at all: the error policies
 //! and the jitter source are asked off the loop, and their answers come
-//! in with the news as a [`Verdict`] (see `verdict`).
+//! in with the news as a [`Verdict`] (see `verdict`); the event hook is
+//! handed [`Action::Event`]s to call off the loop.
 //!
 //! What the shell moves in and out (the start function, a worker
 //! instance, the reply channels of waiting callers) is opaque to the
@@ -19,37 +20,44 @@
 //! an incarnation carries its slot and generation: an event about an
 //! incarnation that is gone can never be mistaken for the current one.
 //!
-//! This module holds the types and the events; `transitions` holds what
-//! the events do to an entry (stop, end, restart, shut down, remove) and
-//! the guarded calls of the user's policies.
+//! The modules: `requests` (what callers ask), `transitions` (what an
+//! ending, a stop or a removal does to an entry), `restart` (restarts,
+//! their limits, and the cascades of the restart strategies), `shutdown`
+//! (stopping the runner, ordered or not, stuck and forced workers,
+//! automatic shutdown), `limits` (the intensity window and suture's
+//! failure count).
 
 mod entry;
 mod hash;
+mod limits;
 #[cfg(test)]
 mod proptests;
+mod requests;
+mod restart;
+mod shutdown;
 mod slab;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_otp;
 mod transitions;
 mod verdict;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use worker_core::{AlreadyExists, Dead, Error, NotFound, Outcome};
+use worker_core::Error;
+use worker_core::supervisor::Timers;
 
 pub(crate) use entry::{EntrySnapshot, RestartCause, StateName};
 pub(crate) use verdict::{Policies, Verdict};
 
-use self::entry::Stamp;
-
-use self::entry::{Entry, State};
-use crate::error::{Dying, EmptyId};
-use worker_core::supervisor::Timers;
-
-use crate::policy::{RestartPolicy, RestartType, WorkerOptions};
+use self::entry::{Entry, Stamp, State};
+use crate::event::RunnerEvent;
+use crate::policy::{Intensity, RestartPolicy, RestartType};
 use crate::status::{Stage, WaitingFor};
+use crate::supervision::{AutoShutdown, FailureBackoff, Shutdown, ShutdownOrder, Strategy};
 
 /// Index of an entry in the machine's slot table.
 pub(crate) type Slot = u32;
@@ -61,11 +69,17 @@ pub(crate) type WaiterId = u64;
 
 /// What a deadline is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Kind {
+pub(crate) enum Key {
     /// The restart delay of a `Delayed` entry is over.
-    Restart,
-    /// A killed instance has had its stop timeout.
-    Stuck,
+    Restart(Slot),
+    /// An incarnation asked to stop has had its stop timeout.
+    Stuck(Slot),
+    /// A `stop_and_remove_worker` caller's timeout.
+    Removal(Slot, WaiterId),
+    /// The delay of a cascade is over.
+    Group,
+    /// A failure backoff pause is over.
+    Resume,
 }
 
 /// The things the shell hands the machine and gets back, opaque to it.
@@ -87,17 +101,18 @@ pub(crate) enum Event<T: Io> {
     /// `start_worker`.
     Start {
         id: String,
-        options: Option<Box<WorkerOptions>>,
+        options: Option<Box<crate::policy::WorkerOptions>>,
         start: T::Start,
         reply: T::StartReply,
     },
     /// `stop_worker`.
     Stop { id: String },
-    /// `stop_and_remove_worker`.
+    /// `stop_and_remove_worker`, with the caller's timeout if any.
     StopAndRemove {
         id: String,
         waiter: WaiterId,
         reply: T::RemoveReply,
+        timeout: Option<Duration>,
     },
     /// `worker`.
     Lookup {
@@ -119,7 +134,7 @@ pub(crate) enum Event<T: Io> {
     Exited {
         slot: Slot,
         generation: Generation,
-        outcome: Outcome,
+        outcome: worker_core::Outcome,
         verdict: Verdict,
     },
 }
@@ -132,7 +147,7 @@ pub(crate) enum Action<T: Io> {
         result: Result<(), Error>,
     },
     /// Run `start` for incarnation `generation` of `id`, off the loop, and
-    /// report back with [`Machine::started`].
+    /// report back with [`Event::Started`].
     Start {
         slot: Slot,
         generation: Generation,
@@ -142,9 +157,10 @@ pub(crate) enum Action<T: Io> {
         /// verdict needs a jitter sample even then).
         permanent: bool,
     },
-    /// Kill this instance; its ending comes back through
-    /// [`Machine::exited`].
+    /// Kill this instance; its ending comes back as [`Event::Exited`].
     Kill { id: Arc<str>, worker: T::Worker },
+    /// Abort this instance (it said it can be: `Worker::abortable`).
+    Abort { id: Arc<str>, worker: T::Worker },
     /// This instance has finished: let go of it (call its `wait`, which
     /// joins its thread if it has one).
     Reap { worker: T::Worker },
@@ -158,8 +174,8 @@ pub(crate) enum Action<T: Io> {
         to: T::RemoveReply,
         result: Result<(), Error>,
     },
-    /// This instance has not stopped `after` its kill.
-    Stuck { id: Arc<str>, after: Duration },
+    /// Hand this event to the event hook (emitted only when there is one).
+    Event(Box<RunnerEvent>),
     /// The runner has started shutting down.
     Dying,
     /// Every worker is gone. Emitted exactly once, with the fatal errors
@@ -179,10 +195,11 @@ impl<T: Io> std::fmt::Debug for Action<T> {
                 ..
             } => write!(f, "Start({id:?}, slot {slot}, generation {generation})"),
             Action::Kill { id, .. } => write!(f, "Kill({id:?})"),
+            Action::Abort { id, .. } => write!(f, "Abort({id:?})"),
             Action::Reap { .. } => f.write_str("Reap"),
             Action::Reply { result, .. } => write!(f, "Reply(ok: {})", result.is_ok()),
             Action::Removed { result, .. } => write!(f, "Removed({result:?})"),
-            Action::Stuck { id, after } => write!(f, "Stuck({id:?}, {after:?})"),
+            Action::Event(event) => write!(f, "Event({event:?})"),
             Action::Dying => f.write_str("Dying"),
             Action::Finished { errors } => write!(f, "Finished({errors:?})"),
             Action::Accepted { result, .. } => write!(f, "Accepted({result:?})"),
@@ -198,17 +215,49 @@ pub(crate) struct Started<T: Io> {
     pub(crate) verdict: Verdict,
     /// Whether the instance is a reporter.
     pub(crate) reports: bool,
+    /// Whether the instance can be aborted.
+    pub(crate) abortable: bool,
     /// The start function, back for later restarts.
     pub(crate) start: T::Start,
 }
 
 /// The machine's share of the runner's parameters.
+#[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) restart_type: RestartType,
     pub(crate) policy: RestartPolicy,
     pub(crate) stop_timeout: Option<Duration>,
     /// Keep every fatal error for a ranking policy, not just the first.
     pub(crate) keep_all_fatal: bool,
+    pub(crate) strategy: Strategy,
+    /// The runner-wide intensity limit.
+    pub(crate) intensity: Option<Intensity>,
+    pub(crate) failure_backoff: Option<FailureBackoff>,
+    /// The workers' default shutdown.
+    pub(crate) shutdown: Shutdown,
+    pub(crate) shutdown_order: ShutdownOrder,
+    pub(crate) auto_shutdown: AutoShutdown,
+    /// Whether an event hook wants [`Action::Event`]s.
+    pub(crate) events: bool,
+}
+
+impl Config {
+    /// Go's runner: every option off.
+    pub(crate) fn new(policy: RestartPolicy) -> Self {
+        Config {
+            restart_type: RestartType::default(),
+            policy,
+            stop_timeout: None,
+            keep_all_fatal: false,
+            strategy: Strategy::default(),
+            intensity: None,
+            failure_backoff: None,
+            shutdown: Shutdown::default(),
+            shutdown_order: ShutdownOrder::default(),
+            auto_shutdown: AutoShutdown::default(),
+            events: false,
+        }
+    }
 }
 
 /// The actions of one event, in order.
@@ -222,18 +271,33 @@ pub(crate) struct Machine<T: Io> {
     epoch: Instant,
     free: Vec<Slot>,
     index: HashMap<Arc<str>, Slot, hash::FxBuild>,
-    deadlines: Timers<(Slot, Kind)>,
+    deadlines: Timers<Key>,
     next_generation: Generation,
+    /// The start order of the next new id.
+    next_seq: u64,
     dying: bool,
     finished: bool,
     /// The fatal errors seen, in order (only the first without a ranking
     /// policy).
     fatal_errors: Vec<Error>,
+    /// The cascade in progress, if any.
+    group: Option<restart::Group>,
+    /// Times of the runner's recent restarts, for its intensity limit.
+    restarts: VecDeque<Instant>,
+    /// Suture's failure count, with a failure backoff.
+    throttle: Option<limits::Throttle>,
+    /// Restarts that fell due while restarts were paused.
+    paused: Vec<Slot>,
+    /// An ordered shutdown in progress.
+    ordered: Option<shutdown::Ordered>,
+    /// Significant ids not asked to stop.
+    significant: usize,
 }
 
 impl<T: Io> Machine<T> {
     pub(crate) fn new(config: Config, epoch: Instant) -> Self {
         Machine {
+            throttle: config.failure_backoff.map(limits::Throttle::new),
             config,
             slots: slab::Slab::default(),
             epoch,
@@ -241,15 +305,21 @@ impl<T: Io> Machine<T> {
             index: HashMap::default(),
             deadlines: Timers::new(),
             next_generation: 0,
+            next_seq: 0,
             dying: false,
             finished: false,
             fatal_errors: Vec::new(),
+            group: None,
+            restarts: VecDeque::new(),
+            paused: Vec::new(),
+            ordered: None,
+            significant: 0,
         }
     }
 
-    /// The one entry point: handles `event` and settles (if nothing is
-    /// left to wait for after a shutdown began, emits
-    /// [`Action::Finished`]).
+    /// The one entry point: handles `event` and settles (releases a
+    /// cascade that is ready, moves an ordered shutdown on, and emits
+    /// [`Action::Finished`] once nothing is left after a shutdown began).
     pub(crate) fn handle(&mut self, event: Event<T>, now: Instant, out: &mut Actions<T>) {
         match event {
             Event::Start {
@@ -262,9 +332,12 @@ impl<T: Io> Machine<T> {
                 out.push(Action::Accepted { to: reply, result });
             }
             Event::Stop { id } => self.stop(&id, now, out),
-            Event::StopAndRemove { id, waiter, reply } => {
-                self.stop_and_remove(&id, waiter, reply, now, out)
-            }
+            Event::StopAndRemove {
+                id,
+                waiter,
+                reply,
+                timeout,
+            } => self.stop_and_remove(&id, waiter, reply, timeout, now, out),
             Event::Lookup { id, waiter, reply } => self.lookup(&id, waiter, reply, out),
             Event::Cancel { id, waiter } => self.cancel_wait(&id, waiter),
             Event::Kill => self.kill(now, out),
@@ -280,7 +353,39 @@ impl<T: Io> Machine<T> {
                 verdict,
             } => self.exited(slot, generation, outcome, verdict, now, out),
         }
-        self.settle(out);
+        self.settle(now, out);
+    }
+
+    /// Time has passed: starts the restarts that are due, flags the
+    /// incarnations that are stuck (forcing those whose shutdown says so),
+    /// times out removals, and ends a failure backoff pause.
+    pub(crate) fn tick(&mut self, now: Instant, out: &mut Actions<T>) {
+        while let Some((key, at)) = self.deadlines.pop_due(now) {
+            if !self.deadline_current(key, at) {
+                debug_assert!(false, "a deadline outlived what it was for: {key:?}");
+                continue;
+            }
+            match key {
+                Key::Restart(slot) => {
+                    if self.throttle.as_ref().is_some_and(|t| t.is_paused()) {
+                        self.paused.push(slot);
+                    } else {
+                        self.restart_now(slot, now, out);
+                    }
+                }
+                Key::Stuck(slot) => self.stuck(slot, now, out),
+                Key::Removal(slot, waiter) => self.removal_timed_out(slot, waiter, out),
+                // Released by `settle`.
+                Key::Group => {}
+                Key::Resume => self.resume(now, out),
+            }
+        }
+        self.settle(now, out);
+    }
+
+    /// The earliest deadline still pending, if any.
+    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
+        self.deadlines.next()
     }
 
     /// Every worker instance the machine holds (for a driver that gives
@@ -291,7 +396,7 @@ impl<T: Io> Machine<T> {
             .collect()
     }
 
-    /// Whether shutdown has begun (killed, or a fatal error).
+    /// Whether shutdown has begun (killed, a fatal error, or automatic).
     #[cfg(test)]
     pub(crate) fn is_dying(&self) -> bool {
         self.dying
@@ -307,289 +412,6 @@ impl<T: Io> Machine<T> {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.index.len()
-    }
-
-    // ----- requests -------------------------------------------------------
-
-    /// `start_worker`: registers `id` and starts it at once. Fails with
-    /// [`EmptyId`], [`Dying`] or [`AlreadyExists`] (for an id in any state,
-    /// including stopping), dropping `start`.
-    pub(crate) fn start(
-        &mut self,
-        id: String,
-        options: Option<Box<WorkerOptions>>,
-        start: T::Start,
-        now: Instant,
-        out: &mut Actions<T>,
-    ) -> Result<(), Error> {
-        if id.is_empty() {
-            return Err(EmptyId.into());
-        }
-        if self.dying {
-            return Err(Dying.into());
-        }
-        let id: Arc<str> = id.into();
-        let vacant = match self.index.entry(id.clone()) {
-            std::collections::hash_map::Entry::Occupied(_) => {
-                return Err(AlreadyExists::new(&*id).into());
-            }
-            std::collections::hash_map::Entry::Vacant(v) => v,
-        };
-        let slot = match self.free.last() {
-            Some(&slot) => slot,
-            None => self.slots.len() as Slot,
-        };
-        vacant.insert(slot);
-        let generation = self.new_generation();
-        let entry = Entry {
-            id: id.clone(),
-            generation,
-            state: State::Starting,
-            start: None,
-            options,
-            started_at: Stamp::new(self.epoch, now),
-            attempts: 0,
-            stop_requested: false,
-            reports: false,
-            extra: None,
-        };
-        if self.free.pop().is_some() {
-            *self.slots.cell(slot) = Some(entry);
-        } else {
-            self.slots.push(entry);
-        }
-        tracing::trace!(%id, generation, "starting worker");
-        let permanent = self.restart_type(slot) == RestartType::Permanent;
-        out.push(Action::Start {
-            slot,
-            generation,
-            id,
-            start,
-            permanent,
-        });
-        Ok(())
-    }
-
-    /// `stop_worker`: the id will not be restarted; its instance is killed
-    /// (at once, or as soon as its start function returns), and an id
-    /// waiting out a restart delay is removed at once. Unknown ids are
-    /// ignored.
-    pub(crate) fn stop(&mut self, id: &str, now: Instant, out: &mut Actions<T>) {
-        if let Some(&slot) = self.index.get(id) {
-            self.stop_slot(slot, now, out);
-            self.settle(out);
-        }
-    }
-
-    /// `stop_and_remove_worker`: as [`stop`](Self::stop), and `reply` gets
-    /// the stopped incarnation's result once the id is gone. Fails at once
-    /// with [`Dead`] while dying and [`NotFound`] for an unknown id.
-    pub(crate) fn stop_and_remove(
-        &mut self,
-        id: &str,
-        waiter: WaiterId,
-        reply: T::RemoveReply,
-        now: Instant,
-        out: &mut Actions<T>,
-    ) {
-        if self.dying {
-            out.push(Action::Removed {
-                to: reply,
-                result: Err(Dead.into()),
-            });
-            return;
-        }
-        let Some(&slot) = self.index.get(id) else {
-            out.push(Action::Removed {
-                to: reply,
-                result: Err(NotFound::new(id).into()),
-            });
-            return;
-        };
-        self.entry_mut(slot)
-            .extra_mut()
-            .removers
-            .push((waiter, reply));
-        self.stop_slot(slot, now, out);
-        self.settle(out);
-    }
-
-    /// `worker`: answers at once with the running instance, [`Dead`] while
-    /// dying or [`NotFound`]; otherwise `reply` waits until an instance is
-    /// running (or the id goes away).
-    pub(crate) fn lookup(
-        &mut self,
-        id: &str,
-        waiter: WaiterId,
-        reply: T::WorkerReply,
-        out: &mut Actions<T>,
-    ) {
-        if self.dying {
-            out.push(Action::Reply {
-                to: reply,
-                result: Err(Dead.into()),
-            });
-            return;
-        }
-        let Some(&slot) = self.index.get(id) else {
-            out.push(Action::Reply {
-                to: reply,
-                result: Err(NotFound::new(id).into()),
-            });
-            return;
-        };
-        let entry = self.entry_mut(slot);
-        if let State::Running(w) = &entry.state {
-            let result = Ok(w.clone());
-            out.push(Action::Reply { to: reply, result });
-        } else {
-            entry.extra_mut().worker_waiters.push((waiter, reply));
-        }
-    }
-
-    /// An aborted `worker()` or `stop_and_remove_worker()` caller withdraws
-    /// (the stop itself goes on).
-    pub(crate) fn cancel_wait(&mut self, id: &str, waiter: WaiterId) {
-        let Some(&slot) = self.index.get(id) else {
-            return;
-        };
-        if let Some(extra) = self.entry_mut(slot).extra.as_mut() {
-            extra.worker_waiters.retain(|(w, _)| *w != waiter);
-            extra.removers.retain(|(w, _)| *w != waiter);
-        }
-    }
-
-    /// `kill`: begins shutdown (idempotent).
-    pub(crate) fn kill(&mut self, now: Instant, out: &mut Actions<T>) {
-        if !self.dying {
-            tracing::debug!("runner killed");
-            self.begin_dying(now, out);
-        }
-        self.settle(out);
-    }
-
-    // ----- events ---------------------------------------------------------
-
-    /// A start function returned (see [`Started`]).
-    pub(crate) fn started(
-        &mut self,
-        slot: Slot,
-        generation: Generation,
-        started: Started<T>,
-        now: Instant,
-        out: &mut Actions<T>,
-    ) {
-        let Started {
-            result,
-            verdict,
-            reports,
-            start,
-        } = started;
-        let current = self
-            .entry(slot)
-            .is_some_and(|e| e.generation == generation && matches!(e.state, State::Starting));
-        if !current {
-            // Cannot happen: an entry stays `Starting` until its start
-            // function returns. Never leave an instance running unseen.
-            debug_assert!(false, "start result for an unknown incarnation");
-            if let Ok(worker) = result {
-                out.push(Action::Kill {
-                    id: "(orphan)".into(),
-                    worker,
-                });
-            }
-            return;
-        }
-        let entry = self.entry_mut(slot);
-        entry.start = Some(start);
-        entry.reports = reports;
-        match result {
-            Ok(worker) => {
-                if entry.stop_requested {
-                    tracing::debug!(id = %entry.id, "killing worker that was stopped while starting");
-                    self.kill_instance(slot, worker, now, out);
-                } else {
-                    tracing::trace!(id = %entry.id, generation, "worker started");
-                    if let Some(extra) = entry.extra.as_mut() {
-                        for (_, to) in extra.worker_waiters.drain(..) {
-                            out.push(Action::Reply {
-                                to,
-                                result: Ok(worker.clone()),
-                            });
-                        }
-                    }
-                    entry.state = State::Running(worker);
-                }
-            }
-            Err(e) => {
-                tracing::debug!(id = %entry.id, error = %e, "start function failed");
-                self.ended(slot, Err(e), verdict, now, out);
-            }
-        }
-        self.settle(out);
-    }
-
-    /// An instance finished with `outcome`. Events for an incarnation that
-    /// is no longer current are ignored.
-    pub(crate) fn exited(
-        &mut self,
-        slot: Slot,
-        generation: Generation,
-        outcome: Outcome,
-        verdict: Verdict,
-        now: Instant,
-        out: &mut Actions<T>,
-    ) {
-        let Some(entry) = self.entry_mut_opt(slot) else {
-            return;
-        };
-        if entry.generation != generation {
-            return;
-        }
-        let worker = match std::mem::replace(&mut entry.state, State::Starting) {
-            State::Running(w) | State::Stopping { worker: w, .. } => w,
-            other => {
-                // Already ended (a second report of the same ending).
-                entry.state = other;
-                return;
-            }
-        };
-        self.deadlines.cancel(&(slot, Kind::Stuck));
-        out.push(Action::Reap { worker });
-        self.ended(slot, outcome, verdict, now, out);
-        self.settle(out);
-    }
-
-    /// Time has passed: starts the restarts that are due and flags the
-    /// instances that are stuck.
-    pub(crate) fn tick(&mut self, now: Instant, out: &mut Actions<T>) {
-        while let Some(((slot, kind), at)) = self.deadlines.pop_due(now) {
-            if !self.deadline_current(slot, kind, at) {
-                debug_assert!(false, "a deadline outlived what it was for");
-                continue;
-            }
-            match kind {
-                Kind::Restart => self.restart_now(slot, now, out),
-                Kind::Stuck => {
-                    let epoch = self.epoch;
-                    let entry = self.entry_mut(slot);
-                    if let State::Stopping { since, stuck, .. } = &mut entry.state {
-                        *stuck = true;
-                        let after = now.saturating_duration_since(since.instant(epoch));
-                        out.push(Action::Stuck {
-                            id: entry.id.clone(),
-                            after,
-                        });
-                    }
-                }
-            }
-        }
-        self.settle(out);
-    }
-
-    /// The earliest deadline still pending, if any.
-    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
-        self.deadlines.next()
     }
 
     /// How many deadlines are pending (each for a live entry).
@@ -616,9 +438,10 @@ impl<T: Io> Machine<T> {
             started_at: e.started_at.instant(self.epoch),
             cause: e.cause().cloned(),
             stuck_since: match &e.state {
-                State::Stopping {
-                    since, stuck: true, ..
-                } => Some(since.instant(self.epoch)),
+                State::Stopping { mark, .. }
+                | State::Starting {
+                    stop: Some(mark), ..
+                } if mark.stuck => Some(mark.since.instant(self.epoch)),
                 _ => None,
             },
         }));
@@ -631,8 +454,10 @@ impl<T: Io> Machine<T> {
             .entries()
             .filter_map(|e| {
                 let (stage, since, stuck) = match &e.state {
-                    State::Stopping { since, stuck, .. } => (Stage::Stopping, *since, *stuck),
-                    State::Starting if e.stop_requested => (Stage::Starting, e.started_at, false),
+                    State::Stopping { mark, .. } => (Stage::Stopping, mark.since, mark.stuck),
+                    State::Starting { stop: Some(mark) } => {
+                        (Stage::Starting, e.started_at, mark.stuck)
+                    }
                     _ => return None,
                 };
                 Some(WaitingFor {
@@ -656,6 +481,23 @@ impl<T: Io> Machine<T> {
 
     // ----- helpers --------------------------------------------------------
 
+    /// Hands `event` to the log and, when there is a hook, to the hook.
+    /// Nothing is made when nobody listens.
+    fn emit(&self, out: &mut Actions<T>, event: impl FnOnce() -> RunnerEvent) {
+        let hooked = self.config.events;
+        if !hooked
+            && tracing::level_filters::LevelFilter::current()
+                == tracing::level_filters::LevelFilter::OFF
+        {
+            return;
+        }
+        let event = event();
+        event.trace();
+        if hooked {
+            out.push(Action::Event(Box::new(event)));
+        }
+    }
+
     /// The restart type of `slot`'s worker.
     fn restart_type(&self, slot: Slot) -> RestartType {
         self.entry(slot)
@@ -664,23 +506,48 @@ impl<T: Io> Machine<T> {
             .unwrap_or(self.config.restart_type)
     }
 
+    /// How `slot`'s worker is stopped.
+    fn shutdown_of(&self, slot: Slot) -> Shutdown {
+        self.entry(slot)
+            .and_then(|e| e.options.as_ref())
+            .and_then(|o| o.shutdown_override())
+            .unwrap_or(self.config.shutdown)
+    }
+
+    /// Whether `slot`'s worker is significant.
+    fn is_significant(&self, slot: Slot) -> bool {
+        self.entry(slot)
+            .and_then(|e| e.options.as_ref())
+            .is_some_and(|o| o.is_significant())
+    }
+
     fn new_generation(&mut self) -> Generation {
         self.next_generation += 1;
         self.next_generation
     }
 
-    fn push_deadline(&mut self, slot: Slot, kind: Kind, at: Instant) {
-        self.deadlines.set((slot, kind), at);
-    }
-
     /// Whether a deadline still stands for what it was set for (every
     /// transition that ends its reason cancels it, so it always should).
-    fn deadline_current(&self, slot: Slot, kind: Kind, at: Instant) -> bool {
-        self.entry(slot).is_some_and(|e| match (&e.state, kind) {
-            (State::Delayed { until }, Kind::Restart) => *until == at,
-            (State::Stopping { stuck, .. }, Kind::Stuck) => !stuck,
-            _ => false,
-        })
+    fn deadline_current(&self, key: Key, at: Instant) -> bool {
+        match key {
+            Key::Restart(slot) => self
+                .entry(slot)
+                .is_some_and(|e| matches!(e.state, State::Delayed { until } if until == at)),
+            Key::Stuck(slot) => self.entry(slot).is_some_and(|e| match &e.state {
+                State::Stopping { mark, .. }
+                | State::Starting {
+                    stop: Some(mark), ..
+                } => !mark.stuck,
+                _ => false,
+            }),
+            Key::Removal(slot, waiter) => self.entry(slot).is_some_and(|e| {
+                e.extra
+                    .as_ref()
+                    .is_some_and(|x| x.removers.iter().any(|r| r.waiter == waiter))
+            }),
+            Key::Group => self.group.as_ref().is_some_and(|g| g.until == at),
+            Key::Resume => self.throttle.as_ref().is_some_and(|t| t.is_paused()),
+        }
     }
 
     fn entries(&self) -> impl Iterator<Item = &Entry<T>> {
@@ -697,6 +564,10 @@ impl<T: Io> Machine<T> {
 
     fn entry_mut(&mut self, slot: Slot) -> &mut Entry<T> {
         self.entry_mut_opt(slot).expect("entry exists")
+    }
+
+    fn stamp(&self, now: Instant) -> Stamp {
+        Stamp::new(self.epoch, now)
     }
 }
 

@@ -35,6 +35,7 @@ pub(super) fn started(policies: &Policies, result: Result<u64, Error>) -> Starte
     };
     Started {
         reports: result.is_ok(),
+        abortable: false,
         verdict,
         result,
         start: "start-fn",
@@ -51,6 +52,9 @@ pub(super) struct TestConfig {
     pub(super) policy: RestartPolicy,
     pub(super) stop_timeout: Option<Duration>,
     pub(super) jitter: Arc<dyn worker_core::jitter::Jitter>,
+    /// The rest of the machine's config (strategy, limits, shutdown,
+    /// events); the fields above override it.
+    pub(super) machine: Config,
 }
 
 impl TestConfig {
@@ -61,6 +65,7 @@ impl TestConfig {
                 policy: self.policy,
                 stop_timeout: self.stop_timeout,
                 keep_all_fatal: self.more_important.is_some(),
+                ..self.machine
             },
             Policies {
                 is_fatal: self.is_fatal,
@@ -73,37 +78,41 @@ impl TestConfig {
 }
 
 pub(super) fn config() -> TestConfig {
+    let policy = RestartPolicy::fixed(Duration::from_secs(1));
     TestConfig {
         is_fatal: None,
         should_restart: None,
         more_important: None,
         restart_type: RestartType::Transient,
-        policy: RestartPolicy::fixed(Duration::from_secs(1)),
+        policy,
         stop_timeout: None,
         jitter: Arc::new(|| 0.5),
+        machine: Config::new(policy),
     }
 }
 
-fn none_fatal(mut c: TestConfig) -> TestConfig {
+pub(super) fn none_fatal(mut c: TestConfig) -> TestConfig {
     c.is_fatal = Some(Arc::new(|_| false));
     c
 }
 
-fn secs(n: u64) -> Duration {
+pub(super) fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
 /// The machine plus a virtual clock and the instances it has made.
-struct H {
-    m: Machine<TestIo>,
-    policies: Policies,
-    t0: Instant,
-    now: Instant,
+pub(super) struct H {
+    pub(super) m: Machine<TestIo>,
+    pub(super) policies: Policies,
+    pub(super) t0: Instant,
+    pub(super) now: Instant,
     next_instance: u64,
+    /// Whether the instances it makes can be aborted.
+    pub(super) abortable: bool,
 }
 
 impl H {
-    fn new(config: TestConfig) -> Self {
+    pub(super) fn new(config: TestConfig) -> Self {
         let t0 = Instant::now();
         let (config, policies) = config.split();
         H {
@@ -112,14 +121,15 @@ impl H {
             t0,
             now: t0,
             next_instance: 100,
+            abortable: false,
         }
     }
 
-    fn start(&mut self, id: &str) -> Vec<Action<TestIo>> {
+    pub(super) fn start(&mut self, id: &str) -> Vec<Action<TestIo>> {
         self.start_with(id, None).expect("start accepted")
     }
 
-    fn start_with(
+    pub(super) fn start_with(
         &mut self,
         id: &str,
         options: Option<WorkerOptions>,
@@ -137,7 +147,7 @@ impl H {
 
     /// Completes the start of `start` (an `Action::Start`) with a new
     /// instance, returning (instance, actions).
-    fn complete(&mut self, start: &Action<TestIo>) -> (u64, Vec<Action<TestIo>>) {
+    pub(super) fn complete(&mut self, start: &Action<TestIo>) -> (u64, Vec<Action<TestIo>>) {
         let Action::Start {
             slot, generation, ..
         } = start
@@ -147,17 +157,15 @@ impl H {
         self.next_instance += 1;
         let w = self.next_instance;
         let mut out = Vec::new();
-        self.m.started(
-            *slot,
-            *generation,
-            started(&self.policies, Ok(w)),
-            self.now,
-            &mut out,
-        );
+        let mut started = started(&self.policies, Ok(w));
+        started.abortable = self.abortable;
+        self.m
+            .started(*slot, *generation, started, self.now, &mut out);
+        self.m.settle(self.now, &mut out);
         (w, out)
     }
 
-    fn fail_start(&mut self, start: &Action<TestIo>, e: Error) -> Vec<Action<TestIo>> {
+    pub(super) fn fail_start(&mut self, start: &Action<TestIo>, e: Error) -> Vec<Action<TestIo>> {
         let Action::Start {
             slot, generation, ..
         } = start
@@ -172,18 +180,24 @@ impl H {
             self.now,
             &mut out,
         );
+        self.m.settle(self.now, &mut out);
         out
     }
 
     /// Starts `id` and completes its start: returns (slot, gen, instance).
-    fn run(&mut self, id: &str) -> (Slot, Generation, u64) {
+    pub(super) fn run(&mut self, id: &str) -> (Slot, Generation, u64) {
         let out = self.start(id);
         let (slot, generation) = start_of(&out[0]);
         let (w, _) = self.complete(&out[0]);
         (slot, generation, w)
     }
 
-    fn exit(&mut self, slot: Slot, generation: Generation, e: Option<&str>) -> Vec<Action<TestIo>> {
+    pub(super) fn exit(
+        &mut self,
+        slot: Slot,
+        generation: Generation,
+        e: Option<&str>,
+    ) -> Vec<Action<TestIo>> {
         let mut out = Vec::new();
         let outcome = match e {
             None => Ok(()),
@@ -192,43 +206,56 @@ impl H {
         let verdict = self.policies.verdict(&outcome);
         self.m
             .exited(slot, generation, outcome, verdict, self.now, &mut out);
+        self.m.settle(self.now, &mut out);
         out
     }
 
-    fn advance(&mut self, d: Duration) -> Vec<Action<TestIo>> {
+    pub(super) fn advance(&mut self, d: Duration) -> Vec<Action<TestIo>> {
         self.now += d;
         let mut out = Vec::new();
         self.m.tick(self.now, &mut out);
         out
     }
 
-    fn stop(&mut self, id: &str) -> Vec<Action<TestIo>> {
+    pub(super) fn stop(&mut self, id: &str) -> Vec<Action<TestIo>> {
         let mut out = Vec::new();
         self.m.stop(id, self.now, &mut out);
+        self.m.settle(self.now, &mut out);
         out
     }
 
-    fn remove(&mut self, id: &str, caller: u32) -> Vec<Action<TestIo>> {
+    pub(super) fn remove(&mut self, id: &str, caller: u32) -> Vec<Action<TestIo>> {
+        self.remove_within(id, caller, None)
+    }
+
+    pub(super) fn remove_within(
+        &mut self,
+        id: &str,
+        caller: u32,
+        timeout: Option<Duration>,
+    ) -> Vec<Action<TestIo>> {
         let mut out = Vec::new();
         self.m
-            .stop_and_remove(id, u64::from(caller), caller, self.now, &mut out);
+            .stop_and_remove(id, u64::from(caller), caller, timeout, self.now, &mut out);
+        self.m.settle(self.now, &mut out);
         out
     }
 
-    fn lookup(&mut self, id: &str, caller: u32) -> Vec<Action<TestIo>> {
+    pub(super) fn lookup(&mut self, id: &str, caller: u32) -> Vec<Action<TestIo>> {
         let mut out = Vec::new();
         self.m.lookup(id, u64::from(caller), caller, &mut out);
         out
     }
 
-    fn kill(&mut self) -> Vec<Action<TestIo>> {
+    pub(super) fn kill(&mut self) -> Vec<Action<TestIo>> {
         let mut out = Vec::new();
         self.m.kill(self.now, &mut out);
+        self.m.settle(self.now, &mut out);
         out
     }
 }
 
-fn start_of(a: &Action<TestIo>) -> (Slot, Generation) {
+pub(super) fn start_of(a: &Action<TestIo>) -> (Slot, Generation) {
     match a {
         Action::Start {
             slot, generation, ..
@@ -237,13 +264,13 @@ fn start_of(a: &Action<TestIo>) -> (Slot, Generation) {
     }
 }
 
-fn starts(out: &[Action<TestIo>]) -> Vec<&Action<TestIo>> {
+pub(super) fn starts(out: &[Action<TestIo>]) -> Vec<&Action<TestIo>> {
     out.iter()
         .filter(|a| matches!(a, Action::Start { .. }))
         .collect()
 }
 
-fn kills(out: &[Action<TestIo>]) -> Vec<u64> {
+pub(super) fn kills(out: &[Action<TestIo>]) -> Vec<u64> {
     out.iter()
         .filter_map(|a| match a {
             Action::Kill { worker, .. } => Some(*worker),
@@ -252,7 +279,7 @@ fn kills(out: &[Action<TestIo>]) -> Vec<u64> {
         .collect()
 }
 
-fn replies(out: &[Action<TestIo>]) -> Vec<(u32, Result<u64, String>)> {
+pub(super) fn replies(out: &[Action<TestIo>]) -> Vec<(u32, Result<u64, String>)> {
     out.iter()
         .filter_map(|a| match a {
             Action::Reply { to, result } => Some((*to, result.clone().map_err(|e| e.to_string()))),
@@ -261,7 +288,7 @@ fn replies(out: &[Action<TestIo>]) -> Vec<(u32, Result<u64, String>)> {
         .collect()
 }
 
-fn removed(out: &[Action<TestIo>]) -> Vec<(u32, Result<(), String>)> {
+pub(super) fn removed(out: &[Action<TestIo>]) -> Vec<(u32, Result<(), String>)> {
     out.iter()
         .filter_map(|a| match a {
             Action::Removed { to, result } => {
@@ -274,7 +301,7 @@ fn removed(out: &[Action<TestIo>]) -> Vec<(u32, Result<(), String>)> {
 
 /// The runner's result, if `out` finishes it: the first fatal error (see
 /// [`finished_errors`] for a ranking policy).
-fn finished(out: &[Action<TestIo>]) -> Option<Result<(), String>> {
+pub(super) fn finished(out: &[Action<TestIo>]) -> Option<Result<(), String>> {
     finished_errors(out).map(|errors| match errors.first() {
         Some(e) => Err(e.to_string()),
         None => Ok(()),
@@ -282,7 +309,7 @@ fn finished(out: &[Action<TestIo>]) -> Option<Result<(), String>> {
 }
 
 /// The fatal errors `out` finishes the runner with, if it does.
-fn finished_errors(out: &[Action<TestIo>]) -> Option<Vec<Error>> {
+pub(super) fn finished_errors(out: &[Action<TestIo>]) -> Option<Vec<Error>> {
     out.iter().find_map(|a| match a {
         Action::Finished { errors } => Some(errors.clone()),
         _ => None,
@@ -661,15 +688,47 @@ fn intensity_window_slides() {
 }
 
 #[test]
+fn a_restart_exactly_the_period_old_is_still_in_the_window() {
+    // OTP keeps a restart made at `now - period` in the window: with one
+    // restart allowed in 10 s, failures at t = 0 and t = 10 s escalate.
+    let nanos = Duration::from_nanos;
+    for (second_failure, escalates) in [
+        (secs(10) - nanos(1), true),
+        (secs(10), true),
+        (secs(10) + nanos(1), false),
+    ] {
+        let mut c = none_fatal(config());
+        c.policy = RestartPolicy::fixed(secs(1)).intensity(1, secs(10));
+        let mut h = H::new(c);
+        let (slot, generation, _) = h.run("a");
+        h.exit(slot, generation, Some("first"));
+        let out = h.advance(secs(1));
+        let (slot, generation) = start_of(&out[0]);
+        h.complete(&out[0]);
+        h.now = h.t0 + second_failure;
+        let out = h.exit(slot, generation, Some("second"));
+        assert_eq!(
+            finished(&out).is_some(),
+            escalates,
+            "second failure at {second_failure:?}"
+        );
+    }
+}
+
+#[test]
 fn a_worker_that_ignores_kill_is_reported_stuck_once() {
     let mut c = config();
     c.stop_timeout = Some(secs(5));
+    c.machine.events = true;
     let mut h = H::new(c);
     let (slot, generation, _) = h.run("a");
     h.kill();
     assert!(h.advance(secs(4)).is_empty());
     let out = h.advance(secs(1));
-    assert!(matches!(&out[..], [Action::Stuck { after, .. }] if *after == secs(5)));
+    assert!(matches!(
+        &out[..],
+        [Action::Event(e)] if matches!(**e, RunnerEvent::Stuck { after, forced: false, .. } if after == secs(5))
+    ));
     let waiting = h.m.waiting_for(h.now);
     assert_eq!(waiting.len(), 1);
     assert!(waiting[0].stuck && waiting[0].stage == crate::status::Stage::Stopping);

@@ -1,236 +1,240 @@
-//! The machine's transitions: what an ending, a stop, a restart or
-//! shutdown does to an entry. The events in the parent module decide
-//! *which* transition applies; this module carries it out. The user's
-//! policies were asked before the news came (see [`Verdict`]).
+//! The machine's transitions: what an ending, a stop or a removal does to
+//! an entry. The events decide *which* transition applies; this module
+//! carries it out. The user's policies were asked before the news came
+//! (see [`Verdict`]).
 
 use std::time::Instant;
 
 use worker_core::{Dead, Error, NotFound, Outcome, deadline};
 
-use super::entry::{RestartCause, Stamp, State};
-use super::{Action, Actions, Io, Kind, Machine, Slot, Verdict};
-use crate::error::RestartIntensityExceeded;
-
+use super::entry::{Member, State, StopMark};
+use super::{Action, Actions, Io, Key, Machine, RunnerEvent, Slot, Verdict, WaiterId};
+use crate::error::RemoveTimedOut;
+use crate::event::ShutdownCause;
 use crate::policy::RestartType;
+use crate::status::Stage;
+use crate::supervision::Shutdown;
 
 impl<T: Io> Machine<T> {
+    /// The id will not be restarted: its instance is killed (or will be,
+    /// when its start function returns), or the id is removed at once if
+    /// it has no instance.
     pub(super) fn stop_slot(&mut self, slot: Slot, now: Instant, out: &mut Actions<T>) {
+        self.request_stop(slot);
+        let since = self.stamp(now);
         let entry = self.entry_mut(slot);
-        entry.stop_requested = true;
-        match &entry.state {
+        match &mut entry.state {
             State::Running(w) => {
-                tracing::debug!(id = %entry.id, "killing worker");
                 let worker = w.clone();
-                self.kill_instance(slot, worker, now, out);
+                self.kill_instance(slot, worker, StopMark::new(since), now, out);
             }
-            State::Delayed { .. } => {
-                tracing::debug!(id = %entry.id, "worker stopped during its restart delay");
-                self.remove(slot, Ok(()), out);
+            State::Delayed { .. } | State::Held => self.remove(slot, Ok(()), out),
+            State::Starting { stop: stop @ None } => {
+                // Killed when its start function returns; reported stuck
+                // if that takes longer than the stop timeout.
+                *stop = Some(StopMark::new(since));
+                self.arm_stuck(slot, now);
             }
-            // Killed when its start function returns / already killed.
-            State::Starting | State::Stopping { .. } => {}
+            // Already on its way.
+            State::Starting { stop: Some(_) } | State::Stopping { .. } => {}
         }
     }
 
-    /// Kills `worker`, the current instance of `slot`: the entry is
-    /// stopping from `now`, and is reported stuck if it outlives the stop
-    /// timeout.
+    /// Marks the id as never to be restarted.
+    pub(super) fn request_stop(&mut self, slot: Slot) {
+        let entry = self.entry_mut(slot);
+        if entry.stop_requested {
+            return;
+        }
+        entry.stop_requested = true;
+        if self.is_significant(slot) {
+            self.significant -= 1;
+        }
+    }
+
+    /// Stops `worker`, the current instance of `slot`, as its
+    /// [`Shutdown`] says: the entry is stopping since `mark.since`, is
+    /// reported stuck if it outlives its stop timeout, and is forced where
+    /// that is asked for and possible.
     pub(super) fn kill_instance(
         &mut self,
         slot: Slot,
         worker: T::Worker,
+        mut mark: StopMark,
         now: Instant,
         out: &mut Actions<T>,
     ) {
-        let stop_timeout = self.config.stop_timeout;
-        let epoch = self.epoch;
+        let shutdown = self.shutdown_of(slot);
         let entry = self.entry_mut(slot);
-        entry.state = State::Stopping {
-            worker: worker.clone(),
-            since: Stamp::new(epoch, now),
-            stuck: false,
-        };
-        out.push(Action::Kill {
-            id: entry.id.clone(),
-            worker,
-        });
-        if let Some(after) = stop_timeout {
-            self.push_deadline(slot, Kind::Stuck, deadline(now, after));
+        let abortable = entry.abortable;
+        if shutdown == Shutdown::Abort && abortable {
+            out.push(Action::Abort {
+                id: entry.id.clone(),
+                worker: worker.clone(),
+            });
+            mark.forced = true;
+        } else {
+            if shutdown == Shutdown::Abort {
+                tracing::warn!(id = %entry.id, "worker cannot be aborted (a thread cannot be forced); killed instead");
+            }
+            out.push(Action::Kill {
+                id: entry.id.clone(),
+                worker: worker.clone(),
+            });
+            // Its stop timeout passed while its start function ran.
+            if mark.stuck && matches!(shutdown, Shutdown::Timeout(_)) && abortable {
+                out.push(Action::Abort {
+                    id: entry.id.clone(),
+                    worker: worker.clone(),
+                });
+                mark.forced = true;
+            }
+        }
+        entry.state = State::Stopping { worker, mark };
+        if !mark.stuck {
+            self.arm_stuck_for(slot, shutdown, now);
         }
     }
 
+    /// Sets `slot`'s stuck check: its stop timeout after it was asked to
+    /// stop.
+    pub(super) fn arm_stuck(&mut self, slot: Slot, now: Instant) {
+        let shutdown = self.shutdown_of(slot);
+        self.arm_stuck_for(slot, shutdown, now);
+    }
+
+    fn arm_stuck_for(&mut self, slot: Slot, shutdown: Shutdown, now: Instant) {
+        let timeout = match shutdown {
+            Shutdown::Timeout(d) => Some(d),
+            Shutdown::Wait | Shutdown::Abort => self.config.stop_timeout,
+        };
+        let Some(timeout) = timeout else { return };
+        let since = match &self.entry(slot).expect("entry exists").state {
+            State::Stopping { mark, .. } | State::Starting { stop: Some(mark) } => {
+                mark.since.instant(self.epoch)
+            }
+            _ => now,
+        };
+        self.deadlines
+            .set(Key::Stuck(slot), deadline(since, timeout));
+    }
+
     /// The current incarnation of `slot` is over (its start function failed
-    /// or its instance finished): remove, restart or escalate.
+    /// or its instance finished): remove, restart, hold for a cascade, or
+    /// escalate. `forced`: it ended because the runner aborted it.
     pub(super) fn ended(
         &mut self,
         slot: Slot,
         outcome: Outcome,
         verdict: Verdict,
+        forced: bool,
         now: Instant,
         out: &mut Actions<T>,
     ) {
+        self.deadlines.cancel(&Key::Stuck(slot));
         let entry = self.entry(slot).expect("ended: entry exists");
         let id = entry.id.clone();
         let stop_requested = entry.stop_requested;
-        let removing = entry.has_removers();
-        let restart_type = self.restart_type(slot);
-        match outcome {
-            // The caller of stop_and_remove_worker takes the error.
-            Err(e) if removing => self.remove(slot, Err(e), out),
-            Err(e) => {
-                if verdict.fatal {
-                    tracing::error!(%id, error = %e, "fatal error");
-                    self.record_fatal(e);
-                    self.remove(slot, Ok(()), out);
-                    if !self.dying {
-                        self.begin_dying(now, out);
-                    }
-                } else if stop_requested {
-                    tracing::debug!(%id, error = %e, "stopped worker ended with an error");
-                    self.remove(slot, Ok(()), out);
-                } else if restart_type == RestartType::Temporary || !verdict.restart {
-                    tracing::warn!(%id, error = %e, "worker failed; not restarting it");
-                    self.remove(slot, Ok(()), out);
-                } else {
-                    tracing::warn!(%id, error = %e, "worker failed; restarting it");
-                    self.schedule_restart(slot, Some(e), verdict.jitter, now, out);
-                }
+        let cascaded = entry.member == Member::Stopping && !stop_requested;
+        if entry.removing {
+            // The callers of stop_and_remove_worker take the error.
+            if let Err(e) = &outcome {
+                tracing::debug!(%id, error = %e, "removed worker ended with an error");
             }
-            Ok(()) => {
-                if stop_requested || restart_type != RestartType::Permanent {
-                    tracing::debug!(%id, "worker finished");
-                    self.remove(slot, Ok(()), out);
-                } else {
-                    tracing::debug!(%id, "permanent worker finished; restarting it");
-                    self.schedule_restart(slot, None, verdict.jitter, now, out);
-                }
-            }
+            self.remove(slot, outcome, out);
+            return;
         }
-    }
-
-    pub(super) fn schedule_restart(
-        &mut self,
-        slot: Slot,
-        cause: Option<Error>,
-        jitter: f64,
-        now: Instant,
-        out: &mut Actions<T>,
-    ) {
-        let default_policy = self.config.policy;
-        let epoch = self.epoch;
-        let entry = self.slots.get_mut(slot).expect("entry exists");
-        let policy = entry
-            .options
-            .as_ref()
-            .and_then(|o| o.restart_policy_override().copied())
-            .unwrap_or(default_policy);
-        if let Some(limit) = policy.intensity_limit() {
-            let recent = &mut entry.extra_mut().recent_restarts;
-            while recent
-                .front()
-                .is_some_and(|&t| now.saturating_duration_since(t) >= limit.period)
-            {
-                recent.pop_front();
+        if forced {
+            // Its ending is the abort's, not news for the policies.
+            if let Err(e) = &outcome {
+                tracing::debug!(%id, error = %e, "forced worker ended");
             }
-            if recent.len() >= limit.max_restarts as usize {
-                let err = Error::new(RestartIntensityExceeded {
-                    id: entry.id.to_string(),
-                    max_restarts: limit.max_restarts,
-                    period: limit.period,
-                    last_error: cause,
-                });
-                tracing::error!(id = %entry.id, error = %err, "restart intensity exceeded");
-                self.record_fatal(err);
+            if cascaded {
+                self.hold(slot);
+            } else {
+                self.remove(slot, Ok(()), out);
+            }
+            return;
+        }
+        if let Err(e) = &outcome {
+            let (event_id, error, fatal) = (id.clone(), e.clone(), verdict.fatal);
+            self.emit(out, || RunnerEvent::Failed {
+                id: event_id,
+                error,
+                fatal,
+            });
+            if fatal {
+                self.record_fatal(e.clone());
                 self.remove(slot, Ok(()), out);
                 if !self.dying {
-                    self.begin_dying(now, out);
+                    self.begin_dying(ShutdownCause::Fatal { id }, now, out);
                 }
                 return;
             }
-            recent.push_back(now);
         }
-        let healthy = policy.backoff().is_some_and(|b| {
-            now.saturating_duration_since(entry.started_at.instant(epoch)) >= b.reset_after
-        });
-        if healthy {
-            entry.attempts = 0;
+        if cascaded {
+            // Killed by a sibling's cascade: restarted with it.
+            self.hold(slot);
+            return;
         }
-        entry.attempts = entry.attempts.saturating_add(1);
-        let attempt = entry.attempts;
-        let delay = policy.delay_for(attempt, &mut || jitter);
-        // A delay too long to represent is, in practice, forever.
-        let until = deadline(now, delay);
-        tracing::debug!(id = %entry.id, attempt, ?delay, "restart scheduled");
-        entry.state = State::Delayed { until };
-        entry.extra_mut().cause = Some(RestartCause {
-            error: cause,
-            attempt,
-            delay,
-        });
-        self.push_deadline(slot, Kind::Restart, until);
-    }
-
-    pub(super) fn restart_now(&mut self, slot: Slot, now: Instant, out: &mut Actions<T>) {
-        let generation = self.new_generation();
-        let epoch = self.epoch;
-        let entry = self.entry_mut(slot);
-        let start = entry
-            .start
-            .take()
-            .expect("a delayed entry holds its start function");
-        entry.generation = generation;
-        entry.state = State::Starting;
-        entry.started_at = Stamp::new(epoch, now);
-        tracing::debug!(id = %entry.id, generation, "restarting worker");
-        let id = entry.id.clone();
-        let permanent = self.restart_type(slot) == RestartType::Permanent;
-        out.push(Action::Start {
-            slot,
-            generation,
-            id,
-            start,
-            permanent,
-        });
-    }
-
-    pub(super) fn begin_dying(&mut self, now: Instant, out: &mut Actions<T>) {
-        self.dying = true;
-        // One kill per entry, at most: reserve exactly, not by doubling.
-        out.reserve(self.index.len() + 1);
-        out.push(Action::Dying);
-        let mut delayed = Vec::new();
-        for slot in 0..self.slots.len() as Slot {
-            let Some(entry) = self.slots.get_mut(slot) else {
-                continue;
-            };
-            entry.stop_requested = true;
-            if let Some(extra) = entry.extra.as_mut() {
-                for (_, to) in extra.worker_waiters.drain(..) {
-                    out.push(Action::Reply {
-                        to,
-                        result: Err(Dead.into()),
-                    });
-                }
-            }
-            match entry.state {
-                State::Running(_) => self.stop_slot(slot, now, out),
-                State::Delayed { .. } => delayed.push(slot),
-                State::Starting | State::Stopping { .. } => {}
-            }
-        }
-        for slot in delayed {
+        if stop_requested {
             self.remove(slot, Ok(()), out);
+            return;
+        }
+        let restart_type = self.restart_type(slot);
+        let restarts = match &outcome {
+            Err(_) => restart_type != RestartType::Temporary && verdict.restart,
+            Ok(()) => restart_type == RestartType::Permanent,
+        };
+        if restarts {
+            self.restart(slot, outcome.err(), verdict.jitter, now, out);
+            return;
+        }
+        // Ended by itself, for good. For OTP a significant worker then
+        // counts only if it ended "normally" for its restart type: a
+        // transient one cleanly, a temporary one in any way.
+        let significant_end = self.is_significant(slot)
+            && (outcome.is_ok() || restart_type == RestartType::Temporary);
+        self.remove(slot, Ok(()), out);
+        if significant_end {
+            self.significant_ended(id, now, out);
+        }
+    }
+
+    /// `slot` ended as a member of a cascade: it waits for the cascade.
+    pub(super) fn hold(&mut self, slot: Slot) {
+        self.set_member(slot, Member::Held);
+        self.entry_mut(slot).state = State::Held;
+    }
+
+    /// Sets `slot`'s part in the cascade, keeping the cascade's count of
+    /// members still stopping.
+    pub(super) fn set_member(&mut self, slot: Slot, member: Member) {
+        let entry = self.entry_mut(slot);
+        let was = std::mem::replace(&mut entry.member, member);
+        if let Some(group) = &mut self.group {
+            if was == Member::Stopping {
+                group.stopping -= 1;
+            }
+            if member == Member::Stopping {
+                group.stopping += 1;
+            }
         }
     }
 
     /// Forgets `slot`'s entry: its waiters learn it is gone, its removers
     /// get `result`.
     pub(super) fn remove(&mut self, slot: Slot, result: Result<(), Error>, out: &mut Actions<T>) {
+        self.set_member(slot, Member::No);
+        let significant = self.is_significant(slot);
         let entry = self.slots.cell(slot).take().expect("remove: entry exists");
-        self.deadlines.cancel(&(slot, Kind::Restart));
-        self.deadlines.cancel(&(slot, Kind::Stuck));
+        self.deadlines.cancel(&Key::Restart(slot));
+        self.deadlines.cancel(&Key::Stuck(slot));
         self.free.push(slot);
         self.index.remove(&entry.id);
+        if significant && !entry.stop_requested {
+            self.significant -= 1;
+        }
         if let Some(extra) = entry.extra {
             for (_, to) in extra.worker_waiters {
                 let result = Err(if self.dying {
@@ -240,17 +244,61 @@ impl<T: Io> Machine<T> {
                 });
                 out.push(Action::Reply { to, result });
             }
-            for (_, to) in extra.removers {
+            for remover in extra.removers {
+                if remover.timeout.is_some() {
+                    self.deadlines.cancel(&Key::Removal(slot, remover.waiter));
+                }
                 out.push(Action::Removed {
-                    to,
+                    to: remover.reply,
                     result: result.clone(),
                 });
             }
         }
+        let id = entry.id;
+        self.emit(out, || RunnerEvent::Stopped { id });
     }
 
-    /// Emits [`Action::Finished`] once shutdown has nothing left to wait for.
-    pub(super) fn settle(&mut self, out: &mut Actions<T>) {
+    /// A `stop_and_remove_worker` caller's timeout passed before the
+    /// removal: it gets a [`RemoveTimedOut`] saying where the worker is.
+    pub(super) fn removal_timed_out(&mut self, slot: Slot, waiter: WaiterId, out: &mut Actions<T>) {
+        let entry = self.entry_mut(slot);
+        let (stage, stuck, forced) = match &entry.state {
+            State::Starting { stop } => (Stage::Starting, stop.is_some_and(|m| m.stuck), false),
+            State::Stopping { mark, .. } => (Stage::Stopping, mark.stuck, mark.forced),
+            // Removed at once in any other state.
+            _ => (Stage::Stopping, false, false),
+        };
+        let id = entry.id.to_string();
+        let Some(extra) = entry.extra.as_mut() else {
+            return;
+        };
+        let Some(i) = extra.removers.iter().position(|r| r.waiter == waiter) else {
+            return;
+        };
+        let remover = extra.removers.swap_remove(i);
+        let error = RemoveTimedOut {
+            id,
+            timeout: remover.timeout.unwrap_or_default(),
+            stage,
+            stuck,
+            forced,
+        };
+        out.push(Action::Removed {
+            to: remover.reply,
+            result: Err(error.into()),
+        });
+    }
+
+    /// Does what the new state implies: releases a cascade that is ready,
+    /// moves an ordered shutdown on, and emits [`Action::Finished`] once
+    /// shutdown has nothing left to wait for.
+    pub(super) fn settle(&mut self, now: Instant, out: &mut Actions<T>) {
+        if self.group.is_some() {
+            self.release_group(now, out);
+        }
+        if self.ordered.is_some() {
+            self.advance_shutdown(now, out);
+        }
         if self.dying && !self.finished && self.index.is_empty() {
             self.finished = true;
             out.push(Action::Finished {

@@ -9,6 +9,7 @@
 //! hold user code, so they are [`OffLoop`]: none of them is ever dropped
 //! on the loop.
 
+mod hook;
 pub(crate) mod starter;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use worker_core::{Error, SharedWorker};
 use crate::machine::{self, Action, Actions, EntrySnapshot, Io, Machine, Policies};
 use crate::status::WaitingFor;
 
+pub(crate) use self::hook::HookQueue;
 use self::starter::StartJob;
 
 /// A start function, boxed: what the runner calls to make each
@@ -60,6 +62,8 @@ impl Io for ShellIo {
 pub(crate) struct Shell {
     pub(crate) machine: Machine<ShellIo>,
     pub(crate) policies: Arc<Policies>,
+    /// The event hook's queue, if there is a hook.
+    pub(crate) hook: Option<Arc<HookQueue>>,
     /// Reused between events.
     pub(crate) out: Actions<ShellIo>,
 }
@@ -140,6 +144,7 @@ impl worker_core::supervisor::Machine for Shell {
 
 impl Shell {
     fn execute(&mut self, out: &mut Actions<ShellIo>, fx: &mut Effects<StartJob>) {
+        let mut events = false;
         for action in out.drain(..) {
             match action {
                 Action::Start {
@@ -156,15 +161,31 @@ impl Shell {
                     permanent,
                 }),
                 Action::Kill { id, worker } => fx.kill(worker.into_inner(), id),
+                Action::Abort { id, worker } => {
+                    let worker = worker.into_inner();
+                    fx.call(move || match worker.abortable() {
+                        Some(forced) => forced.abort(),
+                        None => tracing::warn!(%id, "worker said it could be aborted, and now says it cannot"),
+                    });
+                }
+                Action::Event(event) => {
+                    if let Some(hook) = &self.hook {
+                        hook.push(*event);
+                        events = true;
+                    }
+                }
                 Action::Reap { worker } => fx.reap(worker.into_inner()),
                 Action::Accepted { to, result } => to.send(result),
                 Action::Reply { to, result } => to.send(result.map(OffLoop::into_inner)),
                 Action::Removed { to, result } => to.send(result),
-                Action::Stuck { id, after } => {
-                    tracing::warn!(%id, ?after, "worker has not stopped since it was killed; still waiting for it");
-                }
                 Action::Dying => fx.dying(),
                 Action::Finished { errors } => fx.finish(self.end(errors)),
+            }
+        }
+        if events {
+            if let Some(hook) = &self.hook {
+                let hook = hook.clone();
+                fx.call(move || hook.drain());
             }
         }
     }

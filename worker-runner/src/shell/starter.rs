@@ -71,10 +71,14 @@ pub(crate) fn run_job(
         Err(e) => policies.verdict(&Err(e.clone())),
     };
     let worker = result.as_ref().ok().cloned();
-    let reports = worker.as_ref().is_some_and(|w| {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.reporter().is_some()))
-            .unwrap_or(false)
-    });
+    // Capabilities are user code too: a panic means "no".
+    let has = |ask: &dyn Fn(&SharedWorker) -> bool| {
+        worker.as_ref().is_some_and(|w| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ask(w))).unwrap_or(false)
+        })
+    };
+    let reports = has(&|w| w.reporter().is_some());
+    let abortable = has(&|w| w.abortable().is_some());
     // `Started` goes first, so the loop always learns of an instance before
     // its ending: the completion callback is registered only afterwards.
     let sent = events.send(Event::Machine(machine::Event::Started {
@@ -84,6 +88,7 @@ pub(crate) fn run_job(
             result: result.map(OffLoop::new),
             verdict,
             reports,
+            abortable,
             start,
         },
     }));
@@ -116,6 +121,7 @@ pub(crate) fn refused(job: StartJob, error: Error, events: &Events<Event>) {
             result: Err(error.context("cannot run the start function")),
             verdict: STARTED,
             reports: false,
+            abortable: false,
             start: job.start,
         },
     }));

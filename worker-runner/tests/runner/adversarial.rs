@@ -214,8 +214,11 @@ fn a_worker_body_that_stops_its_own_runner_gets_an_error_not_a_deadlock() {
 #[test]
 fn duration_max_settings_mean_never_and_break_nothing() {
     let (r, clock) = clocked_runner("rt-adv-duration-max", |p| {
+        // (restart_delay(ZERO): the clocked runner's 1 s would replace
+        // the policy's delay.)
         p.stop_timeout(Duration::MAX)
             .restart_policy(worker_runner::RestartPolicy::fixed(Duration::MAX))
+            .restart_delay(Duration::ZERO)
     });
     let s = Arc::new(Starter::new(r.name()));
     r.start_worker("w", s.start_fn()).unwrap();
@@ -225,6 +228,8 @@ fn duration_max_settings_mean_never_and_break_nothing() {
     s.assert_started(false);
     clock.wait_timers(1, LONG).unwrap();
     clock.advance(Duration::from_secs(10 * 365 * 24 * 3600));
+    // Handled after the clock moved: still waiting, ten years on.
+    assert_eq!(json_report(&r)["workers"]["w"]["state"], "stopped");
     s.assert_no_notification();
     assert_eq!(s.calls(), 1);
     // A kill with a "forever" stop timeout works.

@@ -1,8 +1,9 @@
 //! Shared helpers: a port of Go's `testWorkerStarter`, and runner set-up
 //! and tear-down that checks nothing is left running.
 
-use std::sync::Arc;
+use std::io::Write;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, select, unbounded};
@@ -75,6 +76,21 @@ pub(crate) fn finish(runner: &Runner) -> Result<(), Error> {
     let result = runner.wait();
     assert_threads_gone(runner.name());
     result
+}
+
+/// Waits (up to [`LONG`]) for the runner to finish on its own: a test of a
+/// rule that should end the runner fails instead of hanging when it
+/// does not.
+#[track_caller]
+pub(crate) fn assert_ends_on_its_own(runner: &Runner) {
+    let dead = runner.dead_signal().expect("a runner has a dead signal");
+    assert!(
+        matches!(
+            dead.recv_timeout(LONG),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected)
+        ),
+        "the runner did not end on its own"
+    );
 }
 
 /// Waits for the runner to finish on its own and checks that nothing is
@@ -268,4 +284,45 @@ pub(crate) fn err_of<T>(result: Result<T, Error>) -> Error {
         Ok(_) => panic!("expected an error, got a value"),
         Err(e) => e,
     }
+}
+
+/// Everything logged through `tracing` by this test binary, for checking
+/// that a warning was given.
+pub(crate) fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || LogWriter(sink.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
+        logs
+    })
+    .clone()
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The text logged so far (see [`captured_logs`]).
+pub(crate) fn logged() -> String {
+    String::from_utf8(captured_logs().lock().unwrap().clone()).unwrap()
+}
+
+/// The runner's report, serialised: Go's JSON layout, for tests about
+/// what it reads.
+pub(crate) fn json_report(runner: &Runner) -> serde_json::Value {
+    serde_json::to_value(runner.report()).expect("a report serialises")
 }

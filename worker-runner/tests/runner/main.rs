@@ -4,6 +4,7 @@
 
 mod adversarial;
 mod common;
+mod events;
 mod fatal;
 mod lookup;
 mod policies;
@@ -11,6 +12,9 @@ mod remove;
 mod report;
 mod restart;
 mod shutdown;
+mod significant;
 mod start_stop;
 mod starts;
+mod stopping;
+mod strategies;
 mod tasks;

@@ -116,6 +116,37 @@ fn too_many_restarts_escalate_to_a_fatal_error() {
 }
 
 #[test]
+fn a_worker_failing_exactly_every_period_escalates() {
+    // One restart allowed in 10 s, and a restart delay of exactly 10 s:
+    // the start fails at t = 0 and again at t = 10 s. OTP counts the
+    // restart at `now - period`, so the second failure escalates; one
+    // nanosecond later it would not.
+    for (delay, escalates) in [
+        (secs(10), true),
+        (secs(10) + Duration::from_nanos(1), false),
+    ] {
+        let (r, clock) = clocked_runner("rt-policy-intensity-boundary", |p| {
+            p.restart_policy(RestartPolicy::fixed(delay).intensity(1, secs(10)))
+        });
+        let starter = failing(&r);
+        r.start_worker("id", starter.start_fn()).unwrap();
+        starter.assert_started(false);
+        clock.wait_advance(delay, LONG, 1).unwrap();
+        starter.assert_started(false);
+        if escalates {
+            assert_ends_on_its_own(&r);
+            let err = wait_gone(&r).unwrap_err();
+            assert_is::<RestartIntensityExceeded>(&err);
+        } else {
+            // Restarted again: a third start is scheduled.
+            clock.wait_timers(1, LONG).unwrap();
+            assert!(finish(&r).is_ok());
+        }
+        assert_eq!(starter.calls(), 2);
+    }
+}
+
+#[test]
 fn a_permanent_worker_restarts_after_a_clean_exit() {
     let (r, clock) = clocked_runner("rt-policy-permanent", |p| p);
     let starter = Arc::new(Starter::new(r.name()));
