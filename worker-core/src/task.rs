@@ -175,7 +175,23 @@ impl TaskWorker {
 }
 
 impl Worker for TaskWorker {
-    crate::delegate_worker!(tomb);
+    fn kill(&self) {
+        self.tomb.kill(None);
+    }
+
+    crate::delegate_worker!(tomb, except kill);
+
+    /// A task can be forced: [`abort_task`](TaskWorker::abort_task). A
+    /// supervisor's `Shutdown::Abort` (OTP's `brutal_kill`) uses it.
+    fn abortable(&self) -> Option<&dyn crate::Abort> {
+        Some(self)
+    }
+}
+
+impl crate::Abort for TaskWorker {
+    fn abort(&self) {
+        self.abort_task();
+    }
 }
 
 /// Marks the tomb dead when the task's future goes: with the body's result

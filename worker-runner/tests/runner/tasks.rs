@@ -160,3 +160,26 @@ fn an_async_lookup_gives_up_when_its_abort_fires() {
     r.worker("slow", None).unwrap();
     assert!(finish(&r).is_ok());
 }
+
+#[test]
+fn a_task_that_ignores_kill_is_forced_after_its_shutdown_timeout() {
+    // OTP's shutdown timeout, then brutal_kill: a task can be forced.
+    let rt = runtime();
+    let (r, clock) = clocked_runner("rt-tasks-forced", |p| p);
+    let handle = rt.handle().clone();
+    let options = worker_runner::WorkerOptions::new()
+        .shutdown(worker_runner::Shutdown::Timeout(Duration::from_secs(5)));
+    r.start_worker_with("deaf", options, move || {
+        Ok(task::spawn_on(&handle, |_tomb| async {
+            std::future::pending::<()>().await; // never looks at its tomb
+            Ok(())
+        }))
+    })
+    .unwrap();
+    let deaf = r.worker("deaf", None).unwrap();
+    r.kill();
+    clock.wait_advance(Duration::from_secs(5), LONG, 1).unwrap();
+    let err = deaf.wait().unwrap_err();
+    assert_is::<worker_core::task::TaskAborted>(&err);
+    assert!(wait_gone(&r).is_ok());
+}
