@@ -248,10 +248,23 @@ where
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, link) in self.chain().enumerate() {
-            if i > 0 {
+        let mut links = self.chain().peekable();
+        let mut first = true;
+        while let Some(link) = links.next() {
+            // A link that says exactly what its source says is a typed
+            // wrapper around it (an operation's error enum whose variant
+            // holds a shared error, kept as the source so that `is` finds
+            // it): print the words once.
+            if let Some(next) = links.peek() {
+                if link.downcast_ref::<Context>().is_none() && link.to_string() == next.to_string()
+                {
+                    continue;
+                }
+            }
+            if !first {
                 f.write_str(": ")?;
             }
+            first = false;
             fmt_link(link, f)?;
         }
         Ok(())
@@ -335,6 +348,22 @@ mod tests {
             "Error(\"starting \\\"db\\\": dialing: refused\")"
         );
         assert_eq!(err.chain().count(), 3);
+    }
+
+    #[test]
+    fn a_wrapper_that_says_what_its_source_says_is_printed_once() {
+        /// An operation's error whose variant wraps a shared error.
+        #[derive(Debug, thiserror::Error)]
+        enum LookupError {
+            #[error("{0}")]
+            NotFound(#[source] NotFound),
+        }
+        let err = Error::new(LookupError::NotFound(NotFound::new("db")));
+        assert_eq!(err.to_string(), "worker \"db\" not found");
+        assert!(err.is::<NotFound>(), "the shared error stays reachable");
+        assert!(err.is::<LookupError>());
+        let err = err.context("looking up");
+        assert_eq!(err.to_string(), "looking up: worker \"db\" not found");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use worker_core::{Error, Signal};
+use worker_core::{AbortSignal, Error};
 
 use crate::{GetError, Outputs};
 
@@ -41,12 +41,16 @@ pub struct Context {
 struct Inner {
     name: Arc<str>,
     inputs: Vec<(Arc<str>, InputState)>,
-    abort: Signal,
+    abort: AbortSignal,
     expired: AtomicBool,
 }
 
 impl Context {
-    pub(crate) fn new(name: Arc<str>, inputs: Vec<(Arc<str>, InputState)>, abort: Signal) -> Self {
+    pub(crate) fn new(
+        name: Arc<str>,
+        inputs: Vec<(Arc<str>, InputState)>,
+        abort: AbortSignal,
+    ) -> Self {
         Context {
             inner: Arc::new(Inner {
                 name,
@@ -121,18 +125,19 @@ impl Context {
         }
     }
 
-    /// A [`Signal`] that disconnects when the engine no longer wants this
-    /// start: an input changed, or the engine is stopping.
-    pub fn abort(&self) -> &Signal {
+    /// An [`AbortSignal`] that fires when the engine no longer wants this
+    /// start: an input changed, or the engine is stopping. A start
+    /// function that blocks selects on its
+    /// [`receiver`](AbortSignal::receiver), awaits
+    /// [`until_fired`](AbortSignal::until_fired), or hands it on to the
+    /// calls it makes that take one.
+    pub fn abort(&self) -> &AbortSignal {
         &self.inner.abort
     }
 
     /// Whether [`abort`](Self::abort) has fired.
     pub fn is_aborted(&self) -> bool {
-        matches!(
-            self.inner.abort.try_recv(),
-            Err(crossbeam_channel::TryRecvError::Disconnected)
-        )
+        self.inner.abort.is_fired()
     }
 
     /// Ends the context's validity: every later `get` fails with
@@ -172,7 +177,7 @@ impl fmt::Debug for Context {
 pub struct ContextBuilder {
     name: Arc<str>,
     inputs: Vec<(Arc<str>, InputState)>,
-    abort: Option<Signal>,
+    abort: Option<AbortSignal>,
 }
 
 impl ContextBuilder {
@@ -196,14 +201,14 @@ impl ContextBuilder {
 
     /// Uses `abort` as the context's abort signal (by default it never
     /// fires).
-    pub fn abort(mut self, abort: Signal) -> Self {
+    pub fn abort(mut self, abort: AbortSignal) -> Self {
         self.abort = Some(abort);
         self
     }
 
     /// The context.
     pub fn build(self) -> Context {
-        let abort = self.abort.unwrap_or_else(crossbeam_channel::never);
+        let abort = self.abort.unwrap_or_else(AbortSignal::never);
         Context::new(self.name, self.inputs, abort)
     }
 
@@ -276,11 +281,11 @@ mod tests {
     }
 
     #[test]
-    fn abort_fires_when_its_sender_is_dropped() {
-        let (tx, rx) = crossbeam_channel::bounded::<std::convert::Infallible>(0);
-        let ctx = Context::builder("m").abort(rx).build();
+    fn abort_fires_when_its_trigger_fires_or_is_dropped() {
+        let (trigger, abort) = AbortSignal::pair();
+        let ctx = Context::builder("m").abort(abort).build();
         assert!(!ctx.is_aborted());
-        drop(tx);
+        drop(trigger);
         assert!(ctx.is_aborted());
         assert!(!self::ctx().is_aborted());
     }

@@ -92,7 +92,10 @@ impl Engine {
                 let _ = id_slot.set(driver.id());
                 driver
             }
-            Err(e) => supervisor::finished(name.clone(), e),
+            Err(e) => supervisor::finished(
+                name.clone(),
+                Error::new(e).context(format!("cannot start engine {name:?}")),
+            ),
         };
         Ok(Engine {
             handle: EngineHandle {

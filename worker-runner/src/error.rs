@@ -1,16 +1,143 @@
-//! The runner's own typed errors.
+//! The runner's typed errors.
+//!
+//! The rule, the same in every crate of the family: each operation that
+//! can fail returns an enum of exactly the ways it can fail
+//! ([`StartError`], [`LookupError`], [`RemoveError`], [`NewError`]), so a
+//! `match` is exhaustive about what matters to the caller; each converts
+//! into [`worker_core::Error`] with `?`, keeping the specific error in its
+//! source chain, so `err.is::<NotFound>()` still finds it there.
 //!
 //! The errors a Go runner shares with the rest of the family (`Dead`,
 //! `Aborted`, `NotFound`, `AlreadyExists`) live in `worker-core`; the ones
-//! below exist only because this runner does something Go's does not.
-//! Every public method returns them wrapped in [`worker_core::Error`], so
-//! callers match with `err.is::<Dying>()` and friends.
+//! below them exist only because this runner does something Go's does
+//! not.
 
 use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
 
-use worker_core::Error;
+use worker_core::{Aborted, AlreadyExists, Dead, Error, NotFound, WouldDeadlock};
+
+/// Why [`Runner::new`](crate::Runner::new) made no runner.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum NewError {
+    /// The parameters cannot work (an empty name, a bad policy, ...).
+    #[error("{0}")]
+    InvalidParams(#[source] InvalidParams),
+    /// The system refused the runner's loop thread.
+    #[error("cannot start runner {name:?}: {source}")]
+    Thread {
+        /// The runner's name.
+        name: String,
+        /// What the system said.
+        source: std::sync::Arc<std::io::Error>,
+    },
+}
+
+/// Why [`Runner::start_worker`](crate::Runner::start_worker) (or
+/// `start_worker_with`) refused a worker. Nothing else is affected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The id is empty.
+    #[error("{0}")]
+    EmptyId(#[source] EmptyId),
+    /// The runner knows the id already, in whatever state.
+    #[error("{0}")]
+    AlreadyExists(#[source] AlreadyExists),
+    /// The worker's options cannot work.
+    #[error("{0}")]
+    InvalidParams(#[source] InvalidParams),
+    /// The runner is shutting down.
+    #[error("{0}")]
+    Dying(#[source] Dying),
+    /// The runner has finished.
+    #[error("{0}")]
+    Dead(#[source] Dead),
+}
+
+/// Why [`Runner::worker`](crate::Runner::worker) gave no instance.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LookupError {
+    /// No such id, or it went away while the caller waited.
+    #[error("{0}")]
+    NotFound(#[source] NotFound),
+    /// The runner is shutting down or has finished.
+    #[error("{0}")]
+    Dead(#[source] Dead),
+    /// The caller's abort signal fired while it waited.
+    #[error("{0}")]
+    Aborted(#[source] Aborted),
+    /// The call was made where it would wait for itself (the id's own
+    /// start function).
+    #[error("{0}")]
+    WouldDeadlock(#[source] WouldDeadlock),
+}
+
+/// How [`Runner::stop_and_remove_worker`](crate::Runner::stop_and_remove_worker)
+/// (and its variants) ended, when not with `Ok`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum RemoveError {
+    /// The worker was stopped and removed, and its last incarnation ended
+    /// with this error: the caller's, not `is_fatal`'s.
+    Stopped(Error),
+    /// No such id.
+    NotFound(NotFound),
+    /// The runner is shutting down or has finished.
+    Dead(Dead),
+    /// The caller's abort signal fired while it waited; the stop goes on.
+    Aborted(Aborted),
+    /// The timeout passed; the stop goes on (see the error).
+    TimedOut(RemoveTimedOut),
+    /// The call was made where it would wait for itself (the id's own
+    /// start function).
+    WouldDeadlock(WouldDeadlock),
+}
+
+/// Says what its specific error says (and, for a stopped incarnation's
+/// error, only that error's first link: its sources follow in the chain,
+/// as the convention of `std::error::Error` has it; convert to
+/// [`worker_core::Error`] to print the whole chain).
+impl fmt::Display for RemoveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RemoveError::Stopped(e) => fmt::Display::fmt(e.as_std(), f),
+            RemoveError::NotFound(e) => fmt::Display::fmt(e, f),
+            RemoveError::Dead(e) => fmt::Display::fmt(e, f),
+            RemoveError::Aborted(e) => fmt::Display::fmt(e, f),
+            RemoveError::TimedOut(e) => fmt::Display::fmt(e, f),
+            RemoveError::WouldDeadlock(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+/// The specific error is the source, so `is` finds it through `?`.
+impl StdError for RemoveError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(match self {
+            RemoveError::Stopped(e) => e.as_std(),
+            RemoveError::NotFound(e) => e,
+            RemoveError::Dead(e) => e,
+            RemoveError::Aborted(e) => e,
+            RemoveError::TimedOut(e) => e,
+            RemoveError::WouldDeadlock(e) => e,
+        })
+    }
+}
+
+impl RemoveError {
+    /// The stopped incarnation's error, if the removal was otherwise
+    /// complete.
+    pub fn stopped_with(&self) -> Option<&Error> {
+        match self {
+            RemoveError::Stopped(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 use crate::status::Stage;
 

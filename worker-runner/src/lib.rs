@@ -153,8 +153,15 @@
 //! | [`RemoveTimedOut`] | [`stop_and_remove_worker_within`](Runner::stop_and_remove_worker_within) waited its timeout; says what became of the worker |
 //! | [`WouldDeadlock`](worker_core::WouldDeadlock) | a call that would wait for the runner itself, made on one of its own threads |
 //!
-//! All are returned wrapped in [`worker_core::Error`]; match them with
-//! `err.is::<NotFound>()`.
+//! Each call returns an enum of exactly the ways it can fail:
+//! [`StartError`] (`start_worker`), [`LookupError`] (`worker`),
+//! [`RemoveError`] (`stop_and_remove_worker`, which also carries the
+//! stopped worker's own error), [`NewError`] (`Runner::new`), and
+//! [`Dead`](worker_core::Dead) alone for `stop_worker`. Match on them, or
+//! let `?` turn them into [`worker_core::Error`], which keeps the specific
+//! error in its chain: `err.is::<NotFound>()` still finds it. The
+//! runner's own end (what `wait` returns) is a `worker_core::Error`, as
+//! every worker's is.
 //!
 //! # Restart policies
 //!
@@ -382,8 +389,8 @@ mod status;
 mod supervision;
 
 pub use error::{
-    Dying, EmptyId, InvalidParams, RemoveTimedOut, RestartIntensityExceeded,
-    RunnerIntensityExceeded,
+    Dying, EmptyId, InvalidParams, LookupError, NewError, RemoveError, RemoveTimedOut,
+    RestartIntensityExceeded, RunnerIntensityExceeded, StartError,
 };
 pub use event::{EventHook, RunnerEvent, ShutdownCause};
 pub use params::{DEFAULT_START_THREADS, RunnerParams};

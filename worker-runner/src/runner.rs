@@ -12,6 +12,7 @@ use worker_core::{
     Worker, WouldDeadlock, into_shared,
 };
 
+use crate::error::{LookupError, NewError, RemoveError, StartError};
 use crate::machine::{self, Machine};
 use crate::params::RunnerParams;
 use crate::policy::WorkerOptions;
@@ -40,11 +41,11 @@ pub struct Runner {
 impl Runner {
     /// Makes a runner and starts its loop thread (named `"<name>-loop"`).
     ///
-    /// Fails with [`InvalidParams`](crate::InvalidParams) for unusable
-    /// parameters (an empty name, a backoff factor below 1, ...), or if the
-    /// system refuses a thread.
-    pub fn new(params: RunnerParams) -> Result<Runner, Error> {
-        params.validate()?;
+    /// Fails with [`NewError::InvalidParams`] for unusable parameters (an
+    /// empty name, a backoff factor below 1, ...), or
+    /// [`NewError::Thread`] if the system refuses a thread.
+    pub fn new(params: RunnerParams) -> Result<Runner, NewError> {
+        params.validate().map_err(NewError::InvalidParams)?;
         let parts = params.into_parts();
         let name: Arc<str> = parts.name.into();
         let policies = Arc::new(parts.policies);
@@ -73,7 +74,10 @@ impl Runner {
             },
             starter::refused,
         )
-        .map_err(|e| e.context(format!("cannot start runner {name:?}")))?;
+        .map_err(|e| NewError::Thread {
+            name: name.to_string(),
+            source: Arc::new(e),
+        })?;
         let _ = id_slot.set(handle.id());
         Ok(Runner {
             handle,
@@ -93,16 +97,15 @@ impl Runner {
     ///
     /// Returns once the id is registered, so an immediate
     /// [`worker`](Self::worker) or duplicate `start_worker` sees it. Fails
-    /// with [`EmptyId`](crate::EmptyId), with
-    /// [`AlreadyExists`](worker_core::AlreadyExists) while the id is known
-    /// in any state (running, starting, waiting to restart, stopping), with
-    /// [`Dying`](crate::Dying) while the runner shuts down and with
-    /// [`Dead`] once it has.
+    /// ([`StartError`]) for an empty id, an id the runner knows in any
+    /// state (running, starting, waiting to restart, stopping), while the
+    /// runner shuts down ([`Dying`](crate::Dying)) and once it has
+    /// ([`Dead`]).
     ///
     /// A start function that returns an error or panics counts as an
     /// incarnation that failed at once: `is_fatal` and the restart policy
     /// decide what follows.
-    pub fn start_worker<W, F>(&self, id: impl Into<String>, mut start: F) -> Result<(), Error>
+    pub fn start_worker<W, F>(&self, id: impl Into<String>, mut start: F) -> Result<(), StartError>
     where
         W: Worker,
         F: FnMut() -> Result<W, Error> + Send + 'static,
@@ -116,18 +119,18 @@ impl Runner {
 
     /// [`start_worker`](Self::start_worker) with per-worker
     /// [`WorkerOptions`] (restart type, restart policy); fails with
-    /// [`InvalidParams`](crate::InvalidParams) for an unusable policy.
+    /// [`StartError::InvalidParams`] for an unusable policy.
     pub fn start_worker_with<W, F>(
         &self,
         id: impl Into<String>,
         options: WorkerOptions,
         mut start: F,
-    ) -> Result<(), Error>
+    ) -> Result<(), StartError>
     where
         W: Worker,
         F: FnMut() -> Result<W, Error> + Send + 'static,
     {
-        options.validate()?;
+        options.validate().map_err(StartError::InvalidParams)?;
         let options = (options != WorkerOptions::default()).then(|| Box::new(options));
         self.start_boxed(
             id.into(),
@@ -136,31 +139,76 @@ impl Runner {
         )
     }
 
+    /// Starts a worker that is never restarted (a
+    /// [temporary](crate::RestartType::Temporary) one), from a start
+    /// function called once: a connection's handler, say, which takes the
+    /// socket it is given. Its end removes the id; a failure goes to
+    /// `is_fatal` as any other.
+    ///
+    /// ```
+    /// use worker_core::{Passive, Worker};
+    /// use worker_runner::{Runner, RunnerParams};
+    ///
+    /// let runner = Runner::new(RunnerParams::new("doc-once").is_fatal(|_| false))?;
+    /// let lease = Passive::new(); // moved in: no Option::take dance
+    /// runner.start_worker_once("lease", move || Ok(lease))?;
+    /// runner.worker("lease", None)?;
+    /// runner.kill();
+    /// runner.wait()?;
+    /// # Ok::<(), worker_core::Error>(())
+    /// ```
+    pub fn start_worker_once<W, F>(&self, id: impl Into<String>, start: F) -> Result<(), StartError>
+    where
+        W: Worker,
+        F: FnOnce() -> Result<W, Error> + Send + 'static,
+    {
+        let mut start = Some(start);
+        let options = WorkerOptions::new().restart_type(crate::RestartType::Temporary);
+        self.start_boxed(
+            id.into(),
+            Some(Box::new(options)),
+            OffLoop::new(Box::new(move || match start.take() {
+                Some(start) => start().map(into_shared),
+                // A temporary worker is never started twice.
+                None => Err(Error::msg("a one-shot start function was called twice")),
+            })),
+        )
+    }
+
+    /// Hands the runner a worker already made, to supervise under `id` and
+    /// never restart: [`start_worker_once`](Self::start_worker_once) with
+    /// a start function that returns it.
+    pub fn adopt<W: Worker>(&self, id: impl Into<String>, worker: W) -> Result<(), StartError> {
+        self.start_worker_once(id, move || Ok(worker))
+    }
+
     fn start_boxed(
         &self,
         id: String,
         options: Option<Box<WorkerOptions>>,
         start: StartFn,
-    ) -> Result<(), Error> {
+    ) -> Result<(), StartError> {
         let (call, reply) = Call::new();
         self.send(machine::Event::Start {
             id,
             options,
             start,
             reply,
-        })?;
-        call.wait().map_err(|_| Error::new(Dead))?
+        })
+        .map_err(|_| StartError::Dead(Dead))?;
+        call.wait().map_err(|_| StartError::Dead(Dead))?
     }
 
     /// Stops the worker `id`: it is killed (at once, or as soon as its
     /// start function returns; a worker waiting to restart is removed at
     /// once) and never restarted. Returns without waiting for it to finish;
-    /// an unknown id is ignored. Fails only with [`Dead`].
+    /// an unknown id is ignored (and so is every id while the runner shuts
+    /// down). Fails only with [`Dead`], once the runner has finished.
     ///
     /// As in Go, an error the worker returns when stopped goes to
     /// `is_fatal`; use [`stop_and_remove_worker`](Self::stop_and_remove_worker)
     /// to receive it instead.
-    pub fn stop_worker(&self, id: &str) -> Result<(), Error> {
+    pub fn stop_worker(&self, id: &str) -> Result<(), Dead> {
         self.send(machine::Event::Stop { id: id.to_owned() })
     }
 
@@ -170,19 +218,23 @@ impl Runner {
     /// is the caller's: it does not go to `is_fatal`. Any number of callers
     /// may wait for the same removal.
     ///
-    /// Fails at once with [`NotFound`](worker_core::NotFound) for an
-    /// unknown id and with [`Dead`] while the runner shuts down; with
-    /// [`Aborted`] if `abort` fires (disconnects) while waiting, in which
-    /// case the worker is still stopped; with [`WouldDeadlock`] when called
-    /// from `id`'s own start function (the removal would wait for it).
-    pub fn stop_and_remove_worker(&self, id: &str, abort: Option<&Signal>) -> Result<(), Error> {
+    /// Fails ([`RemoveError`]) with the stopped incarnation's own error
+    /// ([`RemoveError::Stopped`]); at once for an unknown id and while the
+    /// runner shuts down; when `abort` fires while waiting, in which case
+    /// the worker is still stopped; and when called from `id`'s own start
+    /// function (the removal would wait for it: [`WouldDeadlock`]).
+    pub fn stop_and_remove_worker(
+        &self,
+        id: &str,
+        abort: Option<&AbortSignal>,
+    ) -> Result<(), RemoveError> {
         self.remove(id, None, abort, "stop_and_remove_worker")
     }
 
     /// [`stop_and_remove_worker`](Self::stop_and_remove_worker), waiting at
     /// most `timeout` by the runner's clock.
     ///
-    /// Past the timeout it fails with [`RemoveTimedOut`](crate::RemoveTimedOut),
+    /// Past the timeout it fails with [`RemoveError::TimedOut`],
     /// which says what happened to the worker: whether it is still in its
     /// start function or killed and running on, and whether it had been
     /// reported stuck or forced by then (as its
@@ -194,8 +246,8 @@ impl Runner {
         &self,
         id: &str,
         timeout: Duration,
-        abort: Option<&Signal>,
-    ) -> Result<(), Error> {
+        abort: Option<&AbortSignal>,
+    ) -> Result<(), RemoveError> {
         self.remove(id, Some(timeout), abort, "stop_and_remove_worker_within")
     }
 
@@ -203,10 +255,11 @@ impl Runner {
         &self,
         id: &str,
         timeout: Option<Duration>,
-        abort: Option<&Signal>,
+        abort: Option<&AbortSignal>,
         call: &'static str,
-    ) -> Result<(), Error> {
-        self.not_own_start(id, call)?;
+    ) -> Result<(), RemoveError> {
+        self.not_own_start(id, call)
+            .map_err(RemoveError::WouldDeadlock)?;
         let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
         let (answer, reply) = Call::new();
         self.send(machine::Event::StopAndRemove {
@@ -214,30 +267,40 @@ impl Runner {
             waiter,
             reply,
             timeout,
-        })?;
-        self.answer(id, waiter, answer, abort)?
+        })
+        .map_err(RemoveError::Dead)?;
+        let abort = abort.map(AbortSignal::receiver);
+        let answer = answer.wait_or_abort(abort.as_ref());
+        self.answered(id, waiter, answer, RemoveError::Dead, RemoveError::Aborted)?
     }
 
     /// The running instance of `id`, waiting while it is starting or
     /// waiting to restart (never a dead instance).
     ///
-    /// Fails with [`NotFound`](worker_core::NotFound) if the id is unknown
-    /// or goes away while waiting, with [`Dead`] if the runner is (or
-    /// starts) shutting down, with [`Aborted`] if `abort` fires while
-    /// waiting, and with [`WouldDeadlock`] when called from `id`'s own
-    /// start function. `abort` is a [`Signal`]: it fires when its sender is
-    /// dropped, so `Some(&tomb.dying())` ties the wait to a worker's life.
-    /// As in Go, `abort` is not looked at when the answer is immediate.
-    pub fn worker(&self, id: &str, abort: Option<&Signal>) -> Result<SharedWorker, Error> {
-        self.not_own_start(id, "worker")?;
+    /// Fails ([`LookupError`]) if the id is unknown or goes away while
+    /// waiting, if the runner is (or starts) shutting down, if `abort`
+    /// fires while waiting, and when called from `id`'s own start function
+    /// ([`WouldDeadlock`]). `Some(&tomb.abort_signal())` ties the wait to
+    /// a worker's life. As in Go, `abort` is not looked at when the answer
+    /// is immediate.
+    pub fn worker(
+        &self,
+        id: &str,
+        abort: Option<&AbortSignal>,
+    ) -> Result<SharedWorker, LookupError> {
+        self.not_own_start(id, "worker")
+            .map_err(LookupError::WouldDeadlock)?;
         let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
         let (call, reply) = Call::new();
         self.send(machine::Event::Lookup {
             id: id.to_owned(),
             waiter,
             reply,
-        })?;
-        self.answer(id, waiter, call, abort)?
+        })
+        .map_err(LookupError::Dead)?;
+        let abort = abort.map(AbortSignal::receiver);
+        let answer = call.wait_or_abort(abort.as_ref());
+        self.answered(id, waiter, answer, LookupError::Dead, LookupError::Aborted)?
     }
 
     /// [`worker`](Self::worker) for async code: a future of the running
@@ -264,15 +327,17 @@ impl Runner {
         &self,
         id: &str,
         abort: Option<&AbortSignal>,
-    ) -> Result<SharedWorker, Error> {
+    ) -> Result<SharedWorker, LookupError> {
         let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
         let (call, reply) = AsyncCall::new(abort);
         self.send(machine::Event::Lookup {
             id: id.to_owned(),
             waiter,
             reply,
-        })?;
-        self.answered(id, waiter, call.await)?
+        })
+        .map_err(LookupError::Dead)?;
+        let answer = call.await;
+        self.answered(id, waiter, answer, LookupError::Dead, LookupError::Aborted)?
     }
 
     /// [`stop_and_remove_worker`](Self::stop_and_remove_worker) for async
@@ -282,7 +347,7 @@ impl Runner {
         &self,
         id: &str,
         abort: Option<&AbortSignal>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), RemoveError> {
         let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
         let (call, reply) = AsyncCall::new(abort);
         self.send(machine::Event::StopAndRemove {
@@ -290,36 +355,33 @@ impl Runner {
             waiter,
             reply,
             timeout: None,
-        })?;
-        self.answered(id, waiter, call.await)?
+        })
+        .map_err(RemoveError::Dead)?;
+        let answer = call.await;
+        self.answered(id, waiter, answer, RemoveError::Dead, RemoveError::Aborted)?
     }
 
     /// Turns the end of a request that may wait into the caller's result;
     /// an abort withdraws the caller.
-    fn answered<R>(&self, id: &str, waiter: u64, answer: Result<R, CallError>) -> Result<R, Error> {
+    fn answered<R, E>(
+        &self,
+        id: &str,
+        waiter: u64,
+        answer: Result<R, CallError>,
+        dead: impl FnOnce(Dead) -> E,
+        aborted: impl FnOnce(Aborted) -> E,
+    ) -> Result<R, E> {
         match answer {
             Ok(answer) => Ok(answer),
-            Err(CallError::Closed) => Err(Dead.into()),
+            Err(CallError::Closed) => Err(dead(Dead)),
             Err(CallError::Aborted) => {
                 let _ = self.send(machine::Event::Cancel {
                     id: id.to_owned(),
                     waiter,
                 });
-                Err(Aborted.into())
+                Err(aborted(Aborted))
             }
         }
-    }
-
-    /// Waits for the answer of a request that may wait; an abort
-    /// withdraws the caller.
-    fn answer<R: Send + 'static>(
-        &self,
-        id: &str,
-        waiter: u64,
-        call: Call<R>,
-        abort: Option<&Signal>,
-    ) -> Result<R, Error> {
-        self.answered(id, waiter, call.wait_or_abort(abort))
     }
 
     /// The ids the runner knows, in any state, sorted. Racy by nature: an
@@ -344,20 +406,19 @@ impl Runner {
         call.wait().ok()
     }
 
-    fn send(&self, event: machine::Event<crate::shell::ShellIo>) -> Result<(), Error> {
-        self.handle
-            .send(Event::Machine(event))
-            .map_err(|_| Error::new(Dead))
+    fn send(&self, event: machine::Event<crate::shell::ShellIo>) -> Result<(), Dead> {
+        // An event the loop refused (it has finished) is dropped here, on
+        // the caller's thread.
+        self.handle.send(Event::Machine(event)).map_err(|_| Dead)
     }
 
     /// A start function waiting for its own worker would wait forever.
-    fn not_own_start(&self, id: &str, call: &'static str) -> Result<(), Error> {
+    fn not_own_start(&self, id: &str, call: &'static str) -> Result<(), WouldDeadlock> {
         if starter::starting(self.handle.id(), id) {
             return Err(WouldDeadlock {
                 supervisor: self.name().to_owned(),
                 call,
-            }
-            .into());
+            });
         }
         Ok(())
     }

@@ -41,7 +41,7 @@
 use std::any::Any;
 use std::collections::BTreeMap;
 
-use worker_core::{Error, Signal};
+use worker_core::{AbortSignal, Error};
 use worker_dependency::{Context, Outputs};
 
 /// What one input looks like to the start function under test.
@@ -119,7 +119,7 @@ impl StubResources {
     }
 
     /// A context whose abort signal is `abort` (Go's `StubContext`).
-    pub fn context_with_abort(&self, manifold: &str, abort: Signal) -> Context {
+    pub fn context_with_abort(&self, manifold: &str, abort: AbortSignal) -> Context {
         self.builder(manifold).abort(abort).build()
     }
 
@@ -137,7 +137,6 @@ impl StubResources {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::convert::Infallible;
     use worker_dependency::{GetError, Missing};
 
     #[derive(Debug, Clone, PartialEq)]
@@ -184,10 +183,10 @@ mod tests {
     fn contexts_never_abort_unless_given_a_signal() {
         let stubs = StubResources::new();
         assert!(!stubs.context("m").is_aborted());
-        let (tx, rx) = crossbeam_channel::bounded::<Infallible>(0);
-        let ctx = stubs.context_with_abort("m", rx);
+        let (trigger, abort) = AbortSignal::pair();
+        let ctx = stubs.context_with_abort("m", abort);
         assert!(!ctx.is_aborted());
-        drop(tx);
+        trigger.fire();
         assert!(ctx.is_aborted());
     }
 

@@ -30,7 +30,7 @@ pub fn run(scenario: &str, n: usize, variant: Variant) -> Result<Measurement, St
     }
 }
 
-fn fail(what: &str) -> impl Fn(Error) -> String + '_ {
+fn fail<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> String + '_ {
     move |e| format!("{what}: {e}")
 }
 

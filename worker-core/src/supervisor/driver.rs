@@ -295,13 +295,14 @@ impl<E> std::fmt::Debug for Handle<E> {
 /// thread, with each job for which no thread can be had, so that it can
 /// send the machine the failure its job would have reported.
 ///
-/// Fails only when the system refuses the loop thread.
+/// Fails only when the system refuses the loop thread, with what the
+/// system said.
 pub fn start<M, R, F>(
     config: DriverConfig,
     machine: M,
     run_job: R,
     mut refused: F,
-) -> Result<Handle<M::Event>, Error>
+) -> Result<Handle<M::Event>, std::io::Error>
 where
     M: Machine,
     R: Fn(M::Job, &Events<M::Event>) + Send + Sync + 'static,
@@ -374,32 +375,30 @@ where
     let loop_tomb = tomb.clone();
     let loop_name = name.clone();
     let span = tracing::error_span!("supervisor", name = %name);
-    thread
-        .spawn(format!("{name}-loop"), move || {
-            let _entered = span.enter();
-            crate::threads::serve(id);
-            let guard = LoopGuard::enter();
-            let result = match catch_unwind(AssertUnwindSafe(|| event_loop.run())) {
-                Ok(result) => result,
-                Err(payload) => {
-                    // A bug in the driver itself: whatever is left of the
-                    // loop has been dropped during the unwind. End the
-                    // supervisor, so nobody waits for it forever.
-                    let panicked = Panicked::from_payload("the supervisor loop", &*payload);
-                    tracing::error!(error = %panicked, "supervisor loop died");
-                    // What the unwind buried has nowhere safe to go.
-                    std::mem::forget(take_graveyard());
-                    Err(Error::new(SupervisorFailed {
-                        supervisor: loop_name.to_string(),
-                        reason: panicked.to_string(),
-                    }))
-                }
-            };
-            drop(guard);
-            loop_tomb.kill(None);
-            loop_tomb.done(result);
-        })
-        .map_err(|e| Error::new(e).context(format!("cannot start supervisor {name:?}")))?;
+    thread.spawn(format!("{name}-loop"), move || {
+        let _entered = span.enter();
+        crate::threads::serve(id);
+        let guard = LoopGuard::enter();
+        let result = match catch_unwind(AssertUnwindSafe(|| event_loop.run())) {
+            Ok(result) => result,
+            Err(payload) => {
+                // A bug in the driver itself: whatever is left of the
+                // loop has been dropped during the unwind. End the
+                // supervisor, so nobody waits for it forever.
+                let panicked = Panicked::from_payload("the supervisor loop", &*payload);
+                tracing::error!(error = %panicked, "supervisor loop died");
+                // What the unwind buried has nowhere safe to go.
+                std::mem::forget(take_graveyard());
+                Err(Error::new(SupervisorFailed {
+                    supervisor: loop_name.to_string(),
+                    reason: panicked.to_string(),
+                }))
+            }
+        };
+        drop(guard);
+        loop_tomb.kill(None);
+        loop_tomb.done(result);
+    })?;
     drop(events);
     Ok(Handle {
         shared: Arc::new(HandleShared {

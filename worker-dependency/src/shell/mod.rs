@@ -10,12 +10,10 @@
 //! workers, outputs) are [`OffLoop`], so none is ever dropped on the loop.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use crossbeam_channel::Sender;
 use worker_core::supervisor::offloop::OffLoop;
 use worker_core::supervisor::{Effects, Finish, Reply};
 use worker_core::{Clock, Error, SharedWorker};
@@ -82,8 +80,8 @@ pub(crate) struct Shell {
     pub(crate) policies: Arc<Policies>,
     /// What reports show once the loop has gone.
     pub(crate) final_snapshot: Arc<OnceLock<Seen>>,
-    /// The abort signal of each node's running start: dropped to fire.
-    pub(crate) aborts: Vec<Option<Sender<Infallible>>>,
+    /// The abort trigger of each node's running start: dropped to fire.
+    pub(crate) aborts: Vec<Option<worker_core::AbortTrigger>>,
     /// Callers waiting for an uninstall to finish.
     pub(crate) uninstalls: HashMap<NodeId, Vec<Reply<Result<(), UninstallError>>>>,
     /// Reused between events.
@@ -223,7 +221,7 @@ impl Shell {
                     manifold,
                     inputs,
                 } => {
-                    let (abort_tx, abort) = crossbeam_channel::bounded::<Infallible>(0);
+                    let (abort_tx, abort) = worker_core::AbortSignal::pair();
                     if self.aborts.len() <= node {
                         self.aborts.resize_with(node + 1, || None);
                     }

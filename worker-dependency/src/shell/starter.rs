@@ -16,12 +16,10 @@
 //! behind them.)
 
 use std::cell::RefCell;
-use std::convert::Infallible;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
 use worker_core::supervisor::Events;
 use worker_core::supervisor::offloop;
 use worker_core::supervisor::offloop::OffLoop;
@@ -51,7 +49,7 @@ pub(crate) struct StartJob {
     pub(crate) name: Arc<str>,
     pub(crate) manifold: OffLoop<Manifold>,
     pub(crate) inputs: OffLoop<Vec<(Arc<str>, InputState)>>,
-    pub(crate) abort: Receiver<Infallible>,
+    pub(crate) abort: worker_core::AbortSignal,
 }
 
 thread_local! {
@@ -159,7 +157,7 @@ fn start(
     name: &Arc<str>,
     manifold: &Manifold,
     inputs: Vec<(Arc<str>, InputState)>,
-    abort: Receiver<Infallible>,
+    abort: worker_core::AbortSignal,
 ) -> Result<Live, Error> {
     let ctx = Context::new(name.clone(), inputs, abort);
     let started = catch_panic(

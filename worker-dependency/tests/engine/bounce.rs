@@ -129,7 +129,7 @@ fn a_start_in_progress_is_aborted_when_an_input_changes() {
     let slow = Manifold::new(move |ctx| {
         entered_tx.send(()).unwrap();
         // Block until the engine gives up on this start.
-        let _ = ctx.abort().recv();
+        let _ = ctx.abort().receiver().recv();
         aborted_tx.send(()).unwrap();
         Err::<Passive, _>(Error::new(Missing))
     })

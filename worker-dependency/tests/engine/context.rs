@@ -126,7 +126,7 @@ fn the_abort_signal_fires_when_the_engine_stops() {
     let (entered_tx, entered) = crossbeam_channel::unbounded();
     let m = Manifold::new(move |ctx| {
         entered_tx.send(()).unwrap();
-        let _ = ctx.abort().recv();
+        let _ = ctx.abort().receiver().recv();
         assert!(ctx.is_aborted());
         Err::<Passive, _>(Error::msg("gave up"))
     });

@@ -48,6 +48,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use worker_core::Error;
+
+use crate::error::{LookupError, RemoveError, StartError};
 use worker_core::supervisor::Timers;
 
 pub(crate) use entry::{EntrySnapshot, RestartCause, StateName};
@@ -144,7 +146,8 @@ pub(crate) enum Action<T: Io> {
     /// Answer a `start_worker()` call.
     Accepted {
         to: T::StartReply,
-        result: Result<(), Error>,
+        /// Boxed: errors are rare, and actions queue by the thousand.
+        result: Result<(), Box<StartError>>,
     },
     /// Run `start` for incarnation `generation` of `id`, off the loop, and
     /// report back with [`Event::Started`].
@@ -167,12 +170,14 @@ pub(crate) enum Action<T: Io> {
     /// Answer a `worker()` call.
     Reply {
         to: T::WorkerReply,
-        result: Result<T::Worker, Error>,
+        /// Boxed: errors are rare, and actions queue by the thousand.
+        result: Result<T::Worker, Box<LookupError>>,
     },
     /// Answer a `stop_and_remove_worker()` call.
     Removed {
         to: T::RemoveReply,
-        result: Result<(), Error>,
+        /// Boxed: errors are rare, and actions queue by the thousand.
+        result: Result<(), Box<RemoveError>>,
     },
     /// Hand this event to the event hook (emitted only when there is one).
     Event(Box<RunnerEvent>),
@@ -329,7 +334,10 @@ impl<T: Io> Machine<T> {
                 reply,
             } => {
                 let result = self.start(id, options, start, now, out);
-                out.push(Action::Accepted { to: reply, result });
+                out.push(Action::Accepted {
+                    to: reply,
+                    result: result.map_err(Box::new),
+                });
             }
             Event::Stop { id } => self.stop(&id, now, out),
             Event::StopAndRemove {

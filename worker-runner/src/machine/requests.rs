@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use worker_core::{AlreadyExists, Dead, Error, NotFound, Outcome, deadline};
+use worker_core::{AlreadyExists, Dead, NotFound, Outcome, deadline};
 
 use super::entry::{Entry, Member, Remover, State};
 use super::{
     Action, Actions, Generation, Io, Key, Machine, RunnerEvent, Slot, Started, Verdict, WaiterId,
 };
-use crate::error::{Dying, EmptyId, InvalidParams};
+use crate::error::{Dying, EmptyId, InvalidParams, LookupError, RemoveError, StartError};
 use crate::event::ShutdownCause;
 use crate::policy::{RestartType, WorkerOptions};
 use crate::supervision::AutoShutdown;
@@ -28,21 +28,22 @@ impl<T: Io> Machine<T> {
         start: T::Start,
         now: Instant,
         out: &mut Actions<T>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), StartError> {
         if id.is_empty() {
-            return Err(EmptyId.into());
+            return Err(StartError::EmptyId(EmptyId));
         }
         if self.dying {
-            return Err(Dying.into());
+            return Err(StartError::Dying(Dying));
         }
         let significant = options.as_ref().is_some_and(|o| o.is_significant());
         if significant {
-            self.check_significant(options.as_deref())?;
+            self.check_significant(options.as_deref())
+                .map_err(StartError::InvalidParams)?;
         }
         let id: Arc<str> = id.into();
         let vacant = match self.index.entry(id.clone()) {
             std::collections::hash_map::Entry::Occupied(_) => {
-                return Err(AlreadyExists::new(&*id).into());
+                return Err(StartError::AlreadyExists(AlreadyExists::new(&*id)));
             }
             std::collections::hash_map::Entry::Vacant(v) => v,
         };
@@ -133,14 +134,14 @@ impl<T: Io> Machine<T> {
         if self.dying {
             out.push(Action::Removed {
                 to: reply,
-                result: Err(Dead.into()),
+                result: Err(Box::new(RemoveError::Dead(Dead))),
             });
             return;
         }
         let Some(&slot) = self.index.get(id) else {
             out.push(Action::Removed {
                 to: reply,
-                result: Err(NotFound::new(id).into()),
+                result: Err(Box::new(RemoveError::NotFound(NotFound::new(id)))),
             });
             return;
         };
@@ -171,14 +172,14 @@ impl<T: Io> Machine<T> {
         if self.dying {
             out.push(Action::Reply {
                 to: reply,
-                result: Err(Dead.into()),
+                result: Err(Box::new(LookupError::Dead(Dead))),
             });
             return;
         }
         let Some(&slot) = self.index.get(id) else {
             out.push(Action::Reply {
                 to: reply,
-                result: Err(NotFound::new(id).into()),
+                result: Err(Box::new(LookupError::NotFound(NotFound::new(id)))),
             });
             return;
         };

@@ -7,6 +7,8 @@ use std::time::Instant;
 
 use worker_core::Dead;
 
+use crate::error::LookupError;
+
 use super::entry::State;
 use super::{Action, Actions, Io, Key, Machine, RunnerEvent, Slot};
 use crate::event::ShutdownCause;
@@ -57,7 +59,7 @@ impl<T: Io> Machine<T> {
                 for (_, to) in extra.worker_waiters.drain(..) {
                     out.push(Action::Reply {
                         to,
-                        result: Err(Dead.into()),
+                        result: Err(Box::new(LookupError::Dead(Dead))),
                     });
                 }
             }

@@ -9,7 +9,7 @@ use worker_core::{Dead, Error, NotFound, Outcome, deadline};
 
 use super::entry::{Member, State, StopMark};
 use super::{Action, Actions, Io, Key, Machine, RunnerEvent, Slot, Verdict, WaiterId};
-use crate::error::RemoveTimedOut;
+use crate::error::{LookupError, RemoveError, RemoveTimedOut};
 use crate::event::ShutdownCause;
 use crate::policy::RestartType;
 use crate::status::Stage;
@@ -237,11 +237,11 @@ impl<T: Io> Machine<T> {
         }
         if let Some(extra) = entry.extra {
             for (_, to) in extra.worker_waiters {
-                let result = Err(if self.dying {
-                    Dead.into()
+                let result = Err(Box::new(if self.dying {
+                    LookupError::Dead(Dead)
                 } else {
-                    NotFound::new(&*entry.id).into()
-                });
+                    LookupError::NotFound(NotFound::new(&*entry.id))
+                }));
                 out.push(Action::Reply { to, result });
             }
             for remover in extra.removers {
@@ -250,7 +250,9 @@ impl<T: Io> Machine<T> {
                 }
                 out.push(Action::Removed {
                     to: remover.reply,
-                    result: result.clone(),
+                    result: result
+                        .clone()
+                        .map_err(|e| Box::new(RemoveError::Stopped(e))),
                 });
             }
         }
@@ -285,7 +287,7 @@ impl<T: Io> Machine<T> {
         };
         out.push(Action::Removed {
             to: remover.reply,
-            result: Err(error.into()),
+            result: Err(Box::new(RemoveError::TimedOut(error))),
         });
     }
 

@@ -19,6 +19,7 @@ use worker_core::supervisor::offloop::OffLoop;
 use worker_core::supervisor::{Effects, Finish, Reply};
 use worker_core::{Error, SharedWorker};
 
+use crate::error::{LookupError, RemoveError, StartError};
 use crate::machine::{self, Action, Actions, EntrySnapshot, Io, Machine, Policies};
 use crate::status::WaitingFor;
 
@@ -51,11 +52,11 @@ pub(crate) enum Event {
 pub(crate) struct ShellIo;
 
 impl Io for ShellIo {
-    type StartReply = Reply<Result<(), Error>>;
+    type StartReply = Reply<Result<(), StartError>>;
     type Start = StartFn;
     type Worker = Held;
-    type WorkerReply = Reply<Result<SharedWorker, Error>>;
-    type RemoveReply = Reply<Result<(), Error>>;
+    type WorkerReply = Reply<Result<SharedWorker, LookupError>>;
+    type RemoveReply = Reply<Result<(), RemoveError>>;
 }
 
 /// The runner's machine, as the driver runs it.
@@ -175,9 +176,11 @@ impl Shell {
                     }
                 }
                 Action::Reap { worker } => fx.reap(worker.into_inner()),
-                Action::Accepted { to, result } => to.send(result),
-                Action::Reply { to, result } => to.send(result.map(OffLoop::into_inner)),
-                Action::Removed { to, result } => to.send(result),
+                Action::Accepted { to, result } => to.send(result.map_err(|e| *e)),
+                Action::Reply { to, result } => {
+                    to.send(result.map(OffLoop::into_inner).map_err(|e| *e))
+                }
+                Action::Removed { to, result } => to.send(result.map_err(|e| *e)),
                 Action::Dying => fx.dying(),
                 Action::Finished { errors } => fx.finish(self.end(errors)),
             }
@@ -205,8 +208,8 @@ impl Shell {
 
 /// A waiting request's reply, kept to acknowledge it.
 enum Waiting {
-    Worker(Reply<Result<SharedWorker, Error>>),
-    Removal(Reply<Result<(), Error>>),
+    Worker(Reply<Result<SharedWorker, LookupError>>),
+    Removal(Reply<Result<(), RemoveError>>),
 }
 
 impl Waiting {

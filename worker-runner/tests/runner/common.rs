@@ -261,9 +261,11 @@ pub(crate) fn starter_of(w: &SharedWorker) -> Arc<Starter> {
         .clone()
 }
 
-/// Checks that `err` is (or wraps) an `E`.
+/// Checks that `err` (any of the runner's typed errors, or the shared
+/// `Error` they convert into) is, or wraps, an `E`.
 #[track_caller]
-pub(crate) fn assert_is<E: std::error::Error + 'static>(err: &Error) {
+pub(crate) fn assert_is<E: std::error::Error + 'static>(err: &(impl Clone + Into<Error>)) {
+    let err: Error = err.clone().into();
     assert!(
         err.is::<E>(),
         "expected a {} error, got: {err}",
@@ -271,18 +273,40 @@ pub(crate) fn assert_is<E: std::error::Error + 'static>(err: &Error) {
     );
 }
 
-/// A signal and the sender that fires it (by being dropped).
-pub(crate) fn abort_signal() -> (Sender<std::convert::Infallible>, Signal) {
-    crossbeam_channel::bounded(0)
+/// `is`, `downcast_ref` and `same` on the runner's typed errors, as on the
+/// shared `Error` they convert into.
+pub(crate) trait Typed: Clone + Into<Error> {
+    fn is<E: std::error::Error + 'static>(&self) -> bool {
+        self.clone().into().is::<E>()
+    }
+
+    /// Whether it is (or wraps) the very same error as `other`.
+    fn same(&self, other: &Error) -> bool {
+        self.clone().into().chain().any(|link| {
+            std::ptr::addr_eq(
+                link as *const dyn std::error::Error,
+                other.as_std() as *const _,
+            )
+        })
+    }
+}
+
+impl Typed for worker_runner::StartError {}
+impl Typed for worker_runner::LookupError {}
+impl Typed for worker_runner::RemoveError {}
+
+/// An abort signal and the trigger that fires it (also when dropped).
+pub(crate) fn abort_signal() -> (worker_core::AbortTrigger, worker_core::AbortSignal) {
+    worker_core::AbortSignal::pair()
 }
 
 /// The error of `result`, which must be one (`unwrap_err` needs `Debug`,
-/// which `dyn Worker` is not).
+/// which `dyn Worker` is not), as the shared `Error`.
 #[track_caller]
-pub(crate) fn err_of<T>(result: Result<T, Error>) -> Error {
+pub(crate) fn err_of<T, E: Into<Error>>(result: Result<T, E>) -> Error {
     match result {
         Ok(_) => panic!("expected an error, got a value"),
-        Err(e) => e,
+        Err(e) => e.into(),
     }
 }
 

@@ -204,9 +204,11 @@ fn a_removal_with_a_timeout_says_what_happened_and_the_stop_goes_on() {
     };
     clock.wait_advance(secs(2), LONG, 1).unwrap();
     let err = remover.join().unwrap().unwrap_err();
-    let timed_out = err.downcast_ref::<RemoveTimedOut>().expect("timed out");
+    let worker_runner::RemoveError::TimedOut(timed_out) = err else {
+        panic!("expected a timeout, got {err}");
+    };
     assert_eq!(
-        *timed_out,
+        timed_out,
         RemoveTimedOut {
             id: "forever".into(),
             timeout: secs(2),

@@ -8,7 +8,7 @@ use super::tests::{
     H, config, finished, finished_errors, kills, none_fatal, removed, secs, start_of, starts,
 };
 use super::*;
-use crate::error::{RemoveTimedOut, RunnerIntensityExceeded};
+use crate::error::RunnerIntensityExceeded;
 use crate::event::ShutdownCause;
 use crate::policy::WorkerOptions;
 

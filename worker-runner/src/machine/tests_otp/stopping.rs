@@ -181,7 +181,9 @@ fn a_removal_timeout_says_if_the_worker_was_forced() {
             _ => None,
         })
         .unwrap();
-    let timed_out = err.downcast_ref::<RemoveTimedOut>().unwrap();
+    let crate::RemoveError::TimedOut(timed_out) = *err else {
+        panic!("expected a timeout, got {err}");
+    };
     assert!(timed_out.stuck && timed_out.forced);
 }
 
