@@ -91,6 +91,31 @@ pub trait Worker: Any + Send + Sync {
         None
     }
 
+    /// This worker, given away, as a [`SharedWorker`]: what
+    /// [`into_shared`] does. A new `Arc` for a plain worker; an `Arc` of a
+    /// worker is shared as it is, never wrapped again, so that a
+    /// supervisor hands back the very `Arc` a start function gave it. You
+    /// never need to write it.
+    fn into_shared_worker(self) -> SharedWorker
+    where
+        Self: Sized,
+    {
+        Arc::new(self)
+    }
+
+    /// The converse of [`into_shared_worker`](Worker::into_shared_worker)
+    /// for handle types: an `Arc<T>` of the worker `shared` holds, sharing
+    /// its allocation (`None` for other types, or a worker of another
+    /// type). For code that was given a [`SharedWorker`] and expects the
+    /// `Arc<T>` it started from. You never need to write it.
+    fn from_shared(shared: &SharedWorker) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        let _ = shared;
+        None
+    }
+
     /// This worker as a [`Reporter`], if it is one. Supervisors include the
     /// reports of the workers that are in their own reports.
     fn reporter(&self) -> Option<&dyn Reporter> {
@@ -155,51 +180,71 @@ pub trait Abort: Send + Sync {
     fn abort(&self);
 }
 
-impl<W: Worker + ?Sized> Worker for Arc<W> {
-    fn kill(&self) {
-        (**self).kill()
-    }
-    fn wait(&self) -> Result<(), Error> {
-        (**self).wait()
-    }
-    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
-        (**self).on_done(callback)
-    }
-    fn dead_signal(&self) -> Option<Signal> {
-        (**self).dead_signal()
-    }
-    fn reporter(&self) -> Option<&dyn Reporter> {
-        (**self).reporter()
-    }
+/// The methods a handle forwards to the worker it holds.
+macro_rules! forward_to_pointee {
+    () => {
+        fn kill(&self) {
+            (**self).kill()
+        }
+        fn wait(&self) -> Result<(), Error> {
+            (**self).wait()
+        }
+        fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
+            (**self).on_done(callback)
+        }
+        fn dead_signal(&self) -> Option<Signal> {
+            (**self).dead_signal()
+        }
+        fn reporter(&self) -> Option<&dyn Reporter> {
+            (**self).reporter()
+        }
+        fn abortable(&self) -> Option<&dyn Abort> {
+            (**self).abortable()
+        }
+    };
+}
+
+/// An `Arc` of a worker is that worker: shared as it is, never wrapped
+/// again, so what goes into a supervisor comes out (`Arc::ptr_eq` holds).
+impl<W: Worker> Worker for Arc<W> {
+    forward_to_pointee!();
+
     fn to_shared(&self) -> Option<SharedWorker> {
-        Some(into_shared(Arc::clone(self)))
+        let shared: Arc<W> = Arc::clone(self);
+        Some(shared)
     }
-    fn abortable(&self) -> Option<&dyn Abort> {
-        (**self).abortable()
+
+    fn into_shared_worker(self) -> SharedWorker {
+        self
+    }
+
+    fn from_shared(shared: &SharedWorker) -> Option<Self> {
+        downcast_worker::<W>(shared)
+    }
+}
+
+/// A [`SharedWorker`] is itself, shared as it is.
+impl Worker for Arc<dyn Worker> {
+    forward_to_pointee!();
+
+    fn to_shared(&self) -> Option<SharedWorker> {
+        Some(Arc::clone(self))
+    }
+
+    fn into_shared_worker(self) -> SharedWorker {
+        self
+    }
+
+    fn from_shared(shared: &SharedWorker) -> Option<Self> {
+        Some(Arc::clone(shared))
     }
 }
 
 impl<W: Worker + ?Sized> Worker for Box<W> {
-    fn kill(&self) {
-        (**self).kill()
-    }
-    fn wait(&self) -> Result<(), Error> {
-        (**self).wait()
-    }
-    fn on_done(&self, callback: DoneCallback) -> Result<(), DoneCallback> {
-        (**self).on_done(callback)
-    }
-    fn dead_signal(&self) -> Option<Signal> {
-        (**self).dead_signal()
-    }
-    fn reporter(&self) -> Option<&dyn Reporter> {
-        (**self).reporter()
-    }
+    forward_to_pointee!();
+
     fn to_shared(&self) -> Option<SharedWorker> {
         (**self).to_shared()
-    }
-    fn abortable(&self) -> Option<&dyn Abort> {
-        (**self).abortable()
     }
 }
 
@@ -519,14 +564,14 @@ where
 ///
 /// let shared: SharedWorker = Arc::new(Passive::new());
 /// assert!(Arc::ptr_eq(&into_shared(shared.clone()), &shared)); // not wrapped twice
+/// let mine = Arc::new(Passive::new());
+/// let as_shared = into_shared(mine.clone()); // nor is an Arc of a worker
+/// assert!(std::ptr::addr_eq(Arc::as_ptr(&as_shared), Arc::as_ptr(&mine)));
 /// let _plain: SharedWorker = into_shared(Passive::new());
 /// ```
 #[must_use]
 pub fn into_shared<W: Worker>(worker: W) -> SharedWorker {
-    match (&worker as &dyn Any).downcast_ref::<SharedWorker>() {
-        Some(shared) => shared.clone(),
-        None => Arc::new(worker),
-    }
+    worker.into_shared_worker()
 }
 
 /// Turns a shared worker back into its concrete type, if it is a `T`.

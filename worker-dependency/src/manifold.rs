@@ -140,9 +140,15 @@ impl Manifold {
         let started = self.worker_type;
         self.output = Some(Arc::new(move |worker: &SharedWorker, out: &mut Outputs| {
             let any: &dyn Any = &**worker;
-            match any.downcast_ref::<W>() {
+            if let Some(w) = any.downcast_ref::<W>() {
+                output(w, out);
+                return Ok(());
+            }
+            // A start function that returned an `Arc` of its worker: the
+            // engine keeps that very `Arc` (never wrapped again).
+            match W::from_shared(worker) {
                 Some(w) => {
-                    output(w, out);
+                    output(&w, out);
                     Ok(())
                 }
                 None => Err(Error::msg(format!(

@@ -136,3 +136,63 @@ fn worker_names_lists_every_known_id_sorted() {
     assert_eq!(r.worker_names(), vec!["w0", "w1", "w2"]);
     assert!(finish(&r).is_ok());
 }
+
+#[test]
+fn a_one_shot_worker_takes_what_it_is_given_and_is_never_restarted() {
+    let (r, clock) = clocked_runner("rt-start-once", |p| p);
+    // A value moved in, not cloned: the start function runs once.
+    let (tx, rx) = crossbeam_channel::bounded::<()>(1);
+    let socket = tx;
+    r.start_worker_once("conn", move || {
+        let socket = socket; // owned by the worker from here on
+        Ok(worker_core::spawn("rt-start-once-conn", move |tomb| {
+            let _ = tomb.dying().recv();
+            drop(socket);
+            Err(Error::msg("client reset"))
+        }))
+    })
+    .unwrap();
+    let conn = r.worker("conn", None).unwrap();
+    conn.kill();
+    // The error ends it for good: no restart is scheduled (nothing is
+    // fatal here), and the id is gone.
+    assert!(rx.recv_timeout(LONG).is_err(), "the socket was dropped");
+    let err = r.stop_and_remove_worker("conn", None);
+    assert!(err.is_err());
+    assert!(clock.waiting().is_empty(), "no restart delay");
+    assert!(r.worker_names().is_empty());
+    assert!(finish(&r).is_ok());
+}
+
+#[test]
+fn an_adopted_worker_is_supervised_as_it_is() {
+    let r = runner("rt-start-adopt", |p| p.is_fatal(none_fatal));
+    let lease = Arc::new(worker_core::Passive::new());
+    r.adopt("lease", lease.clone()).unwrap();
+    let held = r.worker("lease", None).unwrap();
+    assert!(
+        worker_core::downcast_worker::<worker_core::Passive>(&held)
+            .is_some_and(|p| Arc::ptr_eq(&p, &lease)),
+        "what goes in comes out"
+    );
+    assert!(finish(&r).is_ok());
+    assert!(lease.wait().is_ok(), "stopped with the runner");
+}
+
+#[test]
+fn what_a_start_function_returns_is_what_the_runner_hands_back() {
+    // An Arc of a worker is shared as it is: never wrapped a second time.
+    let r = runner("rt-start-same-arc", |p| p.is_fatal(none_fatal));
+    let mine = Arc::new(worker_core::Passive::new());
+    let given = mine.clone();
+    r.start_worker("w", move || Ok(given.clone())).unwrap();
+    let handed_back = r.worker("w", None).unwrap();
+    let back = worker_core::downcast_worker::<worker_core::Passive>(&handed_back)
+        .expect("the concrete type is reachable");
+    assert!(Arc::ptr_eq(&back, &mine), "the very same worker");
+    assert!(std::ptr::addr_eq(
+        Arc::as_ptr(&handed_back),
+        Arc::as_ptr(&mine)
+    ));
+    assert!(finish(&r).is_ok());
+}
