@@ -305,7 +305,7 @@ fn the_observer_serves_every_endpoint_then_stops_without_a_trace() {
     let bound = Observer::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let address = bound.local_addr();
     assert!(address.ip().is_loopback() && address.port() != 0);
-    let observer = bound.serve(engine.handle(), vec![Arc::new(Extra(Ok(4.0)))]);
+    let observer = bound.serve(engine.clone(), vec![Arc::new(Extra(Ok(4.0)))]);
     assert_eq!(observer.local_addr(), address);
     let client = client();
 
@@ -384,7 +384,7 @@ fn the_observer_serves_every_endpoint_then_stops_without_a_trace() {
 fn observe(engine: &Engine, metrics: Vec<Arc<dyn Collect>>) -> (Observer, SocketAddr) {
     let observer = Observer::bind("127.0.0.1:0".parse().unwrap())
         .unwrap()
-        .serve(engine.handle(), metrics);
+        .serve(engine.clone(), metrics);
     let address = observer.local_addr();
     (observer, address)
 }

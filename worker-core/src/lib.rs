@@ -218,8 +218,8 @@ pub use start_queue::StartQueue;
 pub use supervisor::{SupervisorFailed, WouldDeadlock};
 pub use tomb::{Tomb, TombState, UntilDead, UntilDying};
 pub use worker::{
-    Abort, DoneCallback, Outcome, SharedWorker, Signal, Worker, dead, downcast_worker, into_shared,
-    stop, watch, watch_named,
+    Abort, DoneCallback, KillOnDrop, Outcome, SharedWorker, Signal, Worker, dead, downcast_worker,
+    into_shared, stop, watch, watch_named,
 };
 
 /// Re-exported so users can `select!` on [`Signal`]s without naming the

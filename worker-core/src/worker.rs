@@ -103,6 +103,28 @@ pub trait Worker: Any + Send + Sync {
         Arc::new(self)
     }
 
+    /// This worker, killed when the returned guard is dropped: to tie a
+    /// supervisor (which runs until it is killed, whatever happens to its
+    /// handles) to a scope. The guard dereferences to the worker; it does
+    /// not wait (call [`wait`](Worker::wait) for that).
+    ///
+    /// ```
+    /// use worker_core::{Passive, Worker};
+    ///
+    /// let lease = Passive::new();
+    /// let tomb = lease.tomb().clone();
+    /// {
+    ///     let _scoped = lease.kill_on_drop();
+    /// }
+    /// assert!(tomb.try_result().is_some(), "killed with the scope");
+    /// ```
+    fn kill_on_drop(self) -> KillOnDrop<Self>
+    where
+        Self: Sized,
+    {
+        KillOnDrop(Some(self))
+    }
+
     /// The converse of [`into_shared_worker`](Worker::into_shared_worker)
     /// for handle types: an `Arc<T>` of the worker `shared` holds, sharing
     /// its allocation (`None` for other types, or a worker of another
@@ -178,6 +200,44 @@ pub trait Abort: Send + Sync {
     /// Stops the worker now, whatever it is doing. Returns at once and is
     /// idempotent, like [`Worker::kill`].
     fn abort(&self);
+}
+
+/// A worker that is killed when this guard is dropped; see
+/// [`Worker::kill_on_drop`].
+#[must_use = "dropping the guard kills the worker at once"]
+pub struct KillOnDrop<W: Worker>(Option<W>);
+
+impl<W: Worker> KillOnDrop<W> {
+    /// The worker, no longer killed on drop.
+    pub fn into_inner(mut self) -> W {
+        self.0
+            .take()
+            .expect("a guard holds its worker until dropped")
+    }
+}
+
+impl<W: Worker> std::ops::Deref for KillOnDrop<W> {
+    type Target = W;
+
+    fn deref(&self) -> &W {
+        self.0
+            .as_ref()
+            .expect("a guard holds its worker until dropped")
+    }
+}
+
+impl<W: Worker> Drop for KillOnDrop<W> {
+    fn drop(&mut self) {
+        if let Some(worker) = &self.0 {
+            worker.kill();
+        }
+    }
+}
+
+impl<W: Worker + std::fmt::Debug> std::fmt::Debug for KillOnDrop<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("KillOnDrop").field(&self.0).finish()
+    }
 }
 
 /// The methods a handle forwards to the worker it holds.

@@ -1,7 +1,7 @@
-//! `Engine`, the worker that runs the graph, and `EngineHandle`, the
-//! cheap clonable way to talk to it. Each method sends a request to the
-//! engine's loop thread (run by the core's supervisor driver) and, where
-//! it needs an answer, waits for the reply.
+//! `Engine`: the cheap clonable handle on the worker that runs the graph.
+//! Each method sends a request to the engine's loop thread (run by the
+//! core's supervisor driver) and, where it needs an answer, waits for the
+//! reply.
 
 use std::sync::{Arc, OnceLock};
 
@@ -21,21 +21,20 @@ use crate::{ConfigError, EngineConfig, InstallError, Manifold, ShuttingDown, Uni
 /// [`Manifold`]s, starting each when it likes and restarting it whenever
 /// one of its inputs starts or stops. See the [crate docs](crate).
 ///
+/// An `Engine` is a handle: cheap to clone (an `Arc`), `Send + Sync`, and
+/// every clone is the same engine. The engine runs until it is killed (by
+/// [`kill`](Worker::kill), by a fatal error, or by the supervisor it runs
+/// in); dropping handles, even the last one, never stops it, so its own
+/// manifolds may hold one (that is what [`self_manifold`] offers them)
+/// without keeping anything alive by accident. To tie an engine to a
+/// scope, hold it through [`kill_on_drop`](Worker::kill_on_drop). Once
+/// it has stopped, its methods return [`ShuttingDown`] (or the final
+/// report).
+///
 /// Stop it like any worker: [`kill`](Worker::kill), then
 /// [`wait`](Worker::wait), which returns the worst fatal error (if any).
-/// Dropping the `Engine` kills it too (without waiting), so an engine
-/// that goes out of scope never leaves its threads running; keep it (or
-/// an `Arc` of it) for as long as it should run.
-pub struct Engine {
-    handle: EngineHandle,
-}
-
-/// A clonable handle to an [`Engine`]: install, uninstall, report. This is
-/// what [`self_manifold`] offers to the engine's own manifolds. It does not
-/// keep the engine running; once the engine stops, its methods return
-/// [`ShuttingDown`] (or the final report).
 #[derive(Clone)]
-pub struct EngineHandle {
+pub struct Engine {
     shared: Arc<Shared>,
 }
 
@@ -98,67 +97,16 @@ impl Engine {
             ),
         };
         Ok(Engine {
-            handle: EngineHandle {
-                shared: Arc::new(Shared {
-                    driver,
-                    policies,
-                    final_snapshot,
-                }),
-            },
+            shared: Arc::new(Shared {
+                driver,
+                policies,
+                final_snapshot,
+            }),
         })
     }
 
-    /// A clonable handle for installing, uninstalling and reporting.
-    pub fn handle(&self) -> EngineHandle {
-        self.handle.clone()
-    }
-
-    /// The engine's name.
-    pub fn name(&self) -> &str {
-        self.handle.name()
-    }
-
-    /// See [`EngineHandle::install`].
-    pub fn install(&self, name: impl Into<String>, manifold: Manifold) -> Result<(), InstallError> {
-        self.handle.install(name, manifold)
-    }
-
-    /// See [`EngineHandle::install_all`].
-    pub fn install_all<I, S>(&self, manifolds: I) -> Result<(), InstallError>
-    where
-        I: IntoIterator<Item = (S, Manifold)>,
-        S: Into<String>,
-    {
-        self.handle.install_all(manifolds)
-    }
-
-    /// See [`EngineHandle::uninstall`].
-    pub fn uninstall(&self, name: &str) -> Result<(), UninstallError> {
-        self.handle.uninstall(name)
-    }
-
-    /// See [`EngineHandle::report`].
-    pub fn report(&self) -> EngineReport {
-        self.handle.report()
-    }
-
-    /// See [`EngineHandle::dot`].
-    pub fn dot(&self) -> String {
-        self.handle.dot()
-    }
-
-    /// See [`EngineHandle::graph_json`].
-    pub fn graph_json(&self) -> serde_json::Value {
-        self.handle.graph_json()
-    }
-
-    /// See [`EngineHandle::waiting_for`].
-    pub fn waiting_for(&self) -> Vec<String> {
-        self.handle.waiting_for()
-    }
-
     fn driver(&self) -> &Handle<Event> {
-        &self.handle.shared.driver
+        &self.shared.driver
     }
 }
 
@@ -195,26 +143,20 @@ impl Worker for Engine {
 /// [`Engine::report`], as a [`Report`] to nest in another's.
 impl Reporter for Engine {
     fn report(&self) -> Report {
-        Report::new(self.handle.report())
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        self.driver().kill();
+        Report::new(Engine::report(self))
     }
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("name", &self.handle.name())
-            .field("state", &self.handle.tomb_state())
+            .field("name", &self.name())
+            .field("state", &self.tomb_state())
             .finish()
     }
 }
 
-impl EngineHandle {
+impl Engine {
     /// The engine's name.
     pub fn name(&self) -> &str {
         self.shared.driver.name()
@@ -357,24 +299,10 @@ impl EngineHandle {
     }
 }
 
-/// [`EngineHandle::report`], as a [`Report`] to nest in another's.
-impl Reporter for EngineHandle {
-    fn report(&self) -> Report {
-        Report::new(EngineHandle::report(self))
-    }
-}
-
-impl std::fmt::Debug for EngineHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EngineHandle")
-            .field("name", &self.name())
-            .finish()
-    }
-}
-
 /// The engine offered to its own manifolds (Go's `SelfManifold`): a
-/// manifold whose output is an [`EngineHandle`], so a start function can
-/// install more manifolds or read the report.
+/// manifold whose output is the [`Engine`] (a handle), so a start function
+/// can install more manifolds or read the report. Holding it does not keep
+/// the engine running.
 ///
 /// Its worker is an ordinary worker with no thread that ends cleanly when
 /// the engine stops it (after its dependents), so it needs no special case
@@ -382,18 +310,18 @@ impl std::fmt::Debug for EngineHandle {
 ///
 /// ```
 /// use worker_core::{stop, Passive};
-/// use worker_dependency::{self_manifold, Engine, EngineConfig, EngineHandle, Manifold};
+/// use worker_dependency::{self_manifold, Engine, EngineConfig, Manifold};
 ///
 /// let engine = Engine::new(EngineConfig::new("doc-self")).unwrap();
-/// engine.install("self", self_manifold(&engine.handle())).unwrap();
+/// engine.install("self", self_manifold(&engine)).unwrap();
 /// engine.install("installer", Manifold::new(|ctx| {
-///     let engine: EngineHandle = ctx.get("self")?;
+///     let engine: Engine = ctx.get("self")?;
 ///     let _ = engine.install("late", Manifold::new(|_| Ok(Passive::new())));
 ///     Ok(Passive::new())
 /// }).inputs(["self"])).unwrap();
 /// # let _ = stop(&engine);
 /// ```
-pub fn self_manifold(engine: &EngineHandle) -> Manifold {
+pub fn self_manifold(engine: &Engine) -> Manifold {
     let handle = engine.clone();
     Manifold::new(|_| Ok(Passive::new())).output(move |_: &Passive, out| out.put(handle.clone()))
 }

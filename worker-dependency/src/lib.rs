@@ -106,6 +106,13 @@
 //! all. Durations saturate: a delay too long for the clock (up to
 //! `Duration::MAX`) means "practically never", never "now".
 //!
+//! An [`Engine`] is a handle: clones are cheap, each one (and the
+//! [`self_manifold`] output) speaks to the same engine, and dropping them,
+//! even the last, stops nothing. An engine runs until it is killed or
+//! fails, as a Go engine does; to stop it when a scope ends, hold it
+//! through [`Worker::kill_on_drop`](worker_core::Worker::kill_on_drop)
+//! (`shutdown::dropping_handles_never_stops_the_engine_and_kill_on_drop_does`).
+//!
 //! Costs are in proportion to the edges an event touches: a start or stop
 //! walks the manifold's dependents, a dispatch its inputs, an install the
 //! new node's inputs plus its existing descendants (none when inputs are
@@ -275,8 +282,6 @@
 //!   (joining its thread, if it has one), although the engine learns of
 //!   endings from completion callbacks that can run before a worker's
 //!   thread returns (`shutdown::when_wait_returns_the_workers_threads_are_gone`).
-//! - **Dropping an [`Engine`] kills it**, so an engine that goes out of
-//!   scope leaves no thread running (`shutdown::dropping_the_engine_stops_it`).
 //!
 //! Kept from Go on purpose: the blunt bounce rule (no check whether an
 //! output really changed), control errors passing through `is_fatal`
@@ -300,7 +305,7 @@ mod shell;
 
 pub use config::{EngineConfig, IsFatalFn, Metrics, NoMetrics, UNCAPPED_LIMIT, WorstErrorFn};
 pub use context::{Context, ContextBuilder};
-pub use engine::{Engine, EngineHandle, self_manifold};
+pub use engine::{Engine, self_manifold};
 pub use error::{
     Bounce, ConfigError, GetError, InstallError, Internal, Missing, ShuttingDown, Uninstall,
     UninstallError,

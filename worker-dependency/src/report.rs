@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Serialize, Serializer};
 use worker_core::{Error, Report, ReportScope, WorkerState};
 
-use crate::EngineHandle;
+use crate::Engine;
 use crate::machine::{View, Why};
 
 mod graph;
@@ -170,7 +170,7 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
-pub(crate) fn report(handle: &EngineHandle) -> EngineReport {
+pub(crate) fn report(handle: &Engine) -> EngineReport {
     // A worker whose report asks for this engine's report again gets a
     // marker instead of its own report, rather than recursing.
     let scope = ReportScope::enter(handle.id());

@@ -247,6 +247,13 @@
 //! [`stop_and_remove_worker_within`](Runner::stop_and_remove_worker_within)
 //! bounds a removal by a timeout on the runner's clock.
 //!
+//! A [`Runner`] is a handle: clones are cheap and all speak to the same
+//! runner, and dropping them, even the last one, stops nothing. A runner
+//! runs until it is killed or fails, as a Go runner does; to stop it when
+//! a scope ends, hold it through
+//! [`Worker::kill_on_drop`](worker_core::Worker::kill_on_drop)
+//! (`shutdown::dropping_handles_never_stops_the_runner_and_kill_on_drop_does`).
+//!
 //! # Events
 //!
 //! [`RunnerParams::on_event`] hands a program the runner's lifecycle
@@ -361,11 +368,9 @@
 //!   runner name or an unusable policy ([`InvalidParams`]); Go accepts
 //!   anything (`start_stop::empty_id_is_refused`,
 //!   `policies::bad_parameters_are_refused_with_the_reason`).
-//! - **Dropping the last handle kills the runner** (its workers are stopped
-//!   in the background); a dropped Go runner runs on
-//!   (`shutdown::dropping_the_runner_kills_it`).
-//! - **`worker_names` is sorted**, and the abort parameter is a
-//!   [`Signal`](worker_core::Signal) that fires when its sender is dropped.
+//! - **`worker_names` is sorted**, and the abort parameter of the waiting
+//!   calls is an [`AbortSignal`](worker_core::AbortSignal), fired by its
+//!   trigger or when every trigger is dropped.
 //!
 //! Kept as in Go, deliberately: every error is fatal unless `is_fatal`
 //! says otherwise (a runner that silently restarts a worker forever is

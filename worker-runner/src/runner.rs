@@ -30,12 +30,25 @@ use worker_core::supervisor::offloop::OffLoop;
 /// any thread. Once the runner has finished, every method fails at once
 /// with [`Dead`] (or returns an empty answer, for the queries).
 ///
-/// Dropping the last handle kills the runner (its workers are stopped in
-/// the background); call [`wait`](Worker::wait) first to wait for them.
+/// A `Runner` is a handle: cheap to clone (an `Arc`), `Send + Sync`, and
+/// every clone is the same runner. The runner runs until it is killed (by
+/// [`kill`](Worker::kill), by a fatal error, or by the supervisor it runs
+/// in); dropping handles, even the last one, never stops it, so a worker
+/// may hold a clone of its own runner (to start siblings, say) without
+/// keeping anything alive by accident, and with no `Weak`. To tie a runner
+/// to a scope, hold it through [`kill_on_drop`](Worker::kill_on_drop).
+#[derive(Clone)]
 pub struct Runner {
     handle: Handle<Event>,
     clock: Arc<dyn Clock>,
-    next_waiter: AtomicU64,
+}
+
+/// Numbers waiting callers, for any runner: unique in the process, so
+/// that clones of one runner never hand out the same number.
+static NEXT_WAITER: AtomicU64 = AtomicU64::new(0);
+
+fn next_waiter() -> u64 {
+    NEXT_WAITER.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Runner {
@@ -82,7 +95,6 @@ impl Runner {
         Ok(Runner {
             handle,
             clock: parts.clock,
-            next_waiter: AtomicU64::new(0),
         })
     }
 
@@ -260,7 +272,7 @@ impl Runner {
     ) -> Result<(), RemoveError> {
         self.not_own_start(id, call)
             .map_err(RemoveError::WouldDeadlock)?;
-        let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
+        let waiter = next_waiter();
         let (answer, reply) = Call::new();
         self.send(machine::Event::StopAndRemove {
             id: id.to_owned(),
@@ -290,7 +302,7 @@ impl Runner {
     ) -> Result<SharedWorker, LookupError> {
         self.not_own_start(id, "worker")
             .map_err(LookupError::WouldDeadlock)?;
-        let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
+        let waiter = next_waiter();
         let (call, reply) = Call::new();
         self.send(machine::Event::Lookup {
             id: id.to_owned(),
@@ -328,7 +340,7 @@ impl Runner {
         id: &str,
         abort: Option<&AbortSignal>,
     ) -> Result<SharedWorker, LookupError> {
-        let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
+        let waiter = next_waiter();
         let (call, reply) = AsyncCall::new(abort);
         self.send(machine::Event::Lookup {
             id: id.to_owned(),
@@ -348,7 +360,7 @@ impl Runner {
         id: &str,
         abort: Option<&AbortSignal>,
     ) -> Result<(), RemoveError> {
-        let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
+        let waiter = next_waiter();
         let (call, reply) = AsyncCall::new(abort);
         self.send(machine::Event::StopAndRemove {
             id: id.to_owned(),
@@ -494,12 +506,6 @@ impl Runner {
 impl Reporter for Runner {
     fn report(&self) -> Report {
         Report::new(Runner::report(self))
-    }
-}
-
-impl Drop for Runner {
-    fn drop(&mut self) {
-        self.handle.kill();
     }
 }
 

@@ -81,9 +81,9 @@ pub fn run(options: &Options) -> Result<(), Error> {
     if let Some(bound) = &bound {
         println!("observer: http://{}/", bound.local_addr());
     }
-    let engine = Arc::new(Engine::new(engine_config())?);
-    let observer = bound.map(|bound| bound.serve(engine.handle(), Vec::new()));
-    engine.install_all(manifolds::all(config, &engine.handle()))?;
+    let engine = Engine::new(engine_config())?;
+    let observer = bound.map(|bound| bound.serve(engine.clone(), Vec::new()));
+    engine.install_all(manifolds::all(config, &engine))?;
 
     // The handler only sends: everything else happens on this thread.
     let (stop_tx, stop_asked) = crossbeam_channel::bounded(1);
@@ -141,7 +141,7 @@ fn show(engine: &Engine, options: &Options) -> Result<(), Error> {
 /// Stops the engine (dependents before the inputs they use), saying whom
 /// it still waits for while that takes long; then the observer, which has
 /// shown the shutdown until then.
-fn shutdown(engine: &Arc<Engine>, observer: Option<Observer>, why: &str) -> Result<(), Error> {
+fn shutdown(engine: &Engine, observer: Option<Observer>, why: &str) -> Result<(), Error> {
     tracing::info!("shutting down ({why}): dependents first, then their inputs");
     engine.kill();
     let finished = dead(engine);

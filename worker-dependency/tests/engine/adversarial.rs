@@ -13,8 +13,7 @@ use crossbeam_channel::{Sender, bounded, unbounded};
 use worker_catacomb::{Catacomb, Plan};
 use worker_core::{Error, Passive, SharedWorker, Worker, WouldDeadlock, spawn, stop};
 use worker_dependency::{
-    Bounce, Engine, EngineConfig, EngineHandle, Manifold, Metrics, Outputs, UninstallError,
-    self_manifold,
+    Bounce, Engine, EngineConfig, Manifold, Metrics, Outputs, UninstallError, self_manifold,
 };
 use worker_runner::{Runner, RunnerParams};
 use worker_testing::assert_threads_gone;
@@ -80,7 +79,7 @@ fn an_output_whose_drop_panics_at_uninstall_leaves_the_engine_working() {
     h.engine.uninstall("bomb").unwrap();
     dropped.recv_timeout(LONG).unwrap();
     // The engine goes on: it is not stopped, it installs and uninstalls.
-    let handle = h.engine.handle();
+    let handle = h.engine.clone();
     let report = within("a report", move || {
         serde_json::to_value(handle.report()).unwrap()
     });
@@ -130,11 +129,11 @@ fn a_blocking_kill_freezes_nothing_but_its_own_stop() {
     h.expect_started(&["other"]);
     let other = h.call_of("other").unwrap();
     // Uninstalling waits for bad to stop; its kill blocks.
-    let handle = h.engine.handle();
+    let handle = h.engine.clone();
     let uninstalling = std::thread::spawn(move || handle.uninstall("bad"));
     gate.wait_entered().unwrap();
     // The engine goes on: queries, installs, other manifolds' stops.
-    let handle = h.engine.handle();
+    let handle = h.engine.clone();
     let report = within("a report", move || {
         serde_json::to_value(handle.report()).unwrap()
     });
@@ -181,7 +180,7 @@ fn a_blocking_kill_during_shutdown_delays_only_itself() {
     for (name, worker) in workers {
         within("a worker's end", move || worker.wait()).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
-    let handle = h.engine.handle();
+    let handle = h.engine.clone();
     let waiting = within("waiting_for", move || handle.waiting_for());
     assert!(waiting.contains(&"a-bad".to_owned()), "{waiting:?}");
     assert!(!is_dead(&h.engine));
@@ -206,7 +205,7 @@ fn a_slow_drop_stalls_no_query() {
     // The engine lets go of the worker at once, off its loop: the Drop
     // blocks meanwhile, and the engine goes on.
     gate.wait_entered().unwrap();
-    let handle = h.engine.handle();
+    let handle = h.engine.clone();
     let report = within("a report", move || {
         serde_json::to_value(handle.report()).unwrap()
     });
@@ -216,7 +215,7 @@ fn a_slow_drop_stalls_no_query() {
     h.engine.uninstall("next").unwrap();
     // Stopping waits for the drop; queries still answer meanwhile.
     h.engine.kill();
-    let handle = h.engine.handle();
+    let handle = h.engine.clone();
     let waiting = within("waiting_for", move || handle.waiting_for());
     assert!(waiting.is_empty(), "{waiting:?}");
     gate.open();
@@ -228,13 +227,13 @@ fn a_start_function_that_uninstalls_its_own_manifold_gets_an_error_not_a_deadloc
     let h = Harness::new("dep-adv-self-uninstall");
     let (tx, rx) = unbounded();
     let me = Manifold::new(move |ctx| {
-        let engine: EngineHandle = ctx.get("self")?;
+        let engine: Engine = ctx.get("self")?;
         tx.send(engine.uninstall(ctx.name())).unwrap();
         Ok(Passive::new())
     })
     .inputs(["self"]);
     h.engine
-        .install_all([("self", self_manifold(&h.engine.handle())), ("me", me)])
+        .install_all([("self", self_manifold(&h.engine)), ("me", me)])
         .unwrap();
     h.expect_started(&["self"]);
     h.advance(BOUNCE_DELAY, 1);

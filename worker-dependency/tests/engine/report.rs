@@ -5,7 +5,7 @@ use serde_json::json;
 use worker_core::{
     DoneCallback, Error, NoReport, Passive, Report, Reporter, Signal, Worker, WorkerState,
 };
-use worker_dependency::{EngineHandle, EngineReport, Manifold, self_manifold};
+use worker_dependency::{Engine, EngineReport, Manifold, self_manifold};
 
 use crate::common::*;
 
@@ -155,7 +155,7 @@ fn a_slow_worker_report_does_not_stall_the_engine() {
         )
         .unwrap();
     h.expect_started(&["slow"]);
-    let handle = h.engine.handle();
+    let handle = h.engine.clone();
     let reporter = std::thread::spawn(move || handle.report());
     entered.recv_timeout(LONG).unwrap();
     // The worker's report is blocked, yet the engine installs and starts.
@@ -170,7 +170,7 @@ fn a_slow_worker_report_does_not_stall_the_engine() {
 /// A worker whose report is its own engine's report.
 struct Recursive {
     passive: Passive,
-    engine: EngineHandle,
+    engine: Engine,
 }
 
 impl Worker for Recursive {
@@ -199,7 +199,7 @@ fn a_report_that_includes_its_own_engine_does_not_recurse_forever() {
     })
     .inputs(["self"]);
     h.engine
-        .install_all([("self", self_manifold(&h.engine.handle())), ("r", r)])
+        .install_all([("self", self_manifold(&h.engine)), ("r", r)])
         .unwrap();
     h.expect_started(&["self"]);
     h.advance(BOUNCE_DELAY, 1);

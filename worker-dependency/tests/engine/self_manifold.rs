@@ -3,7 +3,7 @@
 use std::thread;
 
 use worker_core::{Passive, WorkerState};
-use worker_dependency::{EngineHandle, Manifold, self_manifold};
+use worker_dependency::{Engine, Manifold, self_manifold};
 
 use crate::common::*;
 
@@ -12,7 +12,7 @@ fn a_manifold_can_install_more_manifolds_and_read_the_report() {
     let h = Harness::new("dep-self-install");
     let (tx, rx) = crossbeam_channel::unbounded();
     let installer = Manifold::new(move |ctx| {
-        let engine: EngineHandle = ctx.get("self")?;
+        let engine: Engine = ctx.get("self")?;
         let result = engine.install("child", Manifold::new(|_| Ok(Passive::new())));
         tx.send((result, engine.report())).unwrap();
         Ok(Passive::new())
@@ -20,10 +20,7 @@ fn a_manifold_can_install_more_manifolds_and_read_the_report() {
     .inputs(["self"]);
     // One request: the installer is dispatched before self has started.
     h.engine
-        .install_all([
-            ("self", self_manifold(&h.engine.handle())),
-            ("installer", installer),
-        ])
+        .install_all([("self", self_manifold(&h.engine)), ("installer", installer)])
         .unwrap();
     h.expect_started(&["self"]);
     h.advance(BOUNCE_DELAY, 1);
@@ -38,7 +35,7 @@ fn a_manifold_can_install_more_manifolds_and_read_the_report() {
 fn installing_the_self_manifold_many_times_concurrently_is_fine() {
     // Go's TestStress.
     let h = Harness::new("dep-self-stress");
-    let handle = h.engine.handle();
+    let handle = h.engine.clone();
     let threads: Vec<_> = (0..8)
         .map(|t| {
             let handle = handle.clone();

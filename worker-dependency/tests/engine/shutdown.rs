@@ -161,9 +161,7 @@ fn the_self_manifold_stops_cleanly_even_when_every_error_is_fatal() {
     let h = Harness::with("dep-shutdown-self", |c| {
         c.is_fatal = Arc::new(|e| !e.is::<worker_dependency::Missing>())
     });
-    h.engine
-        .install("self", self_manifold(&h.engine.handle()))
-        .unwrap();
+    h.engine.install("self", self_manifold(&h.engine)).unwrap();
     h.expect_started(&["self"]);
     h.install("user", &["self"]);
     h.expect_started(&["user"]);
@@ -183,20 +181,38 @@ fn waiting_for_lists_what_has_not_stopped() {
 }
 
 #[test]
-fn dropping_the_engine_stops_it() {
+fn dropping_handles_never_stops_the_engine_and_kill_on_drop_does() {
     let h = Harness::new("dep-shutdown-drop");
     h.install("a", &[]);
     h.expect_started(&["a"]);
     let a = h.call_of("a").unwrap();
-    let handle = h.engine.handle();
+    let kept = h.engine.clone();
     let Harness { engine, .. } = h;
+    // A manifold may hold its engine (self_manifold): dropping handles,
+    // even all but one, leaves it running.
     drop(engine);
-    assert!(a.wait().is_ok());
-    // Dropped, not waited for: nothing promises a join, so allow time.
-    worker_testing::assert_threads_gone_within("dep-shutdown-drop", worker_testing::KILL_TIMEOUT);
+    // A round trip after the drop: a kill sent by the drop would have been
+    // handled (and the worker killed) before this answer.
+    assert_eq!(
+        kept.report().state,
+        worker_core::WorkerState::Started,
+        "still running and answering"
+    );
     assert!(
-        handle
-            .install("b", Manifold::new(|_| Ok(worker_core::Passive::new())))
+        worker_core::Worker::dead_signal(&*a)
+            .unwrap()
+            .try_recv()
+            .is_err_and(|e| e.is_empty()),
+        "the worker still runs"
+    );
+    // A handle held through kill_on_drop stops it when it goes.
+    let scoped = kept.clone().kill_on_drop();
+    drop(scoped);
+    assert!(a.wait().is_ok());
+    assert!(kept.wait().is_ok());
+    worker_testing::assert_threads_gone("dep-shutdown-drop");
+    assert!(
+        kept.install("b", Manifold::new(|_| Ok(worker_core::Passive::new())))
             .is_err()
     );
 }

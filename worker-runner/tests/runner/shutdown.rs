@@ -55,16 +55,23 @@ fn kill_is_idempotent_and_every_wait_gets_the_same_result() {
 }
 
 #[test]
-fn dropping_the_runner_kills_it() {
+fn dropping_handles_never_stops_the_runner_and_kill_on_drop_does() {
     let r = runner("rt-shutdown-drop", |p| p.is_fatal(none_fatal));
-    let name = r.name().to_owned();
-    let starter = Arc::new(Starter::new(&name));
-    r.start_worker("id", starter.start_fn()).unwrap();
+    let starter = Arc::new(Starter::new(r.name()));
+    // A worker that holds a clone of its own runner, with no Weak.
+    let own = r.clone();
+    let start = starter.start_fn();
+    r.start_worker("id", start).unwrap();
     starter.assert_started(true);
+    let kept = r.clone();
     drop(r);
+    drop(own);
+    starter.assert_no_notification();
+    assert_eq!(kept.worker_names(), vec!["id"], "still running");
+    let scoped = kept.clone().kill_on_drop();
+    drop(scoped);
     starter.assert_started(false);
-    // Dropped, not waited for: nothing promises a join, so allow time.
-    worker_testing::assert_threads_gone_within(&name, worker_testing::KILL_TIMEOUT);
+    assert!(wait_gone(&kept).is_ok());
 }
 
 #[test]

@@ -56,7 +56,7 @@ use names::*;
 /// [`leadership`] comes later, to show a missing input being resolved.
 pub fn all(
     config: AgentConfig,
-    engine: &worker_dependency::EngineHandle,
+    engine: &worker_dependency::Engine,
 ) -> Vec<(&'static str, Manifold)> {
     vec![
         (CONFIG, Manifold::constant(config)),

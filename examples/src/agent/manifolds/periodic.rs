@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use worker_core::{Error, spawn};
-use worker_dependency::{EngineHandle, Manifold};
+use worker_dependency::{Engine, Manifold};
 
 use super::names::*;
 use super::{Serving, every};
@@ -33,7 +33,7 @@ pub(super) fn metrics() -> Manifold {
 /// its manifolds through the self manifold, `engine`).
 pub(super) fn status() -> Manifold {
     Manifold::new(|ctx| {
-        let engine: EngineHandle = ctx.get(ENGINE)?;
+        let engine: Engine = ctx.get(ENGINE)?;
         Ok(every(STATUS, Duration::from_secs(2), move |_| {
             let report = engine.report();
             let mut counts = std::collections::BTreeMap::<&str, usize>::new();

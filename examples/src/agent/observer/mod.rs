@@ -38,7 +38,7 @@
 //! server (tiny_http) would have been as small, but it starts threads of
 //! its own that it does not join.
 //!
-//! The observer reads the engine through an [`EngineHandle`], which does
+//! The observer reads the engine through an [`Engine`], which does
 //! not keep the engine running; once the engine has stopped it serves the
 //! final report. Each request takes a fresh report on the observer's
 //! thread (workers' own reports included), so a slow worker report delays
@@ -55,7 +55,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use worker_core::{ThreadWorker, Worker, spawn};
-use worker_dependency::EngineHandle;
+use worker_dependency::Engine;
 
 use metrics::Collect;
 
@@ -131,7 +131,7 @@ fn loopback(address: SocketAddr) -> Result<SocketAddr, ObserveError> {
 /// let bound = Observer::bind("127.0.0.1:0".parse()?)?;
 /// let address = bound.local_addr(); // the port the system chose
 /// assert!(address.ip().is_loopback() && address.port() != 0);
-/// let observer = bound.serve(engine.handle(), Vec::new());
+/// let observer = bound.serve(engine.clone(), Vec::new());
 /// // ... http://{address}/ is live ...
 /// worker_core::stop(&engine)?;
 /// worker_core::stop(&observer)?;
@@ -180,7 +180,7 @@ impl Bound {
     /// Starts serving `engine` on the observer's thread (named
     /// `observer[<address>]`). `metrics` are further sources for
     /// `/metrics`, asked after the report's own families.
-    pub fn serve(self, engine: EngineHandle, metrics: Vec<Arc<dyn Collect>>) -> Observer {
+    pub fn serve(self, engine: Engine, metrics: Vec<Arc<dyn Collect>>) -> Observer {
         let Bound { listener, address } = self;
         let routes = Arc::new(routes::Routes::new(engine, metrics));
         let worker = spawn(format!("observer[{address}]"), move |tomb| {
@@ -195,7 +195,8 @@ impl Worker for Observer {
     worker_core::delegate_worker!(worker);
 }
 
-/// A dropped observer stops serving (as a dropped engine stops).
+/// A dropped observer stops serving: it owns only its server thread,
+/// never the tree it watches.
 impl Drop for Observer {
     fn drop(&mut self) {
         self.worker.kill();

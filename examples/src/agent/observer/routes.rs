@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use hyper::{Method, StatusCode};
 use worker_core::{Error, catch_panic};
-use worker_dependency::EngineHandle;
+use worker_dependency::Engine;
 
 use super::metrics::{Collect, Exposition, report_metrics};
 use super::{assets, graph, tree};
@@ -63,7 +63,7 @@ impl Reply {
 
 /// What the observer reads, and the extra metric sources it was given.
 pub(crate) struct Routes {
-    engine: EngineHandle,
+    engine: Engine,
     metrics: Vec<Arc<dyn Collect>>,
 }
 
@@ -77,7 +77,7 @@ impl std::fmt::Debug for Routes {
 }
 
 impl Routes {
-    pub(crate) fn new(engine: EngineHandle, metrics: Vec<Arc<dyn Collect>>) -> Routes {
+    pub(crate) fn new(engine: Engine, metrics: Vec<Arc<dyn Collect>>) -> Routes {
         Routes { engine, metrics }
     }
 
