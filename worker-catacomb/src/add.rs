@@ -17,7 +17,7 @@
 
 use std::cell::Cell;
 
-use worker_core::{DoneCallback, Error, Panicked, SharedWorker};
+use worker_core::{DoneCallback, Error, Panicked, SharedWorker, Worker, into_shared};
 
 use crate::bindings::Key;
 use crate::{AddError, Catacomb, IoError};
@@ -68,6 +68,29 @@ fn outside_add<T>(f: impl FnOnce() -> T) -> T {
 impl Catacomb {
     /// Binds `worker` to the catacomb: when the catacomb dies the worker is
     /// killed, and the catacomb is not dead until the worker has finished.
+    ///
+    /// Any worker will do: a value the catacomb then owns, or a
+    /// [`SharedWorker`] the caller keeps a clone of (kept as it is, not
+    /// wrapped again; see [`into_shared`]).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use worker_catacomb::{Catacomb, Plan};
+    /// use worker_core::{Passive, SharedWorker, Worker};
+    ///
+    /// let c = Catacomb::invoke(Plan::new("add-docs", |c: &Catacomb| {
+    ///     let _ = c.dying().recv();
+    ///     Err(c.err_dying())
+    /// }))
+    /// .unwrap();
+    /// c.add(Passive::new()).unwrap(); // owned by the catacomb
+    /// let kept: SharedWorker = Arc::new(Passive::new());
+    /// c.add(kept.clone()).unwrap(); // shared with the caller
+    /// assert_eq!(c.worker_count(), 2);
+    /// c.kill();
+    /// assert!(c.wait().is_ok());
+    /// assert!(kept.wait().is_ok()); // killed with the catacomb
+    /// ```
     /// If the worker finishes with an error, the catacomb is killed with it
     /// (subject to "first real error wins"); if it finishes with `Ok`, it is
     /// forgotten and the catacomb carries on.
@@ -93,7 +116,8 @@ impl Catacomb {
     ///   completion to it); nothing is bound or killed.
     /// - [`AddError::NoWatcher`] if the worker needs a watcher thread and
     ///   none could be started: the worker and the catacomb are killed.
-    pub fn add(&self, worker: SharedWorker) -> Result<(), AddError> {
+    pub fn add<W: Worker>(&self, worker: W) -> Result<(), AddError> {
+        let worker = into_shared(worker);
         let key = {
             let mut state = self.lock_state();
             state.open.then(|| state.bindings.insert(worker.clone()))
@@ -143,7 +167,7 @@ impl Catacomb {
                 );
                 let error = Panicked::from_payload(what, &*payload);
                 tracing::error!(catacomb = %self.shared.name, error = %error, "on_done panicked");
-                self.kill(Some(Error::new(error)));
+                self.kill_with(Some(Error::new(error)));
                 self.watch_with_thread(worker, key, self.completion(key))
             }
         }
@@ -200,7 +224,7 @@ impl Catacomb {
             };
             tracing::error!(catacomb = %self.shared.name, error = %error, "cannot watch a worker");
             self.kill_worker(&worker);
-            self.kill(Some(Error::new(error.clone())));
+            self.kill_with(Some(Error::new(error.clone())));
             self.release(key);
             error
         })

@@ -145,7 +145,11 @@ impl Catacomb {
     /// The first kill closes the catacomb to new workers and kills every
     /// bound worker, on this thread, outside any lock. It returns without
     /// waiting for them.
-    pub fn kill(&self, reason: Option<Error>) {
+    ///
+    /// [`Worker::kill`] is `kill_with(None)`. (Go's `Kill(err)`; the name
+    /// differs so that `c.kill()` is the worker's kill, as on every other
+    /// worker.)
+    pub fn kill_with(&self, reason: Option<Error>) {
         let reason = reason.and_then(|e| self.classify(e));
         self.shared.tomb.kill(reason);
         let doomed = {
@@ -166,9 +170,8 @@ impl Catacomb {
         }
     }
 
-    /// What a kill reason really means to this catacomb (see [`kill`]).
-    ///
-    /// [`kill`]: Catacomb::kill
+    /// What a kill reason really means to this catacomb (see
+    /// [`kill_with`](Catacomb::kill_with)).
     fn classify(&self, reason: Error) -> Option<Error> {
         match reason.downcast_ref::<Dying>() {
             None => Some(reason),
@@ -271,7 +274,7 @@ impl Catacomb {
         if let Err(e) = &result {
             tracing::debug!(catacomb = %self.shared.name, error = %e, "catacomb work failed");
         }
-        self.kill(result.err());
+        self.kill_with(result.err());
         let watchers = {
             let mut state = self.lock_state();
             state.work_done = true;
@@ -304,7 +307,7 @@ impl Catacomb {
     /// catacomb cannot be marked dead in between and lose it.
     pub(crate) fn released(&self, key: crate::bindings::Key, outcome: &Result<(), Error>) {
         if let Err(e) = outcome {
-            self.kill(Some(e.clone()));
+            self.kill_with(Some(e.clone()));
         }
         self.release(key);
     }
@@ -343,12 +346,12 @@ fn stop_all(workers: &[SharedWorker]) {
     }
 }
 
-/// A catacomb is a worker: `kill` is `kill(None)`, `wait` is
+/// A catacomb is a worker: `kill` is [`kill_with(None)`](Catacomb::kill_with), `wait` is
 /// [`Catacomb::wait`], and it notifies its completion without a thread, so
 /// a supervisor (or a parent catacomb) holds it at no extra cost.
 impl Worker for Catacomb {
     fn kill(&self) {
-        Catacomb::kill(self, None);
+        self.kill_with(None);
     }
 
     fn wait(&self) -> Result<(), Error> {

@@ -85,6 +85,7 @@ pub struct StillAlive {
 ///
 /// [`Catacomb::add`]: crate::Catacomb::add
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum AddError {
     /// The catacomb is dying or dead. The worker was killed at once (not
     /// waited for: the caller still holds it and may wait). The source is
@@ -121,6 +122,7 @@ pub enum AddError {
 ///
 /// [`Catacomb::invoke`]: crate::Catacomb::invoke
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum InvokeError {
     /// The plan's name is empty (or only whitespace). The name is what the
     /// catacomb's thread, its logs and its errors are known by.

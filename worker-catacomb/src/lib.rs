@@ -16,7 +16,7 @@
 //! it:
 //!
 //! - the catacomb's life is the work's: it dies when the work returns (with
-//!   `Ok` or `Err`), when it is [`kill`](Catacomb::kill)ed, or when a bound
+//!   `Ok` or `Err`), when it is [`kill`](Catacomb::kill_with)ed, or when a bound
 //!   worker fails;
 //! - when it dies, every bound worker still running is killed;
 //! - it is dead only once the work has returned **and** every bound worker

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use common::*;
 use worker_catacomb::{AddError, Catacomb, Dying, Plan};
 use worker_core::threads::live_threads_with_prefix;
-use worker_core::{DoneCallback, Error, Panicked, Passive, Tomb, TombState, Worker, spawn};
+use worker_core::{
+    DoneCallback, Error, Panicked, Passive, SharedWorker, Tomb, TombState, Worker, spawn,
+};
 use worker_testing::{ForeverWorker, check_alive, dead_worker, error_worker};
 
 #[test]
@@ -24,12 +26,31 @@ fn added_workers_are_killed_when_the_catacomb_dies() {
     c.add(shared(&quiet)).unwrap();
     c.add(shared(&thread)).unwrap();
     assert_eq!(c.worker_count(), 3);
-    c.kill(None);
+    c.kill_with(None);
     assert!(wait_for(&c).is_ok());
     assert!(finished(passive.tomb()));
     assert!(finished(quiet.tomb()));
     assert!(finished(thread.tomb()));
     assert_eq!(c.worker_count(), 0);
+    scope.finish();
+}
+
+/// Issue 10: `add` demanded a `SharedWorker`, so every caller wrote
+/// `Arc::new(w)`; it takes any worker now.
+#[test]
+fn add_takes_any_worker() {
+    let scope = Scope::new("add_any");
+    let c = invoke_until_dying(scope.name("c"), vec![]);
+    let kept: SharedWorker = Arc::new(Passive::new());
+    c.add(Passive::new()).unwrap(); // a value, owned by the catacomb
+    c.add(Arc::new(Passive::new())).unwrap(); // an Arc
+    c.add(kept.clone()).unwrap(); // a shared worker, kept by the caller too
+    c.add(invoke_until_dying(scope.name("nested"), vec![]))
+        .unwrap(); // a catacomb
+    assert_eq!(c.worker_count(), 4);
+    c.kill();
+    assert!(wait_for(&c).is_ok());
+    assert!(kept.wait().is_ok(), "killed with the catacomb");
     scope.finish();
 }
 
@@ -57,7 +78,7 @@ fn errors_of_workers_stopped_by_the_catacomb_are_kept() {
     let c = invoke_until_dying(scope.name("c"), vec![]);
     c.add(Arc::new(error_worker(Some(Error::msg("dirty")))))
         .unwrap();
-    c.kill(None);
+    c.kill_with(None);
     assert_eq!(wait_for(&c).unwrap_err().to_string(), "dirty");
     scope.finish();
 }
@@ -77,7 +98,7 @@ fn a_worker_ending_cleanly_is_forgotten() {
     // ...and carries on.
     assert_eq!(c.state(), TombState::Alive);
     check_alive(&c);
-    c.kill(None);
+    c.kill_with(None);
     assert!(wait_for(&c).is_ok());
     scope.finish();
 }
@@ -89,7 +110,7 @@ fn dead_only_once_the_work_and_every_worker_have_finished() {
     let c = Catacomb::invoke(Plan::new(scope.name("c"), work)).unwrap();
     let stubborn = Stubborn::new();
     c.add(shared(&stubborn)).unwrap();
-    c.kill(None);
+    c.kill_with(None);
     stubborn.killed.recv_timeout(TIMEOUT).unwrap();
     // Neither the work nor the worker has finished.
     check_alive(&c);
@@ -120,7 +141,7 @@ fn add_to_a_dying_catacomb_kills_the_worker_and_returns_at_once() {
     let scope = Scope::new("add_dying");
     let (finish_work, work) = controlled();
     let c = Catacomb::invoke(Plan::new(scope.name("c"), work)).unwrap();
-    c.kill(None);
+    c.kill_with(None);
     let forever = Arc::new(ForeverWorker::new(None));
     let err = c.add(shared(&forever)).unwrap_err();
     assert!(matches!(&err, AddError::Dying(d) if d.catacomb() == c.name()));
@@ -177,7 +198,7 @@ fn adding_a_catacomb_to_itself_is_refused() {
     // Nothing bound, nothing killed: the catacomb lives on, and still dies.
     assert_eq!(c.worker_count(), 0);
     check_alive(&c);
-    c.kill(None);
+    c.kill_with(None);
     assert!(wait_for(&c).is_ok());
     scope.finish();
 }
@@ -198,7 +219,7 @@ fn adding_an_owner_that_wraps_the_catacomb_is_refused() {
     }
     assert_eq!(c.worker_count(), 0);
     check_alive(&c);
-    c.kill(None);
+    c.kill_with(None);
     assert!(wait_for(&c).is_ok());
     scope.finish();
 }
@@ -241,7 +262,7 @@ fn a_worker_that_already_failed_kills_the_catacomb_when_added() {
         "an already finished worker is forgotten"
     );
     assert_eq!(c.state(), TombState::Alive);
-    c.kill(None);
+    c.kill_with(None);
     assert!(wait_for(&c).is_ok());
     scope.finish();
 }
@@ -262,7 +283,7 @@ fn added_workers_cost_no_thread() {
     // The work thread, and the nested catacomb's; nothing per worker.
     assert_eq!(live_threads_with_prefix(&name), 1);
     assert_eq!(live_threads_with_prefix(&scope.name("")), 2);
-    c.kill(None);
+    c.kill_with(None);
     assert!(wait_for(&c).is_ok());
     assert!(workers.iter().all(|w| finished(w.tomb())));
     assert!(wait_for(&nested).is_ok());
@@ -278,7 +299,7 @@ fn a_foreign_worker_is_watched_by_a_named_thread_joined_before_dead() {
     c.add(shared(&foreign)).unwrap();
     let watcher = format!("{name}-watcher");
     assert_eq!(live_threads_with_prefix(&watcher), 1);
-    c.kill(None);
+    c.kill_with(None);
     assert!(wait_for(&c).is_ok());
     assert!(finished(&foreign.tomb));
     // Joined before the catacomb was dead: gone without waiting.
@@ -311,7 +332,7 @@ fn a_foreign_worker_ending_early_ends_its_watcher_thread_and_binding() {
     }
     assert_eq!(c.worker_count(), 0);
     check_alive(&c);
-    c.kill(None);
+    c.kill_with(None);
     assert!(wait_for(&c).is_ok());
     scope.finish();
 }
@@ -339,7 +360,7 @@ fn a_panicking_kill_becomes_the_catacomb_error() {
     let good = Arc::new(Passive::new());
     c.add(shared(&bad)).unwrap();
     c.add(shared(&good)).unwrap();
-    c.kill(None);
+    c.kill_with(None);
     // The panic did not stop the other workers from being killed.
     assert!(finished(good.tomb()));
     bad.0.done(Ok(()));
@@ -398,7 +419,7 @@ fn a_panicking_wait_of_a_foreign_worker_becomes_the_catacomb_error() {
     let scope = Scope::new("wait_panics");
     let c = invoke_until_dying(scope.name("c"), vec![]);
     c.add(Arc::new(PanicOnWait(Tomb::new()))).unwrap();
-    c.kill(None);
+    c.kill_with(None);
     let err = wait_for(&c).unwrap_err();
     assert_eq!(
         err.downcast_ref::<Panicked>().unwrap().message,
@@ -429,7 +450,7 @@ fn concurrent_adds_racing_a_kill_leave_no_worker_running() {
             .unwrap()
         })
         .collect();
-    c.kill(None);
+    c.kill_with(None);
     assert!(wait_for(&c).is_ok());
     for adder in adders {
         let (workers, _refused) = adder.join().unwrap();

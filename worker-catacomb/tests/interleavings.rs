@@ -96,7 +96,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let case = CASE.fetch_add(1, Ordering::Relaxed);
     let scope = Scope::new(&format!("prop{case}"));
     let other = invoke_until_dying(scope.name("other"), vec![]);
-    other.kill(None);
+    other.kill_with(None);
     let (finish_work, work) = controlled();
     let c = Catacomb::invoke(Plan::new(scope.name("c"), work)).unwrap();
     let mut model = Model {
@@ -161,11 +161,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Kill { error } => {
                 let e = error.then(&mut next_error);
-                c.kill(e.clone().map(Error::msg));
+                c.kill_with(e.clone().map(Error::msg));
                 model.kill(e);
             }
             Op::KillOwnDying => {
-                c.kill(Some(c.err_dying()));
+                c.kill_with(Some(c.err_dying()));
                 let alive = StillAlive {
                     catacomb: c.name().to_owned(),
                 };
@@ -175,7 +175,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 model.kill(reason);
             }
             Op::KillForeignDying => {
-                c.kill(Some(other.err_dying()));
+                c.kill_with(Some(other.err_dying()));
                 let bad = ForeignDying {
                     receiver: c.name().to_owned(),
                     owner: other.name().to_owned(),

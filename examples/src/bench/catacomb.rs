@@ -73,7 +73,7 @@ fn s3(n: usize, variant: Variant) -> Result<Measurement, String> {
     }
 
     let (result, kill) = timed(|| {
-        catacomb.kill(None);
+        catacomb.kill_with(None);
         catacomb.wait()
     });
     m.phase("kill", kill);
