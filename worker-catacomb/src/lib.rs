@@ -20,9 +20,10 @@
 //!   worker fails;
 //! - when it dies, every bound worker still running is killed;
 //! - it is dead only once the work has returned **and** every bound worker
-//!   has finished, so `wait` never returns while a helper runs;
+//!   has finished and been waited for, so `wait` never returns while a
+//!   helper runs;
 //! - its error is the first real error of any of them; a bound worker that
-//!   ends with `Ok` is simply forgotten.
+//!   ends with `Ok` is simply let go of.
 //!
 //! A catacomb is itself a [`Worker`](worker_core::Worker) (and notifies its
 //! completion without a thread), so catacombs nest, and a runner or an
@@ -86,25 +87,38 @@
 //! goroutines per worker.
 //!
 //! The rule that makes the lock safe: **no user code runs under it**. The
-//! lock is held only to take or release a slot and to flip the catacomb
-//! closed; killing the bound workers, calling their `on_done`, and dropping
-//! the last reference to a finished worker all happen after it is released.
-//! A worker that finishes may thus call back into the catacomb from any
-//! thread, even from inside the catacomb's own `kill`.
+//! lock is held only to take or release a slot, to flip the catacomb
+//! closed and to hand work to the catacomb's own threads; bound workers'
+//! `on_done` is called after it is released, and their `kill`, `wait` and
+//! last `drop` never run on the caller's thread at all. A worker that
+//! finishes may thus call back into the catacomb from any thread.
+//!
+//! **Calls into a bound worker's code go to the catacomb's own threads.**
+//! Whoever kills a catacomb may be a runner's or an engine's thread, or a
+//! sibling's completion callback, and must not be held up by a worker
+//! whose `kill` blocks; and a worker whose end was reported by a callback
+//! on its own thread cannot be waited for (joined) there. So the catacomb
+//! keeps a small executor (worker-core's `StartQueue`): kills, and the
+//! `wait` and last `drop` of each worker that has reported its end, run on
+//! threads named `<catacomb name>-stop-<n>`, usually one. When the catacomb
+//! is killed, one errand kills the bound workers one after the other, with
+//! a second one queued behind it: if a kill blocks, the queue's stall rule
+//! (driven by the work thread once the work has returned) starts a thread
+//! for the queued errand after a short stall, which carries on with the
+//! rest. A worker that ends inside its own kill is waited for by the same
+//! errand, so the common case costs one thread and two hand-overs for any
+//! number of workers.
 //!
 //! Each binding has a serial number, so a worker whose completion is
 //! reported twice cannot release some other worker's binding. A worker that
 //! cannot notify its completion gets one watcher thread, named
-//! `<catacomb name>-watcher` and joined before the catacomb is dead. The
-//! work thread carries the catacomb's name; after the work returns it waits
-//! for the last bound worker, marks the catacomb dead and exits, and
-//! [`Catacomb::wait`] joins it. So once `wait` returns, no thread of the
-//! catacomb is left.
-//!
-//! Panics in user code are contained: a panic in the work becomes the
-//! catacomb's error ([`Panicked`](worker_core::Panicked), with the panic
-//! message), and so does a panic in a bound worker's `kill`, `on_done` or
-//! `wait`.
+//! `<catacomb name>-watcher`. The work thread carries the catacomb's name;
+//! after the work returns it waits until every bound worker has ended and
+//! been waited for, joins the stop and watcher threads, marks the catacomb
+//! dead and exits, and [`Catacomb::wait`] joins it. So once `wait`
+//! returns, no thread of the catacomb is left, and every bound worker's
+//! `wait` has returned (which, for a well-behaved worker, means its threads
+//! are gone too).
 //!
 //! # Differences from Go
 //!
@@ -147,7 +161,9 @@
 mod add;
 mod bindings;
 mod catacomb;
+mod errands;
 mod error;
+mod finish;
 mod plan;
 
 pub use catacomb::Catacomb;

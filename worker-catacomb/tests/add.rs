@@ -65,7 +65,7 @@ fn a_worker_failing_kills_the_catacomb_with_its_error() {
     failing.finish(Err(Error::msg("lost the lease")));
     // The failure killed the catacomb, which killed the sibling.
     fired(&c.dying());
-    assert!(finished(sibling.tomb()));
+    fired(&sibling.tomb().dead());
     assert_eq!(wait_for(&c).unwrap_err().to_string(), "lost the lease");
     scope.finish();
 }
@@ -83,19 +83,39 @@ fn errors_of_workers_stopped_by_the_catacomb_are_kept() {
     scope.finish();
 }
 
+/// A worker that ends when its tomb is done, and disconnects `dropped`
+/// when it is dropped.
+struct Announced {
+    tomb: Tomb,
+    _dropped: crossbeam_channel::Sender<()>,
+}
+
+impl Worker for Announced {
+    worker_core::delegate_worker!(tomb);
+}
+
 #[test]
 fn a_worker_ending_cleanly_is_forgotten() {
     let scope = Scope::new("clean_end_forgotten");
     let c = invoke_until_dying(scope.name("c"), vec![]);
-    let w = Arc::new(Passive::new());
-    c.add(shared(&w)).unwrap();
+    let tomb = Tomb::new();
+    let (dropped_tx, dropped) = crossbeam_channel::bounded::<()>(0);
+    c.add(Announced {
+        tomb: tomb.clone(),
+        _dropped: dropped_tx,
+    })
+    .unwrap();
     assert_eq!(c.worker_count(), 1);
-    assert_eq!(Arc::strong_count(&w), 2, "the catacomb holds the worker");
-    w.kill();
-    // Released at once: the catacomb holds no reference any more...
+    tomb.done(Ok(()));
+    // Released at once: no longer counted...
     assert_eq!(c.worker_count(), 0);
-    assert_eq!(Arc::strong_count(&w), 1);
-    // ...and carries on.
+    // ...then waited for on a thread of the catacomb, and let go of: its
+    // memory is released...
+    assert_eq!(
+        dropped.recv_timeout(TIMEOUT),
+        Err(crossbeam_channel::RecvTimeoutError::Disconnected)
+    );
+    // ...and the catacomb carries on.
     assert_eq!(c.state(), TombState::Alive);
     check_alive(&c);
     c.kill_with(None);
@@ -328,7 +348,10 @@ fn a_foreign_worker_ending_early_ends_its_watcher_thread_and_binding() {
         let foreign = Foreign::new(Ok(()));
         c.add(shared(&foreign)).unwrap();
         Worker::kill(&*foreign);
-        worker_core::threads::wait_threads_gone(&watcher, TIMEOUT).unwrap();
+        // Nothing joins a watcher while the catacomb lives (it is reaped
+        // later, and joined before the catacomb is dead): it ends on its
+        // own, hence the grace period here.
+        worker_testing::assert_threads_gone_within(&watcher, TIMEOUT);
     }
     assert_eq!(c.worker_count(), 0);
     check_alive(&c);
@@ -362,7 +385,7 @@ fn a_panicking_kill_becomes_the_catacomb_error() {
     c.add(shared(&good)).unwrap();
     c.kill_with(None);
     // The panic did not stop the other workers from being killed.
-    assert!(finished(good.tomb()));
+    fired(&good.tomb().dead());
     bad.0.done(Ok(()));
     let err = wait_for(&c).unwrap_err();
     let panicked = err.downcast_ref::<Panicked>().unwrap();

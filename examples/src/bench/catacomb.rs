@@ -6,13 +6,14 @@
 //!   variant that is starting N threads), since a caller cannot add workers
 //!   it has not made; the part spent making them is also printed on its
 //!   own as `create_ns`, so the catacomb's share can be read off.
-//! - phase `kill`: `kill(None)`, then `wait()`, which returns once every
-//!   worker has finished.
+//! - phase `kill`: `kill_with(None)`, then `wait()`, which returns once
+//!   every worker has finished and been waited for.
 //!
-//! For the `thread` variant the workers' threads are joined after the
-//! `kill` phase, outside the timing (the catacomb guarantees that its
-//! workers have finished, not that their threads have already exited), so
-//! `threads_after` shows the process back to its starting thread count.
+//! For the `thread` variant that includes joining the workers' threads:
+//! the catacomb waits for each worker, which joins its thread, before it is
+//! dead. (Before it did so, the threads were joined after the phase; the
+//! loop at the end now finds them joined.) `threads_after` shows the process
+//! back to its starting thread count.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,7 +41,7 @@ fn work(c: &Catacomb) -> Result<(), Error> {
 fn s3(n: usize, variant: Variant) -> Result<Measurement, String> {
     let mut m = Measurement::default();
     let start = Instant::now();
-    // The thread variant keeps its workers to join their threads later; the
+    // The thread variant keeps its workers to check their results later; the
     // passive one keeps nothing beyond what the catacomb holds.
     let mut threads: Vec<Arc<ThreadWorker>> = Vec::new();
     let init: Vec<SharedWorker> = match variant {

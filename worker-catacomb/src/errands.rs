@@ -1,0 +1,406 @@
+//! Errands: the calls into bound workers' code (`kill`, `wait` and the
+//! last `Drop`) that the catacomb makes off its callers' threads.
+//!
+//! # Why not on the caller's thread
+//!
+//! Whoever kills a catacomb may be a runner's or an engine's thread, or a
+//! bound worker's completion callback: none of them may be held up by a
+//! bound worker whose `kill` blocks (which breaks the worker contract, but
+//! a supervisor exists to survive such code). And a bound worker must be
+//! waited for before the catacomb is dead, since its `wait` is what joins
+//! its threads; a worker whose end was reported by a callback running on
+//! its own thread cannot be waited for there.
+//!
+//! # How
+//!
+//! Errands are run by a [`StartQueue`] that the catacomb keeps in its state
+//! (its methods run no user code, so they may run under the state lock):
+//! threads named `<catacomb>-stop-<n>` take errands one after another, one
+//! that blocks holding up only its own thread. There are two kinds:
+//!
+//! - a kill errand works through a [`KillBatch`], the workers bound when
+//!   the catacomb was killed; a worker that reports its end inside its own
+//!   kill (a worker without threads) is waited for and let go of by the
+//!   same errand;
+//! - a reap errand waits for every worker that has reported its end
+//!   elsewhere (on its own thread, say), and lets go of it; one runs at a
+//!   time, taking the ended workers a batch at a time.
+//!
+//! The queue runs one thread while errands make progress. While the
+//! catacomb finishes (after its work has returned) its work thread drives
+//! the queue's stall rule: when errands wait and none has finished for the
+//! stall time, another thread is started. So a blocked kill delays the
+//! others by about the stall time, and a catacomb that never kills
+//! anything, and whose workers never end while it lives, costs no thread.
+//!
+//! `pending` counts the errands handed to the queue and not yet done: the
+//! catacomb is not dead before it is zero, and the queue's threads are
+//! joined before it is dead. A panic in an errand's user code is the
+//! worker's failure, and so the catacomb's error.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+
+use crossbeam_channel::{Receiver, Sender};
+use worker_core::{Panicked, SharedWorker, StartQueue};
+
+use crate::bindings::Key;
+use crate::catacomb::{Catacomb, Shared};
+
+/// Calls into bound workers' code.
+pub(crate) enum Errand {
+    /// Kill bound workers: the catacomb is dying.
+    Kill(Arc<KillBatch>),
+    /// Wait for the workers that have reported their end, and let go of
+    /// them, until none is left.
+    Reap,
+}
+
+/// The workers one kill of the catacomb must kill, lent by its bindings
+/// and shared by the errands that kill them: each claims the next worker
+/// until none is left.
+///
+/// One errand per worker would cost a trip through the queue for each of
+/// them (2-4 times the cost of the kills themselves, for workers without
+/// threads). Instead a batch always has an errand waiting in the queue
+/// behind the one at work (it is queued with two, and an errand that
+/// starts on it as the last one waiting queues another if workers are
+/// left): if a kill blocks, the waiting errand is what the stall rule
+/// starts a thread for, and it carries on with the rest. A batch whose
+/// kills all return costs two errands.
+///
+/// A worker that ends inside its kill is waited for at once by the errand
+/// that killed it. When the last errand is done with the batch, it lets go
+/// of those workers and gives the others back to their bindings (or to
+/// the reaping errand, if they have ended meanwhile).
+pub(crate) struct KillBatch {
+    workers: Box<[(Key, SharedWorker)]>,
+    /// Per worker: ended inside its kill, and waited for.
+    reaped: Box<[AtomicBool]>,
+    /// The next worker to claim.
+    next: AtomicUsize,
+    /// Errands queued for this batch that have not started.
+    waiting: AtomicUsize,
+}
+
+impl KillBatch {
+    /// Queues the errands that kill `workers` (see [`KillBatch`]).
+    pub(crate) fn push(
+        errands: &mut Errands,
+        catacomb: &Catacomb,
+        workers: Vec<(Key, SharedWorker)>,
+    ) {
+        let reaped = workers.iter().map(|_| AtomicBool::new(false)).collect();
+        let batch = Arc::new(KillBatch {
+            workers: workers.into_boxed_slice(),
+            reaped,
+            next: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(2),
+        });
+        errands.push(catacomb, Errand::Kill(Arc::clone(&batch)));
+        errands.push(catacomb, Errand::Kill(batch));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.next.load(Ordering::Relaxed) >= self.workers.len()
+    }
+}
+
+thread_local! {
+    /// The binding whose worker this thread is killing for a catacomb (by
+    /// id), and whether that worker reported its end during the kill.
+    static KILLING: Cell<Option<(u64, Key, bool)>> = const { Cell::new(None) };
+}
+
+/// Called when a catacomb releases binding `key` whose worker is lent to
+/// a kill errand: if that worker ended inside the kill this thread is
+/// making, marks it so, and the errand waits for it at once (it has just
+/// ended: its `wait` returns at once, or as soon as its threads have).
+pub(crate) fn ended_in_its_kill(id: u64, key: Key) {
+    KILLING.with(|killing| {
+        if let Some((killer, killed, _)) = killing.get() {
+            if killer == id && killed == key {
+                killing.set(Some((id, key, true)));
+            }
+        }
+    });
+}
+
+/// The catacomb's errand queue, kept in its state.
+#[derive(Default)]
+pub(crate) struct Errands {
+    /// Started at the first errand; taken out to be joined when the
+    /// catacomb finishes.
+    queue: Option<StartQueue<Errand>>,
+    /// Where the queue puts errands that no thread could be started for,
+    /// to be run on the caller's thread instead.
+    stranded: Option<Receiver<Errand>>,
+    /// Errands pushed so far.
+    pushed: usize,
+    /// Errands reported to the queue as finished so far.
+    reported: usize,
+}
+
+impl Errands {
+    /// Queues `errand`; it runs once [`flush`](Errands::flush) is called.
+    pub(crate) fn push(&mut self, catacomb: &Catacomb, errand: Errand) {
+        let shared = &catacomb.shared;
+        let queue = match &mut self.queue {
+            Some(queue) => queue,
+            None => {
+                let (queue, stranded) = new_queue(catacomb);
+                self.stranded = Some(stranded);
+                self.queue.insert(queue)
+            }
+        };
+        // Counted before any thread can run it.
+        shared.errands_pending.fetch_add(1, Ordering::Relaxed);
+        self.pushed += 1;
+        queue.push(errand);
+    }
+
+    /// Hands the queued errands to the queue's threads; returns those that
+    /// no thread could be had for, to run on the caller's thread.
+    #[must_use]
+    pub(crate) fn flush(&mut self, shared: &Shared) -> Vec<Errand> {
+        self.catch_up(shared);
+        if let Some(queue) = &mut self.queue {
+            let watched = queue.stall_deadline().is_some();
+            queue.flush();
+            if !watched && queue.stall_deadline().is_some() {
+                // Errands wait now: the finishing thread, if it waits for
+                // them, must learn when to apply the stall rule.
+                shared.settled.notify_all();
+            }
+        }
+        self.take_stranded()
+    }
+
+    /// Applies the queue's stall rule if its time has come, and says when
+    /// to look again (`None`: when woken). Returns the errands no thread
+    /// could be had for, as [`flush`](Errands::flush) does.
+    #[must_use]
+    pub(crate) fn drive(&mut self, shared: &Shared) -> (Option<std::time::Instant>, Vec<Errand>) {
+        self.catch_up(shared);
+        let Some(queue) = &mut self.queue else {
+            return (None, Vec::new());
+        };
+        queue.check_stall();
+        let next = queue.stall_deadline();
+        (next, self.take_stranded())
+    }
+
+    /// Tells the queue how many errands have finished since it was last
+    /// told: their threads are free again, and the stall rule sees
+    /// progress. (Errands count themselves in an atomic rather than take
+    /// the state lock to say so.)
+    fn catch_up(&mut self, shared: &Shared) {
+        let Some(queue) = &mut self.queue else {
+            return;
+        };
+        // Errands are counted pending when pushed, under the lock that
+        // guards `pushed`, so there are never more pending than pushed.
+        let done = self.pushed - shared.errands_pending.load(Ordering::Acquire);
+        debug_assert!(done >= self.reported, "errands finished twice");
+        for _ in self.reported..done {
+            queue.finished();
+        }
+        self.reported = self.reported.max(done);
+    }
+
+    fn take_stranded(&mut self) -> Vec<Errand> {
+        match &self.stranded {
+            Some(stranded) if !stranded.is_empty() => stranded.try_iter().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Takes the queue out, to be joined outside the state lock once no
+    /// errand is pending. Later errands would start a new queue; none come,
+    /// since the catacomb is closed by then.
+    pub(crate) fn take_queue(&mut self) -> Option<StartQueue<Errand>> {
+        self.stranded = None;
+        self.queue.take()
+    }
+}
+
+/// The catacomb's queue, and where it puts errands it cannot run.
+fn new_queue(catacomb: &Catacomb) -> (StartQueue<Errand>, Receiver<Errand>) {
+    // Weak: the queue lives in the catacomb.
+    let weak: Weak<Shared> = Arc::downgrade(&catacomb.shared);
+    let (stranded_tx, stranded): (Sender<Errand>, _) = crossbeam_channel::unbounded();
+    let queue = StartQueue::new(
+        format!("{}-stop", catacomb.shared.name),
+        move |errand| {
+            // The catacomb outlives its errands: its work thread holds it
+            // until every errand is done and the queue joined.
+            if let Some(shared) = weak.upgrade() {
+                Catacomb { shared }.run_errand(errand, true);
+            }
+        },
+        move |errand, error| {
+            tracing::error!(%error, "no thread for a catacomb errand; running it on the caller's thread");
+            let _ = stranded_tx.send(errand);
+        },
+    )
+    // One thread while errands make progress: they are short, and two
+    // would only contend for the state lock. The stall rule adds more.
+    .limit(1);
+    (queue, stranded)
+}
+
+impl Catacomb {
+    /// Runs one errand, containing its panics, and counts it done.
+    /// `queued`: on one of the queue's threads (rather than stranded on
+    /// the caller's).
+    fn run_errand(&self, errand: Errand, queued: bool) {
+        match errand {
+            Errand::Kill(batch) => self.run_kills(batch, queued),
+            Errand::Reap => self.reap_ended(),
+        }
+        if self.shared.errands_pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The finishing thread may wait for the last errand. Taking
+            // the lock orders this after its check, so it is not missed.
+            let _state = self.lock_state();
+            self.shared.settled.notify_all();
+        }
+    }
+
+    /// Kills the workers of `batch` one after the other, until none is
+    /// left; a worker that ends inside its kill is waited for here too.
+    /// (Stranded on the caller's thread, where no queue thread could be
+    /// had, it queues no other errand: that one would be stranded too.)
+    fn run_kills(&self, batch: Arc<KillBatch>, queued: bool) {
+        let last_waiting = batch.waiting.fetch_sub(1, Ordering::AcqRel) == 1;
+        if !batch.is_empty() {
+            if queued && last_waiting {
+                // Keep an errand waiting on this batch, in case a kill blocks.
+                batch.waiting.fetch_add(1, Ordering::AcqRel);
+                let stranded = {
+                    let mut state = self.lock_state();
+                    state.errands.push(self, Errand::Kill(Arc::clone(&batch)));
+                    state.errands.flush(&self.shared)
+                };
+                self.run_stranded(stranded);
+            }
+            self.kill_batch(&batch);
+        }
+        if let Some(batch) = Arc::into_inner(batch) {
+            self.close_batch(batch);
+        }
+    }
+
+    fn kill_batch(&self, batch: &KillBatch) {
+        loop {
+            let i = batch.next.fetch_add(1, Ordering::Relaxed);
+            let Some((key, worker)) = batch.workers.get(i) else {
+                return;
+            };
+            // Restored after, in case the kill runs other errands here.
+            let previous = KILLING.with(|k| k.replace(Some((self.shared.id, *key, false))));
+            self.kill_worker(worker);
+            let mine = KILLING.with(|k| k.replace(previous));
+            if mine.is_some_and(|(_, _, ended)| ended) {
+                self.wait_for(worker);
+                batch.reaped[i].store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Done with a batch (this was its last errand): lets go of the
+    /// workers waited for, and gives the others back to their bindings, or
+    /// to the reaping errand if they have ended meanwhile.
+    fn close_batch(&self, batch: KillBatch) {
+        let KillBatch {
+            workers, reaped, ..
+        } = batch;
+        let mut running = Vec::new();
+        for ((key, worker), reaped) in workers.into_vec().into_iter().zip(reaped.iter()) {
+            if reaped.load(Ordering::Relaxed) {
+                self.discard(worker);
+            } else {
+                running.push((key, worker));
+            }
+        }
+        if running.is_empty() {
+            return;
+        }
+        let stranded = {
+            let mut state = self.lock_state();
+            let mut stranded = Vec::new();
+            for (key, worker) in running {
+                if let Err(ended) = state.bindings.lend_back(key, worker) {
+                    stranded.extend(self.reap_later(&mut state, ended));
+                }
+            }
+            stranded
+        };
+        self.run_stranded(stranded);
+    }
+
+    /// Runs errands that no thread could be had for, here.
+    pub(crate) fn run_stranded(&self, stranded: Vec<Errand>) {
+        for errand in stranded {
+            self.run_errand(errand, false);
+        }
+    }
+
+    /// Reaps the workers that have reported their end, a batch at a time,
+    /// until none is left. One such errand runs at a time: a worker whose
+    /// `wait` blocks holds up the others' reaping, which cannot make the
+    /// catacomb dead any later than that worker itself does.
+    fn reap_ended(&self) {
+        loop {
+            let ended = {
+                let mut state = self.lock_state();
+                if state.ended.is_empty() {
+                    state.reaping = false;
+                    state.ended = Vec::new();
+                    return;
+                }
+                std::mem::take(&mut state.ended)
+            };
+            for worker in ended {
+                self.reap(worker);
+            }
+        }
+    }
+
+    /// Waits for a worker that has reported its end (which joins its
+    /// threads), then lets go of it.
+    pub(crate) fn reap(&self, worker: SharedWorker) {
+        self.wait_for(&worker);
+        self.discard(worker);
+    }
+
+    /// Waits for a worker that has reported its end; its outcome came with
+    /// its completion, so `wait` only has to return.
+    fn wait_for(&self, worker: &SharedWorker) {
+        let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.wait()));
+        if let Err(payload) = waited {
+            self.contained("wait", &*payload);
+        }
+    }
+
+    /// Drops a reference to a bound worker, which may be the last: a panic
+    /// in the worker's `Drop` becomes the catacomb's error.
+    pub(crate) fn discard(&self, worker: SharedWorker) {
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(worker)));
+        if let Err(payload) = dropped {
+            self.contained("drop", &*payload);
+        }
+    }
+
+    /// Records a panic in a bound worker's `what` (its `kill`, `wait`,
+    /// `drop`...) as the catacomb's error: it is that worker's failure.
+    pub(crate) fn contained(&self, what: &str, payload: &(dyn std::any::Any + Send)) {
+        let what = format!(
+            "{what} of a worker bound to catacomb {:?}",
+            self.shared.name
+        );
+        let error = Panicked::from_payload(what, payload);
+        tracing::error!(catacomb = %self.shared.name, error = %error, "bound worker panicked");
+        self.kill_with(Some(worker_core::Error::new(error)));
+    }
+}
