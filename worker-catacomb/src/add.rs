@@ -20,7 +20,7 @@ use std::cell::Cell;
 use worker_core::{DoneCallback, Error, SharedWorker, Worker, into_shared};
 
 use crate::bindings::Key;
-use crate::errands::KillBatch;
+use crate::errands::{KillBatch, while_serving};
 use crate::{AddError, Catacomb, IoError};
 
 thread_local! {
@@ -226,9 +226,11 @@ impl Catacomb {
             let watched = worker.clone();
             let catacomb = self.clone();
             let spawned = worker_core::threads::spawn_named(name, move || {
-                let outcome = worker_core::catch_panic(|| what, || watched.wait());
-                callback(&outcome);
-                catacomb.discard(watched);
+                while_serving(catacomb.shared.id, || {
+                    let outcome = worker_core::catch_panic(|| what, || watched.wait());
+                    callback(&outcome);
+                    catacomb.discard(watched);
+                });
             });
             spawned.map(|handle| state.watchers.push(handle))
         };

@@ -11,7 +11,7 @@ use worker_core::{DoneCallback, Error, Reporter, SharedWorker, Signal, Tomb, Tom
 
 use crate::bindings::{Bindings, Key, Released};
 use crate::errands::{Errand, Errands, KillBatch};
-use crate::{Dying, ForeignDying, InvokeError, IoError, Plan, StillAlive};
+use crate::{Dying, ForeignDying, InvokeError, IoError, Plan, StillAlive, WaitError};
 
 /// Catacomb ids start at 1; 0 means "no catacomb" in the thread-locals
 /// that recognise a catacomb's own threads and adds.
@@ -268,12 +268,41 @@ impl Catacomb {
     /// Once it returns, no thread of the catacomb is left, and every bound
     /// worker has been waited for (its own `wait` has returned, which joins
     /// a well-behaved worker's threads).
+    ///
+    /// # Errors
+    ///
+    /// Besides the catacomb's own error: [`WaitError::OwnThread`], at once,
+    /// if called before the catacomb is dead on a thread that the catacomb
+    /// must see return before it can be dead: its work thread, or a thread
+    /// on which it kills, waits for or watches a bound worker. Waiting
+    /// there would deadlock. A bound worker's *own* thread cannot be told
+    /// apart from any other: waiting there (from the worker's body, or a
+    /// completion callback it runs) still deadlocks, as in Go.
     pub fn wait(&self) -> Result<(), Error> {
+        if let Some(result) = self.shared.tomb.try_result() {
+            // From a completion callback on the work thread itself, this
+            // returns at once; the work's panics are caught inside the thread.
+            self.shared.thread.join();
+            return result;
+        }
+        if self.on_own_thread() {
+            let error = WaitError::OwnThread {
+                catacomb: self.shared.name.clone(),
+                thread: std::thread::current().name().unwrap_or("").to_owned(),
+            };
+            tracing::warn!(error = %error, "refused a wait that would deadlock");
+            return Err(Error::new(error));
+        }
         let result = self.shared.tomb.wait();
-        // From a completion callback on the work thread itself, this
-        // returns at once; the work's panics are caught inside the thread.
         self.shared.thread.join();
         result
+    }
+
+    /// Whether the calling thread is one that the catacomb must see return
+    /// before it can be dead.
+    fn on_own_thread(&self) -> bool {
+        crate::errands::serving(self.shared.id)
+            || self.shared.thread.thread_id() == Some(std::thread::current().id())
     }
 
     /// How many bound workers have not finished yet. A worker that

@@ -37,6 +37,13 @@
 //! catacomb is not dead before it is zero, and the queue's threads are
 //! joined before it is dead. A panic in an errand's user code is the
 //! worker's failure, and so the catacomb's error.
+//!
+//! # Knowing the threads
+//!
+//! While a thread runs an errand (or watches a worker) for a catacomb, a
+//! thread-local names that catacomb, so that its `wait`, called from the
+//! worker's code there, answers with an error at once rather than waiting
+//! for itself.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -108,6 +115,9 @@ impl KillBatch {
 }
 
 thread_local! {
+    /// The id of the catacomb this thread is running an errand (or
+    /// watching a worker) for, 0 if none.
+    static SERVING: Cell<u64> = const { Cell::new(0) };
     /// The binding whose worker this thread is killing for a catacomb (by
     /// id), and whether that worker reported its end during the kill.
     static KILLING: Cell<Option<(u64, Key, bool)>> = const { Cell::new(None) };
@@ -125,6 +135,20 @@ pub(crate) fn ended_in_its_kill(id: u64, key: Key) {
             }
         }
     });
+}
+
+/// Whether this thread is running an errand or watching a worker for
+/// catacomb `id`.
+pub(crate) fn serving(id: u64) -> bool {
+    SERVING.with(|s| s.get() == id)
+}
+
+/// Runs `f` with this thread marked as serving catacomb `id`.
+pub(crate) fn while_serving<T>(id: u64, f: impl FnOnce() -> T) -> T {
+    let previous = SERVING.with(|s| s.replace(id));
+    let result = f();
+    SERVING.with(|s| s.set(previous));
+    result
 }
 
 /// The catacomb's errand queue, kept in its state.
@@ -255,10 +279,10 @@ impl Catacomb {
     /// `queued`: on one of the queue's threads (rather than stranded on
     /// the caller's).
     fn run_errand(&self, errand: Errand, queued: bool) {
-        match errand {
+        while_serving(self.shared.id, || match errand {
             Errand::Kill(batch) => self.run_kills(batch, queued),
             Errand::Reap => self.reap_ended(),
-        }
+        });
         if self.shared.errands_pending.fetch_sub(1, Ordering::AcqRel) == 1 {
             // The finishing thread may wait for the last errand. Taking
             // the lock orders this after its check, so it is not missed.

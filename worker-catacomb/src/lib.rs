@@ -167,5 +167,5 @@ mod finish;
 mod plan;
 
 pub use catacomb::Catacomb;
-pub use error::{AddError, Dying, ForeignDying, InvokeError, IoError, StillAlive};
+pub use error::{AddError, Dying, ForeignDying, InvokeError, IoError, StillAlive, WaitError};
 pub use plan::{Plan, Work};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use common::*;
 use crossbeam_channel::{Receiver, Sender};
-use worker_catacomb::{AddError, Catacomb, Plan};
+use worker_catacomb::{AddError, Catacomb, Plan, WaitError};
 use worker_core::threads::live_threads_with_prefix;
 use worker_core::{
     DoneCallback, Error, Outcome, Panicked, Passive, Tomb, TombState, Worker, delegate_worker,
@@ -273,6 +273,68 @@ fn kills_that_block_do_not_hold_up_the_other_kills() {
     check_alive(&c);
     drop(unblock);
     killer.join().unwrap();
+    assert!(wait_for(&c).is_ok());
+    scope.finish();
+}
+
+/// Issue 9: work that stops its own catacomb (kill, then wait) deadlocked:
+/// the catacomb cannot be dead before its work returns.
+#[test]
+fn work_that_waits_for_its_own_catacomb_gets_a_typed_error_at_once() {
+    let scope = Scope::new("work_waits_itself");
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let c = Catacomb::invoke(Plan::new(scope.name("c"), move |c: &Catacomb| {
+        c.kill();
+        tx.send(c.wait()).unwrap();
+        Ok(())
+    }))
+    .unwrap();
+    let err = rx
+        .recv_timeout(TIMEOUT)
+        .expect("wait deadlocked")
+        .unwrap_err();
+    assert!(
+        matches!(err.downcast_ref::<WaitError>(), Some(WaitError::OwnThread { catacomb, .. }) if catacomb == c.name()),
+        "{err}"
+    );
+    // Not recorded: the catacomb ends as the work said.
+    assert!(wait_for(&c).is_ok());
+    scope.finish();
+}
+
+/// A worker whose `kill` waits for the catacomb it is bound to.
+struct WaitsOnKill {
+    tomb: Tomb,
+    catacomb: Catacomb,
+    waited: Sender<Result<(), Error>>,
+}
+
+impl Worker for WaitsOnKill {
+    fn kill(&self) {
+        let _ = self.waited.send(self.catacomb.wait());
+        self.tomb.done(Ok(()));
+    }
+    delegate_worker!(tomb, except kill);
+}
+
+#[test]
+fn a_bound_workers_kill_that_waits_for_the_catacomb_gets_a_typed_error() {
+    let scope = Scope::new("kill_waits_catacomb");
+    let c = invoke_until_dying(scope.name("c"), vec![]);
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    c.add(WaitsOnKill {
+        tomb: Tomb::new(),
+        catacomb: c.clone(),
+        waited: tx,
+    })
+    .unwrap();
+    let killer = c.clone();
+    returns_promptly(&scope, "killer", move || killer.kill());
+    let err = rx
+        .recv_timeout(TIMEOUT)
+        .expect("wait deadlocked")
+        .unwrap_err();
+    assert!(err.is::<WaitError>(), "{err}");
     assert!(wait_for(&c).is_ok());
     scope.finish();
 }
