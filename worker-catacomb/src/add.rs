@@ -20,7 +20,8 @@ use std::cell::Cell;
 use worker_core::{DoneCallback, Error, SharedWorker, Worker, into_shared};
 
 use crate::bindings::Key;
-use crate::errands::{KillBatch, while_serving};
+use crate::errands::while_serving;
+use crate::kill_batch::KillBatch;
 use crate::{AddError, Catacomb, IoError};
 
 thread_local! {

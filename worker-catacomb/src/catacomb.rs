@@ -10,7 +10,8 @@ use worker_core::threads::JoinSlot;
 use worker_core::{DoneCallback, Error, Reporter, SharedWorker, Signal, Tomb, TombState, Worker};
 
 use crate::bindings::{Bindings, Key, Released};
-use crate::errands::{Errand, Errands, KillBatch};
+use crate::errands::{Errand, Errands};
+use crate::kill_batch::KillBatch;
 use crate::{Dying, ForeignDying, InvokeError, IoError, Plan, StillAlive, WaitError};
 
 /// Catacomb ids start at 1; 0 means "no catacomb" in the thread-locals
@@ -336,7 +337,7 @@ impl Catacomb {
                     // The kill errand holding it waits for it: now if it
                     // ended inside that kill, else when it gives it back.
                     state.bindings.shrink_if_empty();
-                    crate::errands::ended_in_its_kill(self.shared.id, key);
+                    crate::kill_batch::ended_in_its_kill(self.shared.id, key);
                     return;
                 }
             };

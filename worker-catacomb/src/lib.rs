@@ -226,6 +226,7 @@ mod catacomb;
 mod errands;
 mod error;
 mod finish;
+mod kill_batch;
 mod plan;
 
 pub use catacomb::Catacomb;
