@@ -17,9 +17,10 @@
 
 use std::cell::Cell;
 
-use worker_core::{DoneCallback, Error, Panicked, SharedWorker};
+use worker_core::{DoneCallback, Error, SharedWorker, Worker, into_shared};
 
 use crate::bindings::Key;
+use crate::kill_batch::KillBatch;
 use crate::{AddError, Catacomb, IoError};
 
 thread_local! {
@@ -67,16 +68,25 @@ fn outside_add<T>(f: impl FnOnce() -> T) -> T {
 
 impl Catacomb {
     /// Binds `worker` to the catacomb: when the catacomb dies the worker is
-    /// killed, and the catacomb is not dead until the worker has finished.
-    /// If the worker finishes with an error, the catacomb is killed with it
-    /// (subject to "first real error wins"); if it finishes with `Ok`, it is
-    /// forgotten and the catacomb carries on.
+    /// killed, and the catacomb is not dead until the worker has finished
+    /// and been waited for. If the worker finishes with an error, the
+    /// catacomb is killed with it (subject to "first real error wins"); if
+    /// it finishes with `Ok`, it is let go of and the catacomb carries on.
+    ///
+    /// Any worker will do: a value the catacomb then owns, or a
+    /// [`SharedWorker`] the caller keeps a clone of (kept as it is, not
+    /// wrapped again; see [`into_shared`]).
     ///
     /// Costs no thread when the worker supports completion notification
-    /// ([`Worker::on_done`](worker_core::Worker::on_done): every
+    /// ([`Worker::on_done`]: every
     /// [`Tomb`](worker_core::Tomb)-based worker, catacombs included);
     /// otherwise one watcher thread, named `<catacomb>-watcher`, waits for
-    /// it. Never blocks on the worker.
+    /// it. Once the worker has ended, the catacomb waits for it (its `wait`
+    /// joins its threads) and lets go of it, on a thread of its own.
+    ///
+    /// Never waits for the worker. Calls only its `on_done` (or, when that
+    /// is refused, `dead_signal`) on this thread, and its `kill` if it is
+    /// refused.
     ///
     /// A worker that had already failed is bound, and kills the catacomb at
     /// once with its error.
@@ -84,47 +94,78 @@ impl Catacomb {
     /// Adding the same worker twice binds it twice: harmless, since `kill`
     /// is idempotent and each binding is released when the worker finishes.
     ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use worker_catacomb::{Catacomb, Plan};
+    /// use worker_core::{Passive, SharedWorker, Worker};
+    ///
+    /// let c = Catacomb::invoke(Plan::new("add-docs", |c: &Catacomb| {
+    ///     let _ = c.dying().recv();
+    ///     Err(c.err_dying())
+    /// }))
+    /// .unwrap();
+    /// c.add(Passive::new()).unwrap(); // owned by the catacomb
+    /// let kept: SharedWorker = Arc::new(Passive::new());
+    /// c.add(kept.clone()).unwrap(); // shared with the caller
+    /// assert_eq!(c.worker_count(), 2);
+    /// c.kill();
+    /// assert!(c.wait().is_ok());
+    /// assert!(kept.wait().is_ok()); // killed with the catacomb
+    /// ```
+    ///
     /// # Errors
     ///
     /// - [`AddError::Dying`] if the catacomb is dying or dead: the worker is
-    ///   killed at once and not waited for. Its source is the catacomb's own
+    ///   killed at once, on this thread (it is still the caller's worker),
+    ///   and not waited for. Its source is the catacomb's own
     ///   [`Dying`](crate::Dying) error, so work may pass it on with `?`.
     /// - [`AddError::ItSelf`] if `worker` is this catacomb (or forwards its
     ///   completion to it); nothing is bound or killed.
     /// - [`AddError::NoWatcher`] if the worker needs a watcher thread and
     ///   none could be started: the worker and the catacomb are killed.
-    pub fn add(&self, worker: SharedWorker) -> Result<(), AddError> {
+    pub fn add<W: Worker>(&self, worker: W) -> Result<(), AddError> {
+        let worker = into_shared(worker);
         let key = {
             let mut state = self.lock_state();
             state.open.then(|| state.bindings.insert(worker.clone()))
         };
-        match key {
-            Some(key) => self.watch(worker, key),
+        let added = match key {
+            Some(key) => self.watch(&worker, key),
             None => {
                 self.kill_worker(&worker);
                 Err(AddError::Dying(self.dying_error()))
             }
-        }
+        };
+        // The worker may have ended and been let go of meanwhile: this can
+        // be the last reference.
+        self.discard(worker);
+        added
     }
 
     /// Binds an `init` worker of the plan: unlike [`add`](Catacomb::add) it
     /// binds even when the catacomb is already dying (an earlier init
-    /// worker had failed), so the catacomb still waits for it.
+    /// worker had failed), so the catacomb still waits for it, and has it
+    /// killed.
     pub(crate) fn bind_init(&self, worker: SharedWorker) {
-        let (key, open) = {
+        let (key, stranded) = {
             let mut state = self.lock_state();
-            (state.bindings.insert(worker.clone()), state.open)
+            if state.open {
+                (state.bindings.insert(worker.clone()), Vec::new())
+            } else {
+                let key = state.bindings.insert_lent();
+                KillBatch::push(&mut state.errands, self, vec![(key, worker.clone())]);
+                (key, state.errands.flush(&self.shared))
+            }
         };
-        if !open {
-            self.kill_worker(&worker);
-        }
+        self.run_stranded(stranded);
         // A fresh catacomb cannot be its own init worker, and a failure to
         // watch has already killed the catacomb with its reason.
-        let _ = self.watch(worker, key);
+        let _ = self.watch(&worker, key);
+        self.discard(worker);
     }
 
     /// Arranges for `released(key, outcome)` to run once `worker` finishes.
-    fn watch(&self, worker: SharedWorker, key: Key) -> Result<(), AddError> {
+    fn watch(&self, worker: &SharedWorker, key: Key) -> Result<(), AddError> {
         let callback = self.completion(key);
         let (registered, itself) = while_adding_to(self.shared.id, || {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.on_done(callback)))
@@ -137,13 +178,7 @@ impl Catacomb {
                 // We cannot know whether the worker kept the callback; a
                 // watcher thread makes sure we learn of its end. Should the
                 // callback fire as well, its release finds nothing to do.
-                let what = format!(
-                    "on_done of a worker added to catacomb {:?}",
-                    self.shared.name
-                );
-                let error = Panicked::from_payload(what, &*payload);
-                tracing::error!(catacomb = %self.shared.name, error = %error, "on_done panicked");
-                self.kill(Some(Error::new(error)));
+                self.contained("on_done", &*payload);
                 self.watch_with_thread(worker, key, self.completion(key))
             }
         }
@@ -156,7 +191,9 @@ impl Catacomb {
     }
 
     fn refuse_itself(&self, key: Key) -> Result<(), AddError> {
-        self.release(key);
+        if let Some(worker) = self.unbind(key) {
+            self.discard(worker);
+        }
         tracing::warn!(catacomb = %self.shared.name, "refused to add a catacomb to itself");
         Err(AddError::ItSelf {
             catacomb: self.shared.name.clone(),
@@ -169,7 +206,7 @@ impl Catacomb {
     /// lock, always finds it to join.
     fn watch_with_thread(
         &self,
-        worker: SharedWorker,
+        worker: &SharedWorker,
         key: Key,
         callback: DoneCallback,
     ) -> Result<(), AddError> {
@@ -185,11 +222,15 @@ impl Catacomb {
         let spawned = {
             let mut state = self.lock_state();
             reap_finished(&mut state.watchers);
-            let what = format!("wait of a worker added to catacomb {:?}", self.shared.name);
+            let what = format!("wait of a worker bound to catacomb {:?}", self.shared.name);
             let watched = worker.clone();
+            let catacomb = self.clone();
             let spawned = worker_core::threads::spawn_named(name, move || {
-                let outcome = worker_core::catch_panic(|| what, || watched.wait());
-                callback(&outcome);
+                worker_core::threads::serving(catacomb.shared.id, || {
+                    let outcome = worker_core::catch_panic(|| what, || watched.wait());
+                    callback(&outcome);
+                    catacomb.discard(watched);
+                });
             });
             spawned.map(|handle| state.watchers.push(handle))
         };
@@ -199,9 +240,13 @@ impl Catacomb {
                 source: IoError::from(e),
             };
             tracing::error!(catacomb = %self.shared.name, error = %error, "cannot watch a worker");
-            self.kill_worker(&worker);
-            self.kill(Some(Error::new(error.clone())));
-            self.release(key);
+            // Unbound first, so that killing the catacomb does not count on
+            // its end, which nothing would report.
+            if let Some(worker) = self.unbind(key) {
+                self.discard(worker);
+            }
+            self.kill_worker(worker);
+            self.kill_with(Some(Error::new(error.clone())));
             error
         })
     }

@@ -1,21 +1,18 @@
-//! The catacomb handle: invoke, kill and the dying-error algebra, and the
-//! path by which a catacomb becomes dead.
+//! The catacomb handle: invoke, kill and the dying-error algebra, wait,
+//! and what a bound worker's end does to the catacomb.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use worker_core::threads::JoinSlot;
-use worker_core::{
-    DoneCallback, Error, Panicked, Reporter, SharedWorker, Signal, Tomb, TombState, Worker,
-};
+use worker_core::{DoneCallback, Error, Reporter, SharedWorker, Signal, Tomb, TombState, Worker};
 
-use crate::bindings::Bindings;
-use crate::{Dying, ForeignDying, InvokeError, IoError, Plan, StillAlive};
-
-/// Catacomb ids start at 1; 0 means "no catacomb" in the self-add check.
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+use crate::bindings::{Bindings, Key, Released};
+use crate::errands::{Errand, Errands};
+use crate::kill_batch::KillBatch;
+use crate::{Dying, ForeignDying, InvokeError, IoError, Plan, StillAlive, WaitError};
 
 /// Binds the lifetimes and the errors of a group of workers to one owner.
 ///
@@ -38,13 +35,18 @@ pub(crate) struct Shared {
     pub(crate) id: u64,
     pub(crate) name: String,
     /// The catacomb's lifetime: dying when killed, dead once the work has
-    /// returned and every bound worker has finished.
+    /// returned and every bound worker has finished and been waited for.
     pub(crate) tomb: Tomb,
     pub(crate) state: Mutex<State>,
-    /// Wakes the finishing thread when the last binding is released.
-    settled: Condvar,
+    /// Wakes the finishing thread when the last binding is released or the
+    /// last errand is done.
+    pub(crate) settled: Condvar,
+    /// Errands handed to the errand queue and not yet done (see
+    /// [`errands`](crate::errands)); counted without the lock by the
+    /// threads that run them.
+    pub(crate) errands_pending: AtomicUsize,
     /// The work thread, joined by `wait`.
-    thread: JoinSlot,
+    pub(crate) thread: JoinSlot,
 }
 
 pub(crate) struct State {
@@ -53,7 +55,15 @@ pub(crate) struct State {
     /// Bound workers that have not finished.
     pub(crate) bindings: Bindings,
     /// Whether the work has returned (and the finishing thread waits).
-    work_done: bool,
+    pub(crate) work_done: bool,
+    /// Workers that have reported their end, to be waited for by the
+    /// reaping errand.
+    pub(crate) ended: Vec<SharedWorker>,
+    /// Whether a reaping errand is queued or running: it takes `ended`
+    /// until it finds it empty, and clears this under the same lock.
+    pub(crate) reaping: bool,
+    /// Kills and waits of bound workers, run off the callers' threads.
+    pub(crate) errands: Errands,
     /// Threads waiting for workers that cannot notify their completion.
     pub(crate) watchers: Vec<JoinHandle<()>>,
 }
@@ -71,26 +81,30 @@ impl Catacomb {
     /// it returns: none is left running.
     ///
     /// A panic in the work becomes the catacomb's error
-    /// ([`Panicked`], with the panic message).
+    /// ([`Panicked`](worker_core::Panicked), with the panic message).
     pub fn invoke(plan: Plan) -> Result<Catacomb, InvokeError> {
         if let Err(e) = plan.validate() {
             tracing::warn!(error = %e, "catacomb plan refused; stopping its init workers");
-            stop_all(&plan.init);
+            stop_all(plan.init);
             return Err(e);
         }
         let Plan { name, work, init } = plan;
         let catacomb = Catacomb {
             shared: Arc::new(Shared {
-                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                id: worker_core::threads::supervisor_id(),
                 name,
                 tomb: Tomb::new(),
                 state: Mutex::new(State {
                     open: true,
                     bindings: Bindings::default(),
                     work_done: false,
+                    ended: Vec::new(),
+                    reaping: false,
+                    errands: Errands::default(),
                     watchers: Vec::new(),
                 }),
                 settled: Condvar::new(),
+                errands_pending: AtomicUsize::new(0),
                 thread: JoinSlot::default(),
             }),
         };
@@ -142,33 +156,41 @@ impl Catacomb {
     /// - another catacomb's [`Dying`] error is recorded as a
     ///   [`ForeignDying`] error, because handing it over is a bug.
     ///
-    /// The first kill closes the catacomb to new workers and kills every
-    /// bound worker, on this thread, outside any lock. It returns without
-    /// waiting for them.
-    pub fn kill(&self, reason: Option<Error>) {
+    /// The first kill closes the catacomb to new workers and has every
+    /// bound worker killed, on the catacomb's own threads
+    /// (`<name>-stop-<n>`): it does not call any worker's code itself, so
+    /// it returns at once, even if a worker's `kill` blocks. (Only if the
+    /// system refuses that thread are the kills made here instead.)
+    ///
+    /// [`Worker::kill`] is `kill_with(None)`. (Go's `Kill(err)`; the name
+    /// differs so that `c.kill()` is the worker's kill, as on every other
+    /// worker.)
+    pub fn kill_with(&self, reason: Option<Error>) {
         let reason = reason.and_then(|e| self.classify(e));
         self.shared.tomb.kill(reason);
-        let doomed = {
+        let stranded = {
             let mut state = self.lock_state();
             if !state.open {
                 return;
             }
             state.open = false;
-            state.bindings.workers()
+            tracing::debug!(
+                catacomb = %self.shared.name,
+                workers = state.bindings.len(),
+                "catacomb dying: killing its workers"
+            );
+            if state.bindings.is_empty() {
+                return;
+            }
+            let workers = state.bindings.lend_all();
+            KillBatch::push(&mut state.errands, self, workers);
+            state.errands.flush(&self.shared)
         };
-        tracing::debug!(
-            catacomb = %self.shared.name,
-            workers = doomed.len(),
-            "catacomb dying: killing its workers"
-        );
-        for worker in &doomed {
-            self.kill_worker(worker);
-        }
+        self.run_stranded(stranded);
     }
 
-    /// What a kill reason really means to this catacomb (see [`kill`]).
-    ///
-    /// [`kill`]: Catacomb::kill
+    /// What a kill reason really means to this catacomb (see
+    /// [`kill_with`](Catacomb::kill_with)).
     fn classify(&self, reason: Error) -> Option<Error> {
         match reason.downcast_ref::<Dying>() {
             None => Some(reason),
@@ -180,15 +202,12 @@ impl Catacomb {
         }
     }
 
-    /// Kills one bound worker; a panic in its `kill` becomes the
+    /// Kills one worker on this thread; a panic in its `kill` becomes the
     /// catacomb's error.
     pub(crate) fn kill_worker(&self, worker: &SharedWorker) {
         let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.kill()));
         if let Err(payload) = killed {
-            let what = format!("kill of a worker bound to catacomb {:?}", self.shared.name);
-            let error = Panicked::from_payload(what, &*payload);
-            tracing::error!(catacomb = %self.shared.name, error = %error, "worker kill panicked");
-            self.shared.tomb.kill(Some(Error::new(error)));
+            self.contained("kill", &*payload);
         }
     }
 
@@ -241,20 +260,51 @@ impl Catacomb {
     }
 
     /// Blocks until the catacomb is dead, and returns its result: the first
-    /// real error, or `Ok`. Every call returns the same result. Also joins
-    /// the work thread, so once `wait` returns no thread of the catacomb is
-    /// left.
+    /// real error, or `Ok`. Every call returns the same result.
+    ///
+    /// Once it returns, no thread of the catacomb is left, and every bound
+    /// worker has been waited for (its own `wait` has returned, which joins
+    /// a well-behaved worker's threads).
+    ///
+    /// # Errors
+    ///
+    /// Besides the catacomb's own error: [`WaitError::OwnThread`], at once,
+    /// if called before the catacomb is dead on a thread that the catacomb
+    /// must see return before it can be dead: its work thread, or a thread
+    /// on which it kills, waits for or watches a bound worker. Waiting
+    /// there would deadlock. A bound worker's *own* thread cannot be told
+    /// apart from any other: waiting there (from the worker's body, or a
+    /// completion callback it runs) still deadlocks, as in Go.
     pub fn wait(&self) -> Result<(), Error> {
+        if let Some(result) = self.shared.tomb.try_result() {
+            // From a completion callback on the work thread itself, this
+            // returns at once; the work's panics are caught inside the thread.
+            self.shared.thread.join();
+            return result;
+        }
+        if self.on_own_thread() {
+            let error = WaitError::OwnThread {
+                catacomb: self.shared.name.clone(),
+                thread: std::thread::current().name().unwrap_or("").to_owned(),
+            };
+            tracing::warn!(error = %error, "refused a wait that would deadlock");
+            return Err(Error::new(error));
+        }
         let result = self.shared.tomb.wait();
-        // From a completion callback on the work thread itself, this
-        // returns at once; the work's panics are caught inside the thread.
         self.shared.thread.join();
         result
     }
 
+    /// Whether the calling thread is one that the catacomb must see return
+    /// before it can be dead.
+    fn on_own_thread(&self) -> bool {
+        worker_core::threads::serves(self.shared.id)
+            || self.shared.thread.thread_id() == Some(std::thread::current().id())
+    }
+
     /// How many bound workers have not finished yet. A worker that
-    /// finishes is forgotten at once (its memory released), so this is what
-    /// the catacomb still holds.
+    /// finishes is no longer counted (the catacomb then only waits for it
+    /// to return from `wait`, and lets go of it).
     pub fn worker_count(&self) -> usize {
         self.lock_state().bindings.len()
     }
@@ -263,92 +313,106 @@ impl Catacomb {
         lock(&self.shared.state)
     }
 
-    /// Ends the work: records its result as a kill, waits until every bound
-    /// worker has finished, joins the watcher threads, and marks the
-    /// catacomb dead. Runs on the work thread (or on the invoking thread
-    /// when the work thread could not start).
-    fn finish(&self, result: Result<(), Error>) {
-        if let Err(e) = &result {
-            tracing::debug!(catacomb = %self.shared.name, error = %e, "catacomb work failed");
-        }
-        self.kill(result.err());
-        let watchers = {
-            let mut state = self.lock_state();
-            state.work_done = true;
-            while !state.bindings.is_empty() {
-                state = self
-                    .shared
-                    .settled
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner);
-            }
-            std::mem::take(&mut state.watchers)
-        };
-        for watcher in watchers {
-            // A watcher's panics are caught inside it.
-            let _ = watcher.join();
-        }
-        self.shared.tomb.done(Ok(()));
-        tracing::debug!(
-            catacomb = %self.shared.name,
-            error = ?self.shared.tomb.err(),
-            "catacomb dead"
-        );
-    }
-
     /// Called when a bound worker has finished: its error (if any) kills
-    /// the catacomb, then its binding is released, waking the finishing
-    /// thread if it was the last one.
+    /// the catacomb, then its binding is released and the worker is handed
+    /// to the reaping errand, to be waited for (which joins its threads;
+    /// it cannot be done here, which may be the worker's own thread).
     ///
     /// The error is recorded *before* the binding is released, so the
     /// catacomb cannot be marked dead in between and lose it.
-    pub(crate) fn released(&self, key: crate::bindings::Key, outcome: &Result<(), Error>) {
+    pub(crate) fn released(&self, key: Key, outcome: &Result<(), Error>) {
         if let Err(e) = outcome {
-            self.kill(Some(e.clone()));
+            self.kill_with(Some(e.clone()));
         }
-        self.release(key);
+        let stranded = {
+            let mut state = self.lock_state();
+            let worker = match state.bindings.release(key) {
+                Released::Unknown => return,
+                Released::Worker(worker) => worker,
+                Released::Lent => {
+                    // The kill errand holding it waits for it: now if it
+                    // ended inside that kill, else when it gives it back.
+                    state.bindings.shrink_if_empty();
+                    crate::kill_batch::ended_in_its_kill(self.shared.id, key);
+                    return;
+                }
+            };
+            state.bindings.shrink_if_empty();
+            self.reap_later(&mut state, worker)
+        };
+        self.run_stranded(stranded);
     }
 
-    /// Releases a binding without looking at any outcome.
-    pub(crate) fn release(&self, key: crate::bindings::Key) {
-        let (worker, settled) = {
+    /// Hands a worker that has ended to the reaping errand, starting one
+    /// unless one runs. Returns the errands no thread could be had for.
+    #[must_use]
+    pub(crate) fn reap_later(&self, state: &mut State, worker: SharedWorker) -> Vec<Errand> {
+        state.ended.push(worker);
+        if state.reaping {
+            return Vec::new();
+        }
+        state.reaping = true;
+        state.errands.push(self, Errand::Reap);
+        state.errands.flush(&self.shared)
+    }
+
+    /// Releases a binding without looking at any outcome, and hands its
+    /// worker back (for a worker that was never really bound).
+    pub(crate) fn unbind(&self, key: Key) -> Option<SharedWorker> {
+        let (released, settled) = {
             let mut state = self.lock_state();
-            let worker = state.bindings.remove(key);
+            let released = state.bindings.release(key);
             state.bindings.shrink_if_empty();
-            (worker, state.work_done && state.bindings.is_empty())
+            (released, state.work_done && state.bindings.is_empty())
         };
         if settled {
             self.shared.settled.notify_all();
         }
-        // The worker's last reference may go here: drop it outside the lock.
-        drop(worker);
+        match released {
+            Released::Worker(worker) => Some(worker),
+            // Lent: the catacomb was killed meanwhile, and the kill errand
+            // holding the worker hands it on to be waited for.
+            Released::Unknown | Released::Lent => None,
+        }
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // No user code runs under the catacomb's locks, so a poisoned lock can
     // only come from a bug here, and the data is still consistent.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Stops every worker of a refused plan: kills them all first, so they stop
-/// concurrently, then waits for each. Errors are not anyone's business any
-/// more (as in Go), panics are contained.
-fn stop_all(workers: &[SharedWorker]) {
-    for worker in workers {
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.kill()));
+/// concurrently, then waits for each and lets go of it. Errors are not
+/// anyone's business any more (as in Go); panics are contained and logged,
+/// since there is no catacomb to fail.
+fn stop_all(workers: Vec<SharedWorker>) {
+    let contained = |what: &str, f: &mut dyn FnMut()| {
+        if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+            let what = format!("{what} of an init worker of a refused catacomb plan");
+            let error = worker_core::Panicked::from_payload(what, &*payload);
+            tracing::error!(error = %error, "init worker panicked");
+        }
+    };
+    for worker in &workers {
+        contained("kill", &mut || worker.kill());
     }
     for worker in workers {
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.wait()));
+        contained("wait", &mut || {
+            let _ = worker.wait();
+        });
+        let mut worker = Some(worker);
+        contained("drop", &mut || drop(worker.take()));
     }
 }
 
-/// A catacomb is a worker: `kill` is `kill(None)`, `wait` is
+/// A catacomb is a worker: `kill` is [`kill_with(None)`](Catacomb::kill_with), `wait` is
 /// [`Catacomb::wait`], and it notifies its completion without a thread, so
 /// a supervisor (or a parent catacomb) holds it at no extra cost.
 impl Worker for Catacomb {
     fn kill(&self) {
-        Catacomb::kill(self, None);
+        self.kill_with(None);
     }
 
     fn wait(&self) -> Result<(), Error> {

@@ -85,6 +85,7 @@ pub struct StillAlive {
 ///
 /// [`Catacomb::add`]: crate::Catacomb::add
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum AddError {
     /// The catacomb is dying or dead. The worker was killed at once (not
     /// waited for: the caller still holds it and may wait). The source is
@@ -121,6 +122,7 @@ pub enum AddError {
 ///
 /// [`Catacomb::invoke`]: crate::Catacomb::invoke
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum InvokeError {
     /// The plan's name is empty (or only whitespace). The name is what the
     /// catacomb's thread, its logs and its errors are known by.
@@ -135,6 +137,35 @@ pub enum InvokeError {
         /// Why the system refused.
         #[source]
         source: IoError,
+    },
+}
+
+/// Why [`Catacomb::wait`] answered without waiting.
+///
+/// `wait` returns the catacomb's result, which is any error; this is the
+/// one it adds. Match it with `err.downcast_ref::<WaitError>()`.
+///
+/// [`Catacomb::wait`]: crate::Catacomb::wait
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WaitError {
+    /// `wait` was called, while the catacomb was not yet dead, on a thread
+    /// that the catacomb runs and must see return before it can be dead:
+    /// its work thread (from the work itself, or from code the finishing
+    /// catacomb runs there) or one of the threads on which it kills,
+    /// waits for or watches its workers (from a bound worker's `kill`,
+    /// `wait`, `Drop` or completion callback). Waiting there would wait
+    /// for itself forever (Go deadlocks). Nothing is recorded: the
+    /// catacomb carries on, and a later `wait` from elsewhere returns its
+    /// result.
+    #[error(
+        "cannot wait for catacomb {catacomb:?} on its own thread {thread:?}: it would wait for itself"
+    )]
+    OwnThread {
+        /// The catacomb's name.
+        catacomb: String,
+        /// The name of the thread that called `wait`.
+        thread: String,
     },
 }
 
@@ -202,6 +233,41 @@ mod tests {
         assert_eq!(a, a.clone());
         assert_ne!(a, b);
         assert_eq!(a.catacomb(), "same name");
+    }
+
+    /// Issue 10: every operation's error converts into the core error
+    /// with `?`, and stays reachable by its type.
+    #[test]
+    fn each_operations_error_converts_into_the_core_error() {
+        fn pass_on<E>(e: E) -> Result<(), Error>
+        where
+            E: std::error::Error + Send + Sync + 'static,
+        {
+            Err(e)?
+        }
+        let add = pass_on(AddError::ItSelf {
+            catacomb: "c".into(),
+        })
+        .unwrap_err();
+        assert!(matches!(
+            add.downcast_ref::<AddError>(),
+            Some(AddError::ItSelf { .. })
+        ));
+        let invoke = pass_on(InvokeError::EmptyName).unwrap_err();
+        assert!(matches!(
+            invoke.downcast_ref::<InvokeError>(),
+            Some(InvokeError::EmptyName)
+        ));
+        let wait = pass_on(WaitError::OwnThread {
+            catacomb: "c".into(),
+            thread: "t".into(),
+        })
+        .unwrap_err();
+        assert_eq!(
+            wait.to_string(),
+            "cannot wait for catacomb \"c\" on its own thread \"t\": it would wait for itself"
+        );
+        assert!(wait.is::<WaitError>());
     }
 
     #[test]

@@ -16,13 +16,14 @@
 //! it:
 //!
 //! - the catacomb's life is the work's: it dies when the work returns (with
-//!   `Ok` or `Err`), when it is [`kill`](Catacomb::kill)ed, or when a bound
+//!   `Ok` or `Err`), when it is [`kill`](Catacomb::kill_with)ed, or when a bound
 //!   worker fails;
 //! - when it dies, every bound worker still running is killed;
 //! - it is dead only once the work has returned **and** every bound worker
-//!   has finished, so `wait` never returns while a helper runs;
+//!   has finished and been waited for, so `wait` never returns while a
+//!   helper runs;
 //! - its error is the first real error of any of them; a bound worker that
-//!   ends with `Ok` is simply forgotten.
+//!   ends with `Ok` is simply let go of.
 //!
 //! A catacomb is itself a [`Worker`](worker_core::Worker) (and notifies its
 //! completion without a thread), so catacombs nest, and a runner or an
@@ -86,25 +87,86 @@
 //! goroutines per worker.
 //!
 //! The rule that makes the lock safe: **no user code runs under it**. The
-//! lock is held only to take or release a slot and to flip the catacomb
-//! closed; killing the bound workers, calling their `on_done`, and dropping
-//! the last reference to a finished worker all happen after it is released.
-//! A worker that finishes may thus call back into the catacomb from any
-//! thread, even from inside the catacomb's own `kill`.
+//! lock is held only to take or release a slot, to flip the catacomb
+//! closed and to hand work to the catacomb's own threads; bound workers'
+//! `on_done` is called after it is released, and their `kill` and `wait`
+//! are not called on the caller's thread at all (nor is their `Drop`,
+//! but in `add`, for a worker that ends while it is being added). A worker
+//! that finishes may thus call back into the catacomb from any thread.
+//!
+//! **Calls into a bound worker's code go to the catacomb's own threads.**
+//! Whoever kills a catacomb may be a runner's or an engine's thread, or a
+//! sibling's completion callback, and must not be held up by a worker
+//! whose `kill` blocks; and a worker whose end was reported by a callback
+//! on its own thread cannot be waited for (joined) there. So the catacomb
+//! keeps a small executor (worker-core's `StartQueue`): kills, and the
+//! `wait` and last `drop` of each worker that has reported its end, run on
+//! threads named `<catacomb name>-stop-<n>`, usually one. When the catacomb
+//! is killed, one errand kills the bound workers one after the other, with
+//! a second one queued behind it: if a kill blocks, the queue's stall rule
+//! (driven by the work thread once the work has returned) starts a thread
+//! for the queued errand after a short stall, which carries on with the
+//! rest. A worker that ends inside its own kill is waited for by the same
+//! errand, so the common case costs one thread and two hand-overs for any
+//! number of workers.
 //!
 //! Each binding has a serial number, so a worker whose completion is
 //! reported twice cannot release some other worker's binding. A worker that
 //! cannot notify its completion gets one watcher thread, named
-//! `<catacomb name>-watcher` and joined before the catacomb is dead. The
-//! work thread carries the catacomb's name; after the work returns it waits
-//! for the last bound worker, marks the catacomb dead and exits, and
-//! [`Catacomb::wait`] joins it. So once `wait` returns, no thread of the
-//! catacomb is left.
+//! `<catacomb name>-watcher`. The work thread carries the catacomb's name;
+//! after the work returns it waits until every bound worker has ended and
+//! been waited for, joins the stop and watcher threads, marks the catacomb
+//! dead and exits, and [`Catacomb::wait`] joins it. So once `wait`
+//! returns, no thread of the catacomb is left, and every bound worker's
+//! `wait` has returned (which, for a well-behaved worker, means its threads
+//! are gone too).
 //!
-//! Panics in user code are contained: a panic in the work becomes the
-//! catacomb's error ([`Panicked`](worker_core::Panicked), with the panic
-//! message), and so does a panic in a bound worker's `kill`, `on_done` or
-//! `wait`.
+//! # What a misbehaving worker can and cannot do
+//!
+//! A bound worker runs user code the catacomb calls: `on_done`, `kill`,
+//! `wait`, its `Drop`, and the completion callbacks it runs. Whatever that
+//! code does, the catacomb's own state stays consistent, and:
+//!
+//! - **A panic** in any of them (or in the work, or in a completion
+//!   callback registered on the catacomb) is contained. Where it is a bound
+//!   worker's failure it becomes the catacomb's error
+//!   ([`Panicked`](worker_core::Panicked), naming the call and the
+//!   catacomb), subject to "first real error wins"; the catacomb still
+//!   finishes, and `wait` returns
+//!   (`misbehaving::a_drop_that_panics_while_the_catacomb_finishes_becomes_its_error`,
+//!   `misbehaving::a_drop_that_panics_after_the_worker_ended_on_its_own_becomes_the_error`,
+//!   `misbehaving::a_wait_that_panics_becomes_the_error`,
+//!   `add::a_panicking_kill_becomes_the_catacomb_error`,
+//!   `add::a_panicking_on_done_kills_the_catacomb_and_the_worker_is_still_waited_for`,
+//!   `misbehaving::a_completion_callback_that_panics_does_not_keep_the_catacomb_alive`).
+//! - **A `kill` that blocks** holds up one of the catacomb's stop threads,
+//!   never the caller of [`Catacomb::kill_with`] or
+//!   [`Worker::kill`](worker_core::Worker::kill), which return at once; the
+//!   other workers are killed after a stall of about 20 ms (once the work
+//!   has returned) (`misbehaving::kill_returns_while_a_bound_workers_kill_blocks`,
+//!   `misbehaving::kills_that_block_do_not_hold_up_the_other_kills`). The
+//!   catacomb is not dead until that `kill` has returned: its thread must
+//!   be joined.
+//! - **Calling back into the catacomb** from a bound worker's code is
+//!   allowed: `add`, `kill_with`, `err`, `state` and the signals never wait
+//!   for a worker (`misbehaving::completion_callbacks_of_bound_workers_may_call_add_kill_and_err`).
+//!   `wait` does wait: from a thread the catacomb must see return before it
+//!   can be dead (its work thread, a stop thread, a watcher thread) it
+//!   answers [`WaitError::OwnThread`] at once instead of deadlocking
+//!   (`misbehaving::work_that_waits_for_its_own_catacomb_gets_a_typed_error_at_once`,
+//!   `misbehaving::a_bound_workers_kill_that_waits_for_the_catacomb_gets_a_typed_error`).
+//!   A bound worker's *own* thread cannot be told from any other thread:
+//!   a worker body (or a completion callback it runs) that waits for its
+//!   catacomb deadlocks, since the catacomb waits for that worker.
+//! - **A worker that never ends**, ignoring its kill, keeps the catacomb
+//!   dying: it is never dead, and `wait` never returns (the catacomb cannot
+//!   promise its helpers stopped otherwise). Its
+//!   [`worker_count`](Catacomb::worker_count) and report show what it waits
+//!   for. Likewise a worker whose `wait` never returns after it has
+//!   reported its end.
+//! - **Adding a refused worker** (to a dying catacomb) kills it on the
+//!   caller's thread: it is the caller's own worker, not yet the
+//!   catacomb's (`misbehaving::a_refused_worker_whose_drop_panics_does_not_panic_the_caller`).
 //!
 //! # Differences from Go
 //!
@@ -115,24 +177,40 @@
 //!   constructor and the work receives the catacomb, so none of that can be
 //!   written. `Plan` has no `Site`, and its work cannot be nil.
 //! - **No threads per worker.** Go spends two goroutines per added worker
-//!   (plus the worker's own); here a worker that supports completion
-//!   notification costs one callback and no thread (SPEC 8.14).
+//!   (plus the worker's own), one of which waits for it and one kills it;
+//!   here a worker that supports completion notification costs one
+//!   callback and no thread, and kills and waits run on a few threads
+//!   shared by all (`add::added_workers_cost_no_thread`). As in
+//!   Go, every bound worker's `wait` has returned before the catacomb is
+//!   dead (`joined::the_catacomb_is_not_dead_before_its_workers_have_been_waited_for`,
+//!   `joined::no_bound_workers_thread_outlives_wait`).
 //! - **Adding to a dying catacomb does not block.** Go stops the worker and
 //!   waits for it inside `Add`; here the worker is killed and `add` returns
-//!   [`AddError::Dying`] at once (SPEC 8.15).
+//!   [`AddError::Dying`] at once
+//!   (`add::add_to_a_dying_catacomb_kills_the_worker_and_returns_at_once`).
 //! - **Adding a catacomb to itself is refused** with [`AddError::ItSelf`]
-//!   instead of deadlocking its shutdown (SPEC 8.15). A *cycle* through
+//!   instead of deadlocking its shutdown
+//!   (`add::adding_a_catacomb_to_itself_is_refused`). A *cycle* through
 //!   two catacombs (each added to the other) is not detected and still
 //!   never dies, as in Go.
+//! - **Waiting on the catacomb's own threads is refused** with
+//!   [`WaitError::OwnThread`]; Go deadlocks (see above).
+//! - **Panics in bound workers' code are the catacomb's error.** Go
+//!   recovers panics in the work only; one in a worker's `Kill`, `Wait` or
+//!   elsewhere crashes the process (see above).
 //! - **Typed errors.** Validation ([`InvokeError`]), `add`
-//!   ([`AddError`]) and the dying algebra ([`Dying`], [`ForeignDying`],
-//!   [`StillAlive`]) are types to match on, not strings. A foreign dying
-//!   error is recognised through any wrapping, and the [`ForeignDying`] it
-//!   becomes hides it, so it cannot be swallowed further up. There is no
-//!   `tomb.ErrDying` sentinel to pass to `kill`.
+//!   ([`AddError`]), `wait` ([`WaitError`]) and the dying algebra
+//!   ([`Dying`], [`ForeignDying`], [`StillAlive`]) are types to match on,
+//!   not strings; each converts into `worker_core::Error` with `?`
+//!   (`error::tests::each_operations_error_converts_into_the_core_error`). A
+//!   foreign dying error is recognised through any wrapping, and the
+//!   [`ForeignDying`] it becomes hides it, so it cannot be swallowed
+//!   further up. There is no `tomb.ErrDying` sentinel to pass to `kill`.
 //! - **The catacomb is a `Worker`** (Go's is not; owners wrap it), and a
 //!   [`Reporter`](worker_core::Reporter) ([`Catacomb::report`] is typed:
-//!   [`CatacombReport`]).
+//!   [`CatacombReport`]). So `kill()` is the worker's kill, and Go's
+//!   `Kill(err)` is [`Catacomb::kill_with`]
+//!   (`worker::kill_is_a_kill_without_reason`).
 //! - **`err()` returns `Option<Error>`** rather than a "still alive"
 //!   sentinel; [`Catacomb::state`] says whether it is alive.
 //! - **No `Context(parent)`**: Rust has no context type; [`Catacomb::dying`]
@@ -148,11 +226,14 @@
 mod add;
 mod bindings;
 mod catacomb;
+mod errands;
 mod error;
+mod finish;
+mod kill_batch;
 mod plan;
 mod report;
 
 pub use catacomb::Catacomb;
-pub use error::{AddError, Dying, ForeignDying, InvokeError, IoError, StillAlive};
+pub use error::{AddError, Dying, ForeignDying, InvokeError, IoError, StillAlive, WaitError};
 pub use plan::{Plan, Work};
 pub use report::CatacombReport;

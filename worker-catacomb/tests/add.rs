@@ -8,7 +8,9 @@ use std::sync::Arc;
 use common::*;
 use worker_catacomb::{AddError, Catacomb, Dying, Plan};
 use worker_core::threads::live_threads_with_prefix;
-use worker_core::{DoneCallback, Error, Panicked, Passive, Tomb, TombState, Worker, spawn};
+use worker_core::{
+    DoneCallback, Error, Panicked, Passive, SharedWorker, Tomb, TombState, Worker, spawn,
+};
 use worker_testing::{ForeverWorker, check_alive, dead_worker, error_worker};
 
 #[test]
@@ -25,12 +27,31 @@ fn added_workers_are_killed_when_the_catacomb_dies() {
     c.add(shared(&quiet)).unwrap();
     c.add(shared(&thread)).unwrap();
     assert_eq!(c.worker_count(), 3);
-    c.kill(None);
+    c.kill_with(None);
     assert!(wait_for(&c).is_ok());
     assert!(finished(passive.tomb()));
     assert!(finished(quiet.tomb()));
     assert!(finished(thread.tomb()));
     assert_eq!(c.worker_count(), 0);
+    scope.finish();
+}
+
+/// Issue 10: `add` demanded a `SharedWorker`, so every caller wrote
+/// `Arc::new(w)`; it takes any worker now.
+#[test]
+fn add_takes_any_worker() {
+    let scope = Scope::new("add_any");
+    let c = invoke_until_dying(scope.name("c"), vec![]);
+    let kept: SharedWorker = Arc::new(Passive::new());
+    c.add(Passive::new()).unwrap(); // a value, owned by the catacomb
+    c.add(Arc::new(Passive::new())).unwrap(); // an Arc
+    c.add(kept.clone()).unwrap(); // a shared worker, kept by the caller too
+    c.add(invoke_until_dying(scope.name("nested"), vec![]))
+        .unwrap(); // a catacomb
+    assert_eq!(c.worker_count(), 4);
+    c.kill();
+    assert!(wait_for(&c).is_ok());
+    assert!(kept.wait().is_ok(), "killed with the catacomb");
     scope.finish();
 }
 
@@ -45,7 +66,7 @@ fn a_worker_failing_kills_the_catacomb_with_its_error() {
     failing.finish(Err(Error::msg("lost the lease")));
     // The failure killed the catacomb, which killed the sibling.
     fired(&c.dying());
-    assert!(finished(sibling.tomb()));
+    fired(&sibling.tomb().dead());
     assert_eq!(wait_for(&c).unwrap_err().to_string(), "lost the lease");
     scope.finish();
 }
@@ -58,27 +79,47 @@ fn errors_of_workers_stopped_by_the_catacomb_are_kept() {
     let c = invoke_until_dying(scope.name("c"), vec![]);
     c.add(Arc::new(error_worker(Some(Error::msg("dirty")))))
         .unwrap();
-    c.kill(None);
+    c.kill_with(None);
     assert_eq!(wait_for(&c).unwrap_err().to_string(), "dirty");
     scope.finish();
+}
+
+/// A worker that ends when its tomb is done, and disconnects `dropped`
+/// when it is dropped.
+struct Announced {
+    tomb: Tomb,
+    _dropped: crossbeam_channel::Sender<()>,
+}
+
+impl Worker for Announced {
+    worker_core::delegate_worker!(tomb);
 }
 
 #[test]
 fn a_worker_ending_cleanly_is_forgotten() {
     let scope = Scope::new("clean_end_forgotten");
     let c = invoke_until_dying(scope.name("c"), vec![]);
-    let w = Arc::new(Passive::new());
-    c.add(shared(&w)).unwrap();
+    let tomb = Tomb::new();
+    let (dropped_tx, dropped) = crossbeam_channel::bounded::<()>(0);
+    c.add(Announced {
+        tomb: tomb.clone(),
+        _dropped: dropped_tx,
+    })
+    .unwrap();
     assert_eq!(c.worker_count(), 1);
-    assert_eq!(Arc::strong_count(&w), 2, "the catacomb holds the worker");
-    w.kill();
-    // Released at once: the catacomb holds no reference any more...
+    tomb.done(Ok(()));
+    // Released at once: no longer counted...
     assert_eq!(c.worker_count(), 0);
-    assert_eq!(Arc::strong_count(&w), 1);
-    // ...and carries on.
+    // ...then waited for on a thread of the catacomb, and let go of: its
+    // memory is released...
+    assert_eq!(
+        dropped.recv_timeout(TIMEOUT),
+        Err(crossbeam_channel::RecvTimeoutError::Disconnected)
+    );
+    // ...and the catacomb carries on.
     assert_eq!(c.state(), TombState::Alive);
     check_alive(&c);
-    c.kill(None);
+    c.kill_with(None);
     assert!(wait_for(&c).is_ok());
     scope.finish();
 }
@@ -90,7 +131,7 @@ fn dead_only_once_the_work_and_every_worker_have_finished() {
     let c = Catacomb::invoke(Plan::new(scope.name("c"), work)).unwrap();
     let stubborn = Stubborn::new();
     c.add(shared(&stubborn)).unwrap();
-    c.kill(None);
+    c.kill_with(None);
     stubborn.killed.recv_timeout(TIMEOUT).unwrap();
     // Neither the work nor the worker has finished.
     check_alive(&c);
@@ -121,7 +162,7 @@ fn add_to_a_dying_catacomb_kills_the_worker_and_returns_at_once() {
     let scope = Scope::new("add_dying");
     let (finish_work, work) = controlled();
     let c = Catacomb::invoke(Plan::new(scope.name("c"), work)).unwrap();
-    c.kill(None);
+    c.kill_with(None);
     let forever = Arc::new(ForeverWorker::new(None));
     let err = c.add(shared(&forever)).unwrap_err();
     assert!(matches!(&err, AddError::Dying(d) if d.catacomb() == c.name()));
@@ -178,7 +219,7 @@ fn adding_a_catacomb_to_itself_is_refused() {
     // Nothing bound, nothing killed: the catacomb lives on, and still dies.
     assert_eq!(c.worker_count(), 0);
     check_alive(&c);
-    c.kill(None);
+    c.kill_with(None);
     assert!(wait_for(&c).is_ok());
     scope.finish();
 }
@@ -199,7 +240,7 @@ fn adding_an_owner_that_wraps_the_catacomb_is_refused() {
     }
     assert_eq!(c.worker_count(), 0);
     check_alive(&c);
-    c.kill(None);
+    c.kill_with(None);
     assert!(wait_for(&c).is_ok());
     scope.finish();
 }
@@ -242,7 +283,7 @@ fn a_worker_that_already_failed_kills_the_catacomb_when_added() {
         "an already finished worker is forgotten"
     );
     assert_eq!(c.state(), TombState::Alive);
-    c.kill(None);
+    c.kill_with(None);
     assert!(wait_for(&c).is_ok());
     scope.finish();
 }
@@ -263,7 +304,7 @@ fn added_workers_cost_no_thread() {
     // The work thread, and the nested catacomb's; nothing per worker.
     assert_eq!(live_threads_with_prefix(&name), 1);
     assert_eq!(live_threads_with_prefix(&scope.name("")), 2);
-    c.kill(None);
+    c.kill_with(None);
     assert!(wait_for(&c).is_ok());
     assert!(workers.iter().all(|w| finished(w.tomb())));
     assert!(wait_for(&nested).is_ok());
@@ -279,7 +320,7 @@ fn a_foreign_worker_is_watched_by_a_named_thread_joined_before_dead() {
     c.add(shared(&foreign)).unwrap();
     let watcher = format!("{name}-watcher");
     assert_eq!(live_threads_with_prefix(&watcher), 1);
-    c.kill(None);
+    c.kill_with(None);
     assert!(wait_for(&c).is_ok());
     assert!(finished(&foreign.tomb));
     // Joined before the catacomb was dead: gone without waiting.
@@ -308,11 +349,14 @@ fn a_foreign_worker_ending_early_ends_its_watcher_thread_and_binding() {
         let foreign = Foreign::new(Ok(()));
         c.add(shared(&foreign)).unwrap();
         Worker::kill(&*foreign);
-        worker_core::threads::wait_threads_gone(&watcher, TIMEOUT).unwrap();
+        // Nothing joins a watcher while the catacomb lives (it is reaped
+        // later, and joined before the catacomb is dead): it ends on its
+        // own, hence the grace period here.
+        worker_testing::assert_threads_gone_within(&watcher, TIMEOUT);
     }
     assert_eq!(c.worker_count(), 0);
     check_alive(&c);
-    c.kill(None);
+    c.kill_with(None);
     assert!(wait_for(&c).is_ok());
     scope.finish();
 }
@@ -340,9 +384,9 @@ fn a_panicking_kill_becomes_the_catacomb_error() {
     let good = Arc::new(Passive::new());
     c.add(shared(&bad)).unwrap();
     c.add(shared(&good)).unwrap();
-    c.kill(None);
+    c.kill_with(None);
     // The panic did not stop the other workers from being killed.
-    assert!(finished(good.tomb()));
+    fired(&good.tomb().dead());
     bad.0.done(Ok(()));
     let err = wait_for(&c).unwrap_err();
     let panicked = err.downcast_ref::<Panicked>().unwrap();
@@ -399,7 +443,7 @@ fn a_panicking_wait_of_a_foreign_worker_becomes_the_catacomb_error() {
     let scope = Scope::new("wait_panics");
     let c = invoke_until_dying(scope.name("c"), vec![]);
     c.add(Arc::new(PanicOnWait(Tomb::new()))).unwrap();
-    c.kill(None);
+    c.kill_with(None);
     let err = wait_for(&c).unwrap_err();
     assert_eq!(
         err.downcast_ref::<Panicked>().unwrap().message,
@@ -430,7 +474,7 @@ fn concurrent_adds_racing_a_kill_leave_no_worker_running() {
             .unwrap()
         })
         .collect();
-    c.kill(None);
+    c.kill_with(None);
     assert!(wait_for(&c).is_ok());
     for adder in adders {
         let (workers, _refused) = adder.join().unwrap();

@@ -96,7 +96,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let case = CASE.fetch_add(1, Ordering::Relaxed);
     let scope = Scope::new(&format!("prop{case}"));
     let other = invoke_until_dying(scope.name("other"), vec![]);
-    other.kill(None);
+    other.kill_with(None);
     let (finish_work, work) = controlled();
     let c = Catacomb::invoke(Plan::new(scope.name("c"), work)).unwrap();
     let mut model = Model {
@@ -106,6 +106,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         running: Vec::new(),
     };
     let mut workers: Vec<Arc<Passive>> = Vec::new();
+    // Per worker: says when its completion callbacks have run. Registered
+    // after the catacomb's, so the catacomb has seen the end by then (kills
+    // run on the catacomb's own threads, so a step that kills returns
+    // before the workers end).
+    let mut ended: Vec<crossbeam_channel::Receiver<()>> = Vec::new();
     let mut errors = 0;
     let mut next_error = || {
         errors += 1;
@@ -117,6 +122,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     ops.push(Op::Kill { error: false });
     ops.push(Op::WorkReturns { error: false });
     for op in ops {
+        let was_running = model.running.clone();
         match op {
             Op::Add(before) => {
                 let w = Arc::new(Passive::new());
@@ -133,6 +139,15 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     }
                 };
                 let added = c.add(w.clone());
+                let (ended_tx, ended_rx) = crossbeam_channel::bounded(1);
+                let registered = Worker::on_done(
+                    &*w,
+                    Box::new(move |_: &worker_core::Outcome| {
+                        let _ = ended_tx.send(());
+                    }),
+                );
+                prop_assert!(registered.is_ok());
+                ended.push(ended_rx);
                 if model.state == TombState::Alive {
                     prop_assert!(added.is_ok(), "{added:?}");
                     model.running.push(matches!(before, Before::Alive));
@@ -161,11 +176,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Kill { error } => {
                 let e = error.then(&mut next_error);
-                c.kill(e.clone().map(Error::msg));
+                c.kill_with(e.clone().map(Error::msg));
                 model.kill(e);
             }
             Op::KillOwnDying => {
-                c.kill(Some(c.err_dying()));
+                c.kill_with(Some(c.err_dying()));
                 let alive = StillAlive {
                     catacomb: c.name().to_owned(),
                 };
@@ -175,7 +190,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 model.kill(reason);
             }
             Op::KillForeignDying => {
-                c.kill(Some(other.err_dying()));
+                c.kill_with(Some(other.err_dying()));
                 let bad = ForeignDying {
                     receiver: c.name().to_owned(),
                     owner: other.name().to_owned(),
@@ -195,6 +210,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 // The work thread records the return; wait until it has,
                 // so the next step sees a settled catacomb.
                 fired(&c.dead());
+            }
+        }
+        for (i, was) in was_running.iter().enumerate() {
+            if *was && !model.running[i] {
+                prop_assert!(ended[i].recv_timeout(TIMEOUT).is_ok(), "worker {i}");
             }
         }
         prop_assert_eq!(c.state(), model.state);

@@ -26,7 +26,7 @@ fn work_runs_on_a_thread_named_after_the_catacomb() {
         rx.recv_timeout(TIMEOUT).unwrap().as_deref(),
         Some(&name[..])
     );
-    c.kill(None);
+    c.kill_with(None);
     assert!(wait_for(&c).is_ok());
     // `wait` joined the work thread: nothing is left, without waiting.
     assert_eq!(worker_core::threads::live_threads_with_prefix(&name), 0);
@@ -91,7 +91,7 @@ fn init_workers_are_bound_and_the_catacomb_waits_for_them() {
     let c = invoke_until_dying(scope.name("c"), vec![shared(&passive), shared(&stubborn)]);
     assert_eq!(c.worker_count(), 2);
     check_alive(&c);
-    c.kill(None);
+    c.kill_with(None);
     // Every init worker was killed...
     stubborn.killed.recv_timeout(TIMEOUT).unwrap();
     assert!(finished(passive.tomb()));
@@ -116,7 +116,7 @@ fn an_init_worker_that_already_failed_kills_the_catacomb() {
     );
     // The work still runs, and sees the catacomb dying at once.
     fired(&c.dying());
-    assert!(finished(before.tomb()));
+    fired(&before.tomb().dead());
     // A worker given after the failure is bound all the same: killed, and
     // waited for.
     after.killed.recv_timeout(TIMEOUT).unwrap();
@@ -194,7 +194,7 @@ fn init_workers_may_be_added_in_any_number() {
     let init: Vec<SharedWorker> = workers.iter().map(shared).collect();
     let c = invoke_until_dying(scope.name("c"), init);
     assert_eq!(c.worker_count(), 1000);
-    c.kill(None);
+    c.kill_with(None);
     assert!(wait_for(&c).is_ok());
     assert!(workers.iter().all(|w| finished(w.tomb())));
     assert_eq!(c.worker_count(), 0);

@@ -16,7 +16,7 @@ fn err_is_none_while_alive_and_after_a_kill_without_reason() {
     let c = Catacomb::invoke(Plan::new(scope.name("c"), work)).unwrap();
     assert!(c.err().is_none());
     assert_eq!(c.state(), TombState::Alive);
-    c.kill(None);
+    c.kill_with(None);
     assert!(c.err().is_none());
     assert_eq!(c.state(), TombState::Dying);
     fired(&c.dying());
@@ -32,9 +32,9 @@ fn the_first_real_error_wins() {
     let (finish_work, work) = controlled();
     let c = Catacomb::invoke(Plan::new(scope.name("c"), work)).unwrap();
     let first = Error::msg("first");
-    c.kill(Some(first.clone()));
-    c.kill(Some(Error::msg("second")));
-    c.kill(None);
+    c.kill_with(Some(first.clone()));
+    c.kill_with(Some(Error::msg("second")));
+    c.kill_with(None);
     assert!(c.err().unwrap().same(&first));
     finish_work.send(Err(Error::msg("work's own"))).unwrap();
     let err = wait_for(&c).unwrap_err();
@@ -47,8 +47,8 @@ fn an_error_replaces_a_kill_without_reason() {
     let scope = Scope::new("error_replaces_none");
     let (finish_work, work) = controlled();
     let c = Catacomb::invoke(Plan::new(scope.name("c"), work)).unwrap();
-    c.kill(None);
-    c.kill(Some(Error::msg("late but real")));
+    c.kill_with(None);
+    c.kill_with(Some(Error::msg("late but real")));
     assert_eq!(c.err().unwrap().to_string(), "late but real");
     finish_work.send(Ok(())).unwrap();
     assert_eq!(wait_for(&c).unwrap_err().to_string(), "late but real");
@@ -60,7 +60,7 @@ fn the_work_error_replaces_a_kill_without_reason() {
     let scope = Scope::new("work_error_replaces_none");
     let (finish_work, work) = controlled();
     let c = Catacomb::invoke(Plan::new(scope.name("c"), work)).unwrap();
-    c.kill(None);
+    c.kill_with(None);
     finish_work.send(Err(Error::msg("cleanup failed"))).unwrap();
     assert_eq!(wait_for(&c).unwrap_err().to_string(), "cleanup failed");
     scope.finish();
@@ -70,9 +70,9 @@ fn the_work_error_replaces_a_kill_without_reason() {
 fn kill_after_dead_changes_nothing() {
     let scope = Scope::new("kill_after_dead");
     let c = invoke_until_dying(scope.name("c"), vec![]);
-    c.kill(None);
+    c.kill_with(None);
     assert!(wait_for(&c).is_ok());
-    c.kill(Some(Error::msg("too late")));
+    c.kill_with(Some(Error::msg("too late")));
     assert!(c.wait().is_ok());
     assert!(c.err().is_none());
     scope.finish();
@@ -83,15 +83,15 @@ fn the_own_dying_error_never_overwrites() {
     let scope = Scope::new("own_dying");
     let (finish_work, work) = controlled();
     let c = Catacomb::invoke(Plan::new(scope.name("c"), work)).unwrap();
-    c.kill(None);
+    c.kill_with(None);
     let dying = c.err_dying();
     assert_eq!(
         dying.to_string(),
         format!("catacomb {:?} is dying", c.name())
     );
-    c.kill(Some(dying.clone()));
+    c.kill_with(Some(dying.clone()));
     // Also through wrapping, as Go's errors.As.
-    c.kill(Some(dying.context("loop stopped")));
+    c.kill_with(Some(dying.context("loop stopped")));
     assert!(c.err().is_none(), "still no reason: {:?}", c.err());
     // The work returning it keeps the kill's reason (none).
     finish_work.send(Err(c.err_dying())).unwrap();
@@ -103,7 +103,7 @@ fn the_own_dying_error_never_overwrites() {
 fn the_intended_loop_keeps_the_kill_reason() {
     let scope = Scope::new("intended_loop");
     let c = invoke_until_dying(scope.name("c"), vec![]);
-    c.kill(Some(Error::msg("shutting down: disk full")));
+    c.kill_with(Some(Error::msg("shutting down: disk full")));
     assert_eq!(
         wait_for(&c).unwrap_err().to_string(),
         "shutting down: disk full"
@@ -116,8 +116,8 @@ fn err_dying_is_the_same_error_each_time() {
     let scope = Scope::new("err_dying_equal");
     let c = invoke_until_dying(scope.name("c"), vec![]);
     let other = invoke_until_dying(scope.name("other"), vec![]);
-    c.kill(None);
-    other.kill(None);
+    c.kill_with(None);
+    other.kill_with(None);
     let a = c.err_dying();
     let b = c.err_dying();
     let a = a.downcast_ref::<Dying>().unwrap();
@@ -150,7 +150,7 @@ fn err_dying_while_alive_is_still_alive_and_is_recorded_if_used() {
             c.name()
         )
     );
-    c.kill(Some(err.clone()));
+    c.kill_with(Some(err.clone()));
     assert!(wait_for(&c).unwrap_err().same(&err));
     scope.finish();
 }
@@ -159,13 +159,13 @@ fn err_dying_while_alive_is_still_alive_and_is_recorded_if_used() {
 fn another_catacombs_dying_error_becomes_a_bad_kill() {
     let scope = Scope::new("foreign_dying");
     let other = invoke_until_dying(scope.name("other"), vec![]);
-    other.kill(None);
+    other.kill_with(None);
     for (i, foreign) in [other.err_dying(), other.err_dying().context("wrapped")]
         .into_iter()
         .enumerate()
     {
         let c = invoke_until_dying(scope.name(&format!("c{i}")), vec![]);
-        c.kill(Some(foreign));
+        c.kill_with(Some(foreign));
         let err = wait_for(&c).unwrap_err();
         assert_eq!(
             err.downcast_ref::<ForeignDying>(),
@@ -185,7 +185,7 @@ fn a_worker_ending_with_another_catacombs_dying_error_is_a_bad_kill() {
     // juju/juju#16187: a worker handed its parent's dying error on.
     let scope = Scope::new("worker_foreign_dying");
     let other = invoke_until_dying(scope.name("other"), vec![]);
-    other.kill(None);
+    other.kill_with(None);
     let c = invoke_until_dying(scope.name("c"), vec![]);
     let w = Arc::new(Passive::new());
     c.add(shared(&w)).unwrap();
@@ -203,7 +203,7 @@ fn a_worker_ending_with_the_catacombs_own_dying_error_changes_nothing() {
     let c = Catacomb::invoke(Plan::new(scope.name("c"), work)).unwrap();
     let stubborn = Stubborn::new();
     c.add(shared(&stubborn)).unwrap();
-    c.kill(None);
+    c.kill_with(None);
     stubborn.release(Err(c.err_dying()));
     finish_work.send(Ok(())).unwrap();
     assert!(wait_for(&c).is_ok());
@@ -219,10 +219,10 @@ fn a_bad_kill_is_not_swallowed_by_the_catacomb_whose_dying_error_it_was() {
     let (finish_outer, work) = controlled();
     let outer = Catacomb::invoke(Plan::new(scope.name("outer"), work)).unwrap();
     let inner = invoke_until_dying(scope.name("inner"), vec![]);
-    outer.kill(None);
-    inner.kill(Some(outer.err_dying()));
+    outer.kill_with(None);
+    inner.kill_with(Some(outer.err_dying()));
     let inner_err = wait_for(&inner).unwrap_err();
-    outer.kill(Some(inner_err));
+    outer.kill_with(Some(inner_err));
     assert!(outer.err().unwrap().is::<ForeignDying>());
     finish_outer.send(Ok(())).unwrap();
     assert!(wait_for(&outer).unwrap_err().is::<ForeignDying>());
@@ -243,7 +243,7 @@ fn the_add_error_of_a_dying_catacomb_passed_on_keeps_the_kill_reason() {
         }
     }))
     .unwrap();
-    c.kill(None);
+    c.kill_with(None);
     assert!(wait_for(&c).is_ok());
     let refused = c.add(Arc::new(Passive::new())).unwrap_err();
     assert!(matches!(refused, AddError::Dying(_)));

@@ -6,13 +6,14 @@
 //!   variant that is starting N threads), since a caller cannot add workers
 //!   it has not made; the part spent making them is also printed on its
 //!   own as `create_ns`, so the catacomb's share can be read off.
-//! - phase `kill`: `kill(None)`, then `wait()`, which returns once every
-//!   worker has finished.
+//! - phase `kill`: `kill_with(None)`, then `wait()`, which returns once
+//!   every worker has finished and been waited for.
 //!
-//! For the `thread` and `task` variants the workers are waited for after
-//! the `kill` phase, outside the timing (joining their threads, or letting
-//! the task runtime go), so `threads_after` shows the process back to its
-//! starting thread count.
+//! The catacomb waits for each worker before it is dead, so for the
+//! `thread` variant the phase includes joining the workers' threads, and
+//! for `task` the end of every task. The runtime of the `task` variant is
+//! let go after the phase, outside the timing, so `threads_after` shows
+//! the process back to its starting thread count.
 
 use std::time::Instant;
 
@@ -41,7 +42,7 @@ fn s3(n: usize, variant: Variant) -> Result<Measurement, String> {
     let mut m = Measurement::default();
     let workers = Workers::new(variant)?;
     let start = Instant::now();
-    // Kept, to wait for them after the timed phase.
+    // Kept, to check their results after the timed phase.
     let init: Vec<SharedWorker> = (0..n).map(|_| workers.blocking("s3-w")).collect();
     let kept = init.clone();
     let created = start.elapsed();
@@ -58,7 +59,7 @@ fn s3(n: usize, variant: Variant) -> Result<Measurement, String> {
     }
 
     let (result, kill) = timed(|| {
-        catacomb.kill(None);
+        catacomb.kill_with(None);
         catacomb.wait()
     });
     m.phase("kill", kill);

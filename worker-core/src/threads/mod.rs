@@ -114,6 +114,35 @@ pub fn serve(id: u64) {
     });
 }
 
+/// Runs `f` with the calling thread marked as serving supervisor `id` (see
+/// [`serve`]), and takes the mark off again when `f` returns or panics,
+/// unless the thread was marked before. For work a supervisor hands to a
+/// thread it does not own, such as the caller's own thread when no thread
+/// of its own could be started.
+///
+/// ```
+/// use worker_core::threads::{serves, serving, supervisor_id};
+///
+/// let id = supervisor_id();
+/// assert!(serving(id, || serves(id)));
+/// assert!(!serves(id));
+/// ```
+pub fn serving<T>(id: u64, f: impl FnOnce() -> T) -> T {
+    struct Unmark(Option<u64>);
+    impl Drop for Unmark {
+        fn drop(&mut self) {
+            if let Some(id) = self.0 {
+                SERVED.with(|s| s.borrow_mut().retain(|&x| x != id));
+            }
+        }
+    }
+    let _unmark = Unmark((!serves(id)).then(|| {
+        serve(id);
+        id
+    }));
+    f()
+}
+
 /// Whether the calling thread serves supervisor `id` (see [`serve`]).
 pub fn serves(id: u64) -> bool {
     SERVED.with(|s| s.borrow().contains(&id))

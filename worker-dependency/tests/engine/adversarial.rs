@@ -386,7 +386,7 @@ fn a_tree_of_misbehaving_workers_stops_cleanly_and_leaves_no_thread() {
     let runner = report["manifolds"]["runner"]["report"]["workers"].clone();
     assert_eq!(runner["bad"]["state"], "started", "{runner}");
     assert_eq!(runner["good"]["state"], "started", "{runner}");
-    catacomb.kill(None);
+    catacomb.kill();
     assert!(catacomb.wait().is_ok());
     dropped.recv_timeout(LONG).unwrap();
     assert!(engine.wait().is_ok());
