@@ -38,13 +38,14 @@ fn tomb_of(worker: &SharedWorker) -> Option<(&Tomb, bool)> {
 }
 
 /// Whether dropping `worker` here (and skipping its `wait`) runs no code
-/// but the library's: a [`Passive`] worker that has finished holds no
-/// user code any more (its callbacks ran and are gone) and has no thread
+/// but the library's: a [`Passive`] worker that has finished cleanly
+/// holds no user code any more (its callbacks ran and are gone, and there
+/// is no error value whose `Drop` could be the user's) and has no thread
 /// to join. A supervisor's loop then lets go of it itself.
 pub(crate) fn is_spent(worker: &SharedWorker) -> bool {
     let any: &dyn Any = &**worker;
     any.downcast_ref::<Passive>()
-        .is_some_and(|w| w.tomb().try_result().is_some())
+        .is_some_and(|w| w.tomb().is_spent())
 }
 
 /// Kills `worker` here if it is one of the library's own and its kill

@@ -275,6 +275,14 @@ impl Tomb {
         inner.outcome()
     }
 
+    /// Whether the tomb is dead without an error: it then holds nothing of
+    /// the user's (see `supervisor::quiet::is_spent`). Cheaper
+    /// than [`try_result`](Self::try_result), which clones the result.
+    pub(crate) fn is_spent(&self) -> bool {
+        let inner = self.lock();
+        inner.state == TombState::Dead && inner.reason.is_none()
+    }
+
     /// The result if the tomb is dead, without blocking.
     #[must_use]
     pub fn try_result(&self) -> Option<Result<(), Error>> {

@@ -36,6 +36,15 @@ pub(crate) struct Policies {
 }
 
 impl Policies {
+    /// Whether asking about `outcome` runs any of the user's code: an
+    /// error goes to the user's predicates, if any, and every answer takes
+    /// a jitter sample, which only the library's own sources give without
+    /// running user code.
+    pub(crate) fn runs_user_code(&self, outcome: &Outcome) -> bool {
+        let predicates = self.is_fatal.is_some() || self.should_restart.is_some();
+        (outcome.is_err() && predicates) || !worker_core::jitter::is_library_source(&*self.jitter)
+    }
+
     /// Asks the policies about `outcome`. Each one's panic is logged and
     /// replaced by its safe answer: fatal, no restart, no jitter.
     pub(crate) fn verdict(&self, outcome: &Outcome) -> Verdict {

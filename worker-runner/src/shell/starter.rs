@@ -147,10 +147,11 @@ fn watch(
         move |outcome: &Outcome| {
             // A clean exit of a worker that is not restarted after one
             // needs no verdict (the commonest ending: a stop). Any other
-            // asks the user's policies, never on the runner's loop (which
-            // kills the library's thread-free workers itself).
+            // asks the policies, and those that run user code are never
+            // asked on the runner's loop (which kills the library's
+            // thread-free workers itself).
             let asks_policies = outcome.is_err() || permanent;
-            if asks_policies && offloop::on_loop() {
+            if asks_policies && offloop::on_loop() && policies.runs_user_code(outcome) {
                 let outcome = outcome.clone();
                 offloop::defer(move || {
                     let verdict = policies.verdict(&outcome);
