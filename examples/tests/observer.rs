@@ -123,7 +123,7 @@ fn installed(name: &str) -> (Engine, Receiver<(String, bool)>) {
             let _ = c.dying().recv();
             Err(c.err_dying())
         })
-        .with_init([runner.clone() as worker_core::SharedWorker]);
+        .init([runner.clone() as worker_core::SharedWorker]);
         Ok(Fleet {
             catacomb: Catacomb::invoke(plan)?,
             runner,
@@ -134,7 +134,7 @@ fn installed(name: &str) -> (Engine, Receiver<(String, bool)>) {
             let _ = c.dying().recv();
             Err(c.err_dying())
         })
-        .with_init([
+        .init([
             Arc::new(Passive::new()) as worker_core::SharedWorker,
             Arc::new(Passive::new()) as worker_core::SharedWorker,
         ]);

@@ -26,7 +26,7 @@ pub type Work = Box<dyn FnOnce(&Catacomb) -> Result<(), Error> + Send + 'static>
 ///     let _ = c.dying().recv();
 ///     Ok(())
 /// })
-/// .with_init([helper]);
+/// .init([helper]);
 /// assert_eq!(plan.init.len(), 1);
 ///
 /// let literal = Plan {
@@ -64,7 +64,7 @@ impl Plan {
     }
 
     /// Adds initial workers (see [`Plan::init`]).
-    pub fn with_init(mut self, workers: impl IntoIterator<Item = SharedWorker>) -> Self {
+    pub fn init(mut self, workers: impl IntoIterator<Item = SharedWorker>) -> Self {
         self.init.extend(workers);
         self
     }
@@ -104,7 +104,7 @@ mod tests {
     #[test]
     fn debug_shows_name_and_init_count() {
         let plan = Plan::new("dbg", |_: &Catacomb| Ok(()))
-            .with_init([std::sync::Arc::new(worker_core::Passive::new()) as SharedWorker]);
+            .init([std::sync::Arc::new(worker_core::Passive::new()) as SharedWorker]);
         assert_eq!(format!("{plan:?}"), "Plan { name: \"dbg\", init: 1, .. }");
     }
 }

@@ -37,10 +37,9 @@ fn work_runs_on_a_thread_named_after_the_catacomb() {
 fn work_returning_ok_ends_the_catacomb_and_stops_its_workers() {
     let scope = Scope::new("work_returns_ok");
     let helper = Arc::new(Passive::new());
-    let c = Catacomb::invoke(
-        Plan::new(scope.name("c"), |_: &Catacomb| Ok(())).with_init([shared(&helper)]),
-    )
-    .unwrap();
+    let c =
+        Catacomb::invoke(Plan::new(scope.name("c"), |_: &Catacomb| Ok(())).init([shared(&helper)]))
+            .unwrap();
     assert!(wait_for(&c).is_ok());
     assert_eq!(c.state(), TombState::Dead);
     assert!(finished(helper.tomb()));
@@ -55,7 +54,7 @@ fn work_returning_an_error_is_the_catacomb_error() {
         Plan::new(scope.name("c"), |_: &Catacomb| {
             Err(Error::msg("work failed"))
         })
-        .with_init([shared(&helper)]),
+        .init([shared(&helper)]),
     )
     .unwrap();
     assert_eq!(wait_for(&c).unwrap_err().to_string(), "work failed");
@@ -72,7 +71,7 @@ fn a_panic_in_work_becomes_the_error_with_its_message() {
         Plan::new(name.clone(), |_: &Catacomb| -> Result<(), Error> {
             panic!("the work broke at step {}", 3)
         })
-        .with_init([shared(&helper)]),
+        .init([shared(&helper)]),
     )
     .unwrap();
     let err = wait_for(&c).unwrap_err();
@@ -143,7 +142,7 @@ fn a_refused_plan_stops_every_init_worker() {
         ran_tx.send(()).unwrap();
         Ok(())
     })
-    .with_init([shared(&passive), shared(&failing), shared(&thread)]);
+    .init([shared(&passive), shared(&failing), shared(&thread)]);
     let err = Catacomb::invoke(plan).unwrap_err();
     assert!(matches!(err, InvokeError::EmptyName));
     assert_eq!(err.to_string(), "invalid catacomb plan: the name is empty");
@@ -174,7 +173,7 @@ fn a_refused_plan_kills_every_init_worker_before_waiting_for_any() {
         })
         .unwrap()
     };
-    let plan = Plan::new("", |_: &Catacomb| Ok(())).with_init([shared(&first), shared(&second)]);
+    let plan = Plan::new("", |_: &Catacomb| Ok(())).init([shared(&first), shared(&second)]);
     assert!(matches!(
         Catacomb::invoke(plan),
         Err(InvokeError::EmptyName)

@@ -264,123 +264,21 @@
 //!
 //! # OTP and suture
 //!
-//! The rules of an Erlang/OTP `supervisor` and of Go's
-//! [suture](https://github.com/thejerf/suture), and where they are here.
-//! Every option is off by default, so a runner behaves as Go's until told
-//! otherwise. The tests of each rule are in the machine's `tests_otp`
-//! (driven by hand, at the boundaries) and in `tests/runner/strategies.rs`,
-//! `stopping.rs`, `significant.rs` and `events.rs` (through a runner).
+//! The runner has the rules of an Erlang/OTP `supervisor` and of Go's
+//! suture (restart strategies, intensity, shutdown orders and timeouts,
+//! significant workers), every one off by default; [`otp`] maps each to
+//! its option here and says where they differ.
 //!
-//! | OTP / suture | here | differences, and why |
-//! |---|---|---|
-//! | `one_for_one` | [`Strategy::OneForOne`] (default) | none |
-//! | `one_for_all`, `rest_for_one` | [`Strategy::OneForAll`], [`Strategy::RestForOne`] | OTP terminates the siblings one by one and restarts them at once; here they are killed together, and restarted together (in start order) once all have ended and the failed worker's restart delay is over (OTP has no delays). Their start functions may then run concurrently, as those of `start_worker` do: one that needs an earlier worker waits for it with [`Runner::worker`]. A failure while a cascade waits joins it. |
-//! | `simple_one_for_one` | a runner with one-for-one | every `start_worker` brings its own start function; there is no child template |
-//! | `intensity` / `period` | [`RunnerParams::intensity`] | OTP counts in whole seconds (so its window boundary falls on a second), this runner in nanoseconds; a restart exactly `period` old counts in both. OTP's default is 1 in 5 s; here none, as in Go. [`RestartPolicy::intensity`] adds a per-worker limit OTP does not have. |
-//! | restart `permanent` / `transient` / `temporary` | [`RestartType`] | "abnormal" is any error `is_fatal` does not make fatal (OTP: any exit reason but `normal` and `shutdown`); the default is transient, as in Go (OTP: permanent) |
-//! | child `shutdown`: `brutal_kill` | [`Shutdown::Abort`] | only a worker that can be aborted is forced; a thread cannot be, so it is killed (asked) and waited for, with a warning |
-//! | child `shutdown`: a timeout | [`Shutdown::Timeout`] | past the timeout OTP kills the process; here the worker is reported stuck and aborted if it can be, else left to finish (and still waited for by `wait`); an ordered shutdown moves on either way |
-//! | child `shutdown`: `infinity` | [`Shutdown::Wait`] (default) | [`RunnerParams::stop_timeout`] can still report it stuck |
-//! | shutdown in reverse start order | [`ShutdownOrder::Reverse`] | the default stops all at once, as Go does, which is faster |
-//! | `significant`, `auto_shutdown` | [`WorkerOptions::significant`], [`AutoShutdown`] | the same rules (only endings "by themselves" count; significant workers are refused without an automatic shutdown or when permanent); the runner ends with `Ok` |
-//! | `terminate_child` + `delete_child` | [`Runner::stop_and_remove_worker`], [`Runner::stop_and_remove_worker_within`] | a removal can be bounded by the caller's timeout, besides the worker's own shutdown |
-//! | supervisor reports, SASL | [`RunnerParams::on_event`], `tracing` | one vocabulary for both |
-//! | suture `FailureThreshold`, `FailureDecay`, `FailureBackoff` | [`FailureBackoff`] | suture restarts at once outside a pause; here each restart keeps its own delay too. Suture adds jitter to the pause; here it is exact (spread restart delays with [`RestartPolicy::jitter`] instead). |
-//! | suture `Timeout` | [`Shutdown::Timeout`], [`RunnerParams::stop_timeout`] | suture abandons the goroutine and lists it in `UnstoppedServiceReport`; here it is reported stuck and `wait` still waits for it (every thread is joined) |
-//! | suture `EventHook` | [`RunnerParams::on_event`] | suture calls it on the supervisor's goroutine; here it never runs on the loop, and a hook that blocks or panics cannot stop the runner |
-//! | suture `ErrDoNotRestart`, `ErrTerminateSupervisorTree` | `should_restart`, [`RestartType::Temporary`]; `is_fatal` | errors are classified by policies instead of sentinel values |
+//! # Coming from Go
 //!
-//! # Differences from Go
-//!
-//! Each difference fixes a weak point of Go's runner or picks the safer of
-//! two behaviours Go documents and implements differently; the test that
-//! pins it is named.
-//!
-//! - **No dead instance during a restart delay.** Go's `Worker(id)` returns
-//!   the instance that just failed until the next one starts, and its
-//!   report calls it "started". Here the caller waits for the next
-//!   incarnation and the report says "stopped"
-//!   (`lookup::a_dead_instance_is_never_handed_out_during_the_restart_delay`).
-//! - **`stop_and_remove_worker` goes through the runner.** Go stops the
-//!   instance behind the runner's back: a non-nil stop error is then fatal
-//!   (the whole runner dies) or restarts the worker, and the call hangs
-//!   without an abort channel. Here the id is marked stopped, the call
-//!   returns once the id is gone, with the instance's error, and that error
-//!   is the caller's: it does not go to `is_fatal`, even once the caller
-//!   has given up waiting (an abort, a timeout)
-//!   (`remove::the_worker_error_goes_to_the_caller_not_to_is_fatal`,
-//!   `stopping::a_removal_with_a_timeout_says_what_happened_and_the_stop_goes_on`,
-//!   `remove::a_non_fatal_stop_error_neither_restarts_nor_hangs`). Any
-//!   number of callers can wait for the same removal; Go signals one
-//!   (`remove::concurrent_removers_never_hang_nor_lose_the_error`). During
-//!   a restart delay it returns at once, where Go waits for the delay and
-//!   a new instance (`remove::during_the_restart_delay_it_returns_at_once`).
-//! - **A start request while the runner shuts down fails with [`Dying`].**
-//!   Go returns nil and never runs the worker
-//!   (`start_stop::start_while_dying_is_a_typed_error_not_a_silent_no_op`).
-//! - **A restart delay can be cut short.** Go's sleeping restart wakes only
-//!   on `Kill`: a `StopWorker` during the delay still calls the start
-//!   function afterwards, and a fatal shutdown waits the delay out. Here
-//!   stopping during the delay removes the id at once, and shutdown never
-//!   waits for a delay (`restart::stop_during_the_restart_delay_never_calls_start_again`,
-//!   `fatal::a_fatal_shutdown_does_not_wait_out_restart_delays`,
-//!   `lookup::stopping_the_worker_ends_the_wait_with_not_found_at_once`).
-//! - **A fatal error makes the runner dying for everyone at once.** In Go,
-//!   until the last worker is gone, `Worker(id)` blocks then says
-//!   NotFound and `StartWorker` is accepted and ignored. Here they answer
-//!   [`Dead`](worker_core::Dead) and [`Dying`] at once
-//!   (`fatal::a_fatal_error_makes_the_runner_dying_for_everyone_at_once`).
-//! - **The first fatal error wins by default.** Go's documentation says so;
-//!   its code keeps the last one. We follow the documentation; pass
-//!   `more_important` to rank errors (`fatal::the_first_fatal_error_wins_by_default`,
-//!   `fatal::more_important_ranks_the_errors_seen_during_shutdown`).
-//! - **A zero restart delay can be asked for** with
-//!   `RestartPolicy::fixed(Duration::ZERO)` (in Go, zero means 3 s and only
-//!   a negative delay restarts at once); `restart_delay(Duration::ZERO)`
-//!   still means 3 s, as in Go (`restart::a_zero_delay_policy_restarts_at_once`).
-//! - **Worker reports never block the runner**, and the report's states
-//!   are all reachable, with a start time that follows restarts. Go calls
-//!   every worker's `Report` under the runner's lock, never shows
-//!   "stopping" and shows the first start time forever
-//!   (`report::a_slow_worker_report_does_not_stall_the_runner`,
-//!   `report::report_shows_every_state_why_it_restarted_and_the_last_start_time`).
-//!   A worker whose report includes its own runner's gets it once, with a
-//!   marker (Go deadlocks on its own lock)
-//!   (`report::a_report_that_includes_its_own_runner_does_not_recurse_forever`).
-//! - **Reports are typed** ([`RunnerReport`]) and become JSON only when
-//!   serialised, with times in RFC 3339 (Go: `2006-01-02 15:04:05`, no
-//!   zone) and durations as Go prints them
-//!   (`report::report_lists_every_worker_with_state_start_time_and_own_report`).
-//! - **Waiting callers cost no thread and wake once.** Go parks a goroutine
-//!   per waiting `Worker()` call and wakes all of them on every event
-//!   (`lookup::waiting_callers_cost_the_runner_no_thread`).
-//! - **Panics become errors.** A panic in a start function, a worker body,
-//!   a policy callback or a worker's report is caught and handled like an
-//!   error from that place; in Go it crashes the process, and a start
-//!   function returning `(nil, nil)` does too (impossible here by type)
-//!   (`restart::a_panicking_start_function_is_a_failed_start`,
-//!   `restart::a_panicking_worker_body_is_a_worker_error`,
-//!   `report::a_panicking_worker_report_shows_as_an_error`).
-//! - **One timer per runner.** Go leaves one clock timer per restart
-//!   running; here the loop holds one timer, for the earliest deadline
-//!   (`restart::the_restart_waits_for_the_whole_delay`).
-//! - **Bad input is refused:** an empty worker id ([`EmptyId`]), an empty
-//!   runner name or an unusable policy ([`InvalidParams`]); Go accepts
-//!   anything (`start_stop::empty_id_is_refused`,
-//!   `policies::bad_parameters_are_refused_with_the_reason`).
-//! - **`worker_names` is sorted**, and the abort parameter of the waiting
-//!   calls is an [`AbortSignal`](worker_core::AbortSignal), fired by its
-//!   trigger or when every trigger is dropped.
-//!
-//! Kept as in Go, deliberately: every error is fatal unless `is_fatal`
-//! says otherwise (a runner that silently restarts a worker forever is
-//! worse than one that stops and says why; callers decide what may be
-//! retried), and an error returned by a worker stopped with `stop_worker`
-//! or during shutdown goes to `is_fatal` and may become the runner's error
-//! (`fatal::an_error_on_stop_goes_to_is_fatal_as_in_go`): `stop_worker`
-//! does not wait, so nobody else would see it.
+//! The semantics are Go's, and so are the names (in snake case). Where
+//! this crate deliberately differs (a fixed bug, a safer default, a
+//! typed error), [`from_go`] lists it, with the test that proves it.
 
 #![forbid(unsafe_code)]
+
+pub mod from_go;
+pub mod otp;
 
 mod error;
 mod event;

@@ -46,7 +46,7 @@ fn s3(n: usize, variant: Variant) -> Result<Measurement, String> {
     let init: Vec<SharedWorker> = (0..n).map(|_| workers.blocking("s3-w")).collect();
     let kept = init.clone();
     let created = start.elapsed();
-    let catacomb = Catacomb::invoke(Plan::new("bench-s3", work).with_init(init))
+    let catacomb = Catacomb::invoke(Plan::new("bench-s3", work).init(init))
         .map_err(|e| format!("invoke: {e}"))?;
     m.phase("add", start.elapsed());
     m.extra

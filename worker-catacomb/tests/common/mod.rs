@@ -45,7 +45,7 @@ pub fn until_dying(c: &Catacomb) -> Result<(), Error> {
 
 /// Invokes a catacomb whose work runs until it dies.
 pub fn invoke_until_dying(name: String, init: Vec<SharedWorker>) -> Catacomb {
-    Catacomb::invoke(Plan::new(name, until_dying).with_init(init)).expect("invoke")
+    Catacomb::invoke(Plan::new(name, until_dying).init(init)).expect("invoke")
 }
 
 /// Work that returns exactly when told to, with the result it is sent,

@@ -379,7 +379,7 @@ fn a_tree_of_misbehaving_workers_stops_cleanly_and_leaves_no_thread() {
             let _ = owned.wait();
             Err(c.err_dying())
         })
-        .with_init([engine.clone() as SharedWorker]),
+        .init([engine.clone() as SharedWorker]),
     )
     .unwrap();
     let report = serde_json::to_value(engine.report()).unwrap();

@@ -54,7 +54,7 @@ pub(super) fn forwarder() -> Manifold {
             let _ = c.dying().recv();
             Err(c.err_dying())
         })
-        .with_init([
+        .init([
             std::sync::Arc::new(tailer) as SharedWorker,
             std::sync::Arc::new(shipper) as SharedWorker,
         ]);

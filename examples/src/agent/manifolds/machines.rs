@@ -78,7 +78,7 @@ pub(super) fn runner() -> Manifold {
                 }
             }
         })
-        .with_init([runner.clone() as SharedWorker]);
+        .init([runner.clone() as SharedWorker]);
         Ok(MachineFleet {
             catacomb: Catacomb::invoke(plan)?,
             runner,
