@@ -285,10 +285,12 @@ mod event;
 mod machine;
 mod params;
 mod policy;
+mod ready;
 mod report;
 mod runner;
 mod shell;
 mod status;
+mod stop_within;
 mod supervision;
 
 pub use error::{
