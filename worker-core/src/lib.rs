@@ -229,7 +229,7 @@ pub use report::{
 };
 pub use spawn::{Passive, ThreadWorker, spawn};
 pub use start_queue::StartQueue;
-pub use stop_within::{StopError, StopTimedOut, Straggler, wait_within};
+pub use stop_within::{StopError, StopTimedOut, Straggler, wait_naming_stragglers, wait_within};
 pub use supervisor::{SupervisorFailed, WouldDeadlock};
 pub use tomb::{Tomb, TombState, UntilDead, UntilDying};
 pub use worker::{

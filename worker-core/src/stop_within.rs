@@ -218,6 +218,33 @@ pub fn wait_within<W: Worker + ?Sized>(
     }
 }
 
+/// The wait of a supervisor's `stop_within`, once it has killed it:
+/// [`wait_within`], and past the timeout a [`StopTimedOut`] naming what
+/// `stragglers` says the supervisor still waits for (named, and how many
+/// it cannot name). A supervisor that finishes while the list is made
+/// returns its result instead.
+pub fn wait_naming_stragglers<W: Worker + ?Sized>(
+    supervisor: &W,
+    name: &str,
+    clock: &dyn Clock,
+    timeout: Duration,
+    stragglers: impl FnOnce() -> (Vec<Straggler>, usize),
+) -> Result<(), StopError> {
+    if let Some(result) = wait_within(supervisor, clock, timeout) {
+        return result.map_err(StopError::Failed);
+    }
+    let (waiting_for, unnamed) = stragglers();
+    if let Some(result) = wait_within(supervisor, clock, Duration::ZERO) {
+        return result.map_err(StopError::Failed);
+    }
+    Err(StopError::TimedOut(StopTimedOut {
+        supervisor: name.to_owned(),
+        timeout,
+        waiting_for,
+        unnamed,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -197,8 +197,10 @@ mod error;
 mod graph;
 mod machine;
 mod manifold;
+mod ready;
 mod report;
 mod shell;
+mod stop_within;
 
 pub use config::{EngineConfig, IsFatalFn, Metrics, NoMetrics, UNCAPPED_LIMIT, WorstErrorFn};
 pub use context::{Context, ContextBuilder};

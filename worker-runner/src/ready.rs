@@ -1,16 +1,17 @@
 //! Readiness: [`Runner::wait_ready`] and its async twin, waiting until
 //! named workers (or all of them) have started. The runner's machine
 //! keeps the callers and answers them when it registers a start (see
-//! `machine/ready.rs`); this is the caller's side.
+//! `machine/ready.rs`); the caller's side is the core's, shared with the
+//! engine.
 
 use std::time::Duration;
 
-use worker_core::supervisor::{AsyncCall, Call, CallError, Reply};
-use worker_core::{AbortSignal, Aborted, Names, ReadyError, SupervisorStopped, WouldDeadlock};
+use worker_core::supervisor::ready::{ReadyCaller, ReadyRequest};
+use worker_core::{AbortSignal, Names, ReadyError};
 
 use crate::machine;
-use crate::runner::{Runner, next_waiter};
-use crate::shell::starter;
+use crate::runner::Runner;
+use crate::shell::{Event, starter};
 
 impl Runner {
     /// Waits until the workers `which` names (ids, or
@@ -64,19 +65,7 @@ impl Runner {
         timeout: Duration,
         abort: Option<&AbortSignal>,
     ) -> Result<(), ReadyError> {
-        let which = which.into();
-        self.not_waiting_for_own_start(&which)?;
-        let waiter = next_waiter();
-        let (call, reply) = Call::new();
-        if self
-            .send(ready_event(&which, waiter, timeout, reply))
-            .is_err()
-        {
-            return Err(self.finished_before(&which));
-        }
-        let abort = abort.map(AbortSignal::receiver);
-        let answer = call.wait_or_abort(abort.as_ref());
-        self.ready_answered(&which, waiter, answer)
+        self.ready_caller().wait(which.into(), timeout, abort)
     }
 
     /// [`wait_ready`](Self::wait_ready) for async code: a future of the
@@ -105,81 +94,24 @@ impl Runner {
         timeout: Duration,
         abort: Option<&AbortSignal>,
     ) -> Result<(), ReadyError> {
-        let which = which.into();
-        self.not_waiting_for_own_start(&which)?;
-        let waiter = next_waiter();
-        let (call, reply) = AsyncCall::new(abort);
-        if self
-            .send(ready_event(&which, waiter, timeout, reply))
-            .is_err()
-        {
-            return Err(self.finished_before(&which));
+        self.ready_caller()
+            .wait_async(which.into(), timeout, abort)
+            .await
+    }
+
+    fn ready_caller(&self) -> ReadyCaller<'_, Event> {
+        ReadyCaller {
+            handle: &self.handle,
+            own_start: starter::starting_in(self.handle.id()),
+            request: |r: ReadyRequest| {
+                Event::Machine(machine::Event::Ready {
+                    which: r.which,
+                    waiter: r.waiter,
+                    timeout: r.timeout,
+                    reply: r.reply,
+                })
+            },
+            cancel: |waiter| Event::Machine(machine::Event::CancelReady { waiter }),
         }
-        let answer = call.await;
-        self.ready_answered(&which, waiter, answer)
-    }
-
-    /// A start function waiting for its own worker (by id, or as one of
-    /// all of them) would wait for itself.
-    fn not_waiting_for_own_start(&self, which: &Names) -> Result<(), ReadyError> {
-        let Some(own) = starter::starting_in(self.handle.id()) else {
-            return Ok(());
-        };
-        let includes = match which {
-            Names::All => true,
-            Names::Only(names) => names.iter().any(|n| **n == *own),
-        };
-        if includes {
-            return Err(ReadyError::WouldDeadlock(WouldDeadlock {
-                supervisor: self.name().to_owned(),
-                call: "wait_ready",
-            }));
-        }
-        Ok(())
-    }
-
-    fn ready_answered(
-        &self,
-        which: &Names,
-        waiter: u64,
-        answer: Result<Result<(), ReadyError>, CallError>,
-    ) -> Result<(), ReadyError> {
-        match answer {
-            Ok(answer) => answer,
-            // The loop dropped the request: it ended before it could say.
-            Err(CallError::Closed) => Err(self.finished_before(which)),
-            Err(CallError::Aborted) => {
-                let _ = self.send(machine::Event::CancelReady { waiter });
-                Err(ReadyError::Aborted(Aborted))
-            }
-        }
-    }
-
-    /// The runner has finished (or finishes): nothing starts any more.
-    fn finished_before(&self, which: &Names) -> ReadyError {
-        let mut not_started = match which {
-            Names::All => Vec::new(),
-            Names::Only(names) => names.clone(),
-        };
-        not_started.sort();
-        not_started.dedup();
-        ReadyError::Stopped(SupervisorStopped {
-            not_started,
-            error: self.handle.tomb().try_result().and_then(Result::err),
-        })
-    }
-}
-
-fn ready_event(
-    which: &Names,
-    waiter: u64,
-    timeout: Duration,
-    reply: Reply<Result<(), ReadyError>>,
-) -> machine::Event<crate::shell::ShellIo> {
-    machine::Event::Ready {
-        which: Box::new(which.clone()),
-        waiter,
-        timeout,
-        reply,
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use worker_core::{StopError, StopTimedOut, Worker, wait_within};
+use worker_core::{StopError, Worker, wait_naming_stragglers};
 
 use crate::runner::Runner;
 use crate::shell::Event;
@@ -63,21 +63,9 @@ impl Runner {
         self.handle
             .check_not_own_thread("stop_within")
             .map_err(StopError::WouldDeadlock)?;
-        if let Some(result) = wait_within(self, &*self.clock, timeout) {
-            return result.map_err(StopError::Failed);
-        }
-        let waiting_for = self
-            .query(|reply| Event::Stragglers { reply })
-            .unwrap_or_default();
-        // It may have finished while the list was made.
-        if let Some(result) = wait_within(self, &*self.clock, Duration::ZERO) {
-            return result.map_err(StopError::Failed);
-        }
-        Err(StopError::TimedOut(StopTimedOut {
-            supervisor: self.name().to_owned(),
-            timeout,
-            waiting_for,
-            unnamed: 0,
-        }))
+        wait_naming_stragglers(self, self.name(), &*self.clock, timeout, || {
+            let named = self.query(|reply| Event::Stragglers { reply });
+            (named.unwrap_or_default(), 0)
+        })
     }
 }

@@ -21,11 +21,14 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::Timers;
+use super::{AsyncCall, Call, CallError, Handle, Reply, Timers};
 use crate::ready::{ReadyError, ReadyTimedOut, SupervisorStopped};
-use crate::{Error, Names, NotFound, PRACTICALLY_NEVER, deadline};
+use crate::{
+    AbortSignal, Aborted, Error, Names, NotFound, PRACTICALLY_NEVER, WouldDeadlock, deadline,
+};
 
 /// What a readiness wait ends with.
 pub type ReadyAnswer = Result<(), ReadyError>;
@@ -262,6 +265,143 @@ fn timed_out(timeout: Duration, not_started: &[Arc<str>]) -> ReadyError {
         timeout,
         not_started: sorted(not_started),
     })
+}
+
+/// A readiness request as a supervisor's loop receives it: what to wait
+/// for, the caller's id, its timeout, and where the answer goes. The
+/// supervisor wraps it in its own event type.
+#[derive(Debug)]
+pub struct ReadyRequest {
+    /// The names (or all).
+    pub which: Box<Names>,
+    /// The caller, to withdraw it if it gives up.
+    pub waiter: WaiterId,
+    /// How long it waits at most.
+    pub timeout: Duration,
+    /// Where the answer goes (acknowledge it if the caller waits).
+    pub reply: Reply<ReadyAnswer>,
+}
+
+/// The caller's side of `wait_ready`, the same for every supervisor that
+/// runs on the [driver](super::start): how to reach the loop, and which
+/// worker's start function the calling thread runs, if any.
+#[derive(Debug)]
+pub struct ReadyCaller<'a, E: Send + 'static> {
+    /// The supervisor.
+    pub handle: &'a Handle<E>,
+    /// The worker (or manifold) whose start function this thread runs for
+    /// this supervisor: waiting for it would wait for itself.
+    pub own_start: Option<Arc<str>>,
+    /// Wraps a request in the supervisor's event type.
+    pub request: fn(ReadyRequest) -> E,
+    /// Wraps a withdrawal (an aborted caller) in the supervisor's event
+    /// type.
+    pub cancel: fn(WaiterId) -> E,
+}
+
+/// Numbers readiness callers, unique in the process.
+static NEXT_WAITER: AtomicU64 = AtomicU64::new(0);
+
+impl<E: Send + 'static> ReadyCaller<'_, E> {
+    /// Sends the request and blocks for the answer (see `wait_ready` on
+    /// the runner or the engine).
+    pub fn wait(self, which: Names, timeout: Duration, abort: Option<&AbortSignal>) -> ReadyAnswer {
+        self.not_waiting_for_own_start(&which)?;
+        let (call, reply) = Call::new();
+        let waiter = self.send(&which, timeout, reply)?;
+        let abort = abort.map(AbortSignal::receiver);
+        let answer = call.wait_or_abort(abort.as_ref());
+        self.answered(&which, waiter, answer)
+    }
+
+    /// [`wait`](Self::wait) as a future: no thread waits; the loop's
+    /// answer (or the abort signal) wakes the task.
+    pub async fn wait_async(
+        self,
+        which: Names,
+        timeout: Duration,
+        abort: Option<&AbortSignal>,
+    ) -> ReadyAnswer {
+        self.not_waiting_for_own_start(&which)?;
+        let (call, reply) = AsyncCall::new(abort);
+        let waiter = self.send(&which, timeout, reply)?;
+        let answer = call.await;
+        self.answered(&which, waiter, answer)
+    }
+
+    fn not_waiting_for_own_start(&self, which: &Names) -> ReadyAnswer {
+        let Some(own) = &self.own_start else {
+            return Ok(());
+        };
+        let includes = match which {
+            Names::All => true,
+            Names::Only(names) => names.iter().any(|n| **n == **own),
+        };
+        if includes {
+            return Err(ReadyError::WouldDeadlock(WouldDeadlock {
+                supervisor: self.handle.name().to_string(),
+                call: "wait_ready",
+            }));
+        }
+        Ok(())
+    }
+
+    fn send(
+        &self,
+        which: &Names,
+        timeout: Duration,
+        reply: Reply<ReadyAnswer>,
+    ) -> Result<WaiterId, ReadyError> {
+        let waiter = NEXT_WAITER.fetch_add(1, Ordering::Relaxed);
+        let request = ReadyRequest {
+            which: Box::new(which.clone()),
+            waiter,
+            timeout,
+            reply,
+        };
+        match self.handle.send((self.request)(request)) {
+            Ok(()) => Ok(waiter),
+            // Refused events are dropped here, off the loop.
+            Err(_) => Err(self.finished_before(which)),
+        }
+    }
+
+    fn answered(
+        &self,
+        which: &Names,
+        waiter: WaiterId,
+        answer: Result<ReadyAnswer, CallError>,
+    ) -> ReadyAnswer {
+        match answer {
+            Ok(answer) => answer,
+            // The loop dropped the request: it ended before it could say.
+            Err(CallError::Closed) => Err(self.finished_before(which)),
+            Err(CallError::Aborted) => {
+                let _ = self.handle.send((self.cancel)(waiter));
+                Err(ReadyError::Aborted(Aborted))
+            }
+        }
+    }
+
+    /// The supervisor has finished (or is finishing): nothing starts any
+    /// more; its error, if it is known yet.
+    fn finished_before(&self, which: &Names) -> ReadyError {
+        let error = self.handle.tomb().try_result().and_then(Result::err);
+        stopped_before(which, error)
+    }
+}
+
+/// The answer to a request that arrives while the supervisor stops:
+/// [`ReadyError::Stopped`], naming what was asked for (nothing, for
+/// [`Names::All`]), with the supervisor's `error` so far.
+pub fn stopped_before(which: &Names, error: Option<Error>) -> ReadyError {
+    let mut not_started = match which {
+        Names::All => Vec::new(),
+        Names::Only(names) => names.clone(),
+    };
+    not_started.sort();
+    not_started.dedup();
+    ReadyError::Stopped(SupervisorStopped { not_started, error })
 }
 
 #[cfg(test)]

@@ -32,14 +32,7 @@ impl<T: Io> Machine<T> {
         out: &mut Actions<T>,
     ) {
         if self.dying {
-            let not_started = match which {
-                Names::All => Vec::new(),
-                Names::Only(names) => names.clone(),
-            };
-            let error = ReadyError::Stopped(worker_core::SupervisorStopped {
-                not_started,
-                error: self.fatal_errors.first().cloned(),
-            });
+            let error = ready::stopped_before(which, self.fatal_errors.first().cloned());
             return push(out, reply, Err(error));
         }
         let resolved = ready::resolve(
