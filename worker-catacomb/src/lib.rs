@@ -187,6 +187,7 @@ mod finish;
 mod kill_batch;
 mod plan;
 mod report;
+mod stop_within;
 
 pub use catacomb::Catacomb;
 pub use error::{AddError, Dying, ForeignDying, InvokeError, IoError, StillAlive, WaitError};
