@@ -34,6 +34,8 @@ pub struct Catacomb {
 pub(crate) struct Shared {
     pub(crate) id: u64,
     pub(crate) name: String,
+    /// Where `stop_within` takes its time from.
+    pub(crate) clock: Arc<dyn worker_core::Clock>,
     /// The catacomb's lifetime: dying when killed, dead once the work has
     /// returned and every bound worker has finished and been waited for.
     pub(crate) tomb: Tomb,
@@ -88,11 +90,17 @@ impl Catacomb {
             stop_all(plan.init);
             return Err(e);
         }
-        let Plan { name, work, init } = plan;
+        let Plan {
+            name,
+            work,
+            init,
+            clock,
+        } = plan;
         let catacomb = Catacomb {
             shared: Arc::new(Shared {
                 id: worker_core::threads::supervisor_id(),
                 name,
+                clock,
                 tomb: Tomb::new(),
                 state: Mutex::new(State {
                     open: true,
@@ -297,7 +305,7 @@ impl Catacomb {
 
     /// Whether the calling thread is one that the catacomb must see return
     /// before it can be dead.
-    fn on_own_thread(&self) -> bool {
+    pub(crate) fn on_own_thread(&self) -> bool {
         worker_core::threads::serves(self.shared.id)
             || self.shared.thread.thread_id() == Some(std::thread::current().id())
     }

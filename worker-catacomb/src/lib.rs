@@ -183,6 +183,15 @@
 //!   caller's thread: it is the caller's own worker, not yet the
 //!   catacomb's (`misbehaving::a_refused_worker_whose_drop_panics_does_not_panic_the_caller`).
 //!
+//! # Stopping with a deadline
+//!
+//! [`Catacomb::stop_within`] kills the catacomb and waits at most a
+//! timeout (on the [clock of its plan](Plan#structfield.clock)). Past it,
+//! the [`StopError::TimedOut`](worker_core::StopError) says what the
+//! catacomb can: whether its work has returned, and how many bound workers
+//! have not finished (a catacomb does not name its workers). It goes on
+//! dying; a later `wait` returns once they have ended.
+//!
 //! # Coming from Go
 //!
 //! The semantics are Go's, and so are the names (in snake case). Where
@@ -203,6 +212,7 @@ mod finish;
 mod kill_batch;
 mod plan;
 mod report;
+mod stop_within;
 
 pub use catacomb::Catacomb;
 pub use error::{AddError, Dying, ForeignDying, InvokeError, IoError, StillAlive, WaitError};

@@ -1,8 +1,9 @@
 //! What a catacomb is made from: a name, the work, the initial workers.
 
 use std::fmt;
+use std::sync::Arc;
 
-use worker_core::{Error, SharedWorker};
+use worker_core::{Clock, Error, SharedWorker, WallClock};
 
 use crate::{Catacomb, InvokeError};
 
@@ -33,6 +34,7 @@ pub type Work = Box<dyn FnOnce(&Catacomb) -> Result<(), Error> + Send + 'static>
 ///     name: "plan-docs-literal".into(),
 ///     work: Box::new(|_: &Catacomb| Ok(())),
 ///     init: Vec::new(),
+///     clock: Arc::new(worker_core::WallClock),
 /// };
 /// assert!(literal.validate().is_ok());
 /// ```
@@ -48,6 +50,11 @@ pub struct Plan {
     /// owns them from the moment `invoke` is called: if `invoke` fails they
     /// are stopped.
     pub init: Vec<SharedWorker>,
+    /// Where the catacomb's time comes from: only
+    /// [`Catacomb::stop_within`]'s deadline uses it (the catacomb has no
+    /// timers of its own). [`WallClock`] unless set; a test sets a fake
+    /// one.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Plan {
@@ -60,12 +67,19 @@ impl Plan {
             name: name.into(),
             work: Box::new(work),
             init: Vec::new(),
+            clock: Arc::new(WallClock),
         }
     }
 
     /// Adds initial workers (see [`Plan::init`]).
     pub fn init(mut self, workers: impl IntoIterator<Item = SharedWorker>) -> Self {
         self.init.extend(workers);
+        self
+    }
+
+    /// Sets the clock (see [`Plan::clock`](Plan#structfield.clock)).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
         self
     }
 

@@ -191,6 +191,40 @@
 //! colours: green started, khaki starting, orange stopping, grey stopped,
 //! salmon failed, red stuck; inputs that are not installed are dashed).
 //!
+//! # Waiting for starts, and stopping with a deadline
+//!
+//! [`Engine::wait_ready`] returns once the named manifolds (or
+//! [`Names::All`](worker_core::Names), those installed at the call) have
+//! started: their workers run and their outputs are offered. The engine's
+//! loop answers it as it registers the last start, the timeout runs on the
+//! engine's clock, and an abort signal ends it; [`Engine::wait_ready_async`]
+//! is the same for async code. A test installs, then waits, where Go's
+//! tests take `Install` as a sync point and poll.
+//!
+//! [`Engine::stop_within`] kills the engine and waits at most a timeout
+//! (on its clock). Past it, the [`StopError::TimedOut`](worker_core::StopError)
+//! names every manifold that has not stopped: killed and still running, or
+//! still waiting for a dependent to stop first. The shutdown goes on, and a
+//! later `wait` returns once they have ended.
+//!
+//! ```
+//! use std::time::Duration;
+//! use worker_core::{Names, Passive};
+//! use worker_dependency::{Engine, EngineConfig, Manifold};
+//!
+//! let engine = Engine::new(EngineConfig::new("doc-engine-front-ready"))?;
+//! engine.install_all([
+//!     ("db", Manifold::new(|_| Ok(Passive::new()))),
+//!     ("api", Manifold::new(|ctx| {
+//!         ctx.require("db")?; // Missing until "db" runs: retried when it does
+//!         Ok(Passive::new())
+//!     }).inputs(["db"])),
+//! ])?;
+//! engine.wait_ready(Names::All, Duration::from_secs(10), None)?;
+//! engine.stop_within(Duration::from_secs(10))?;
+//! # Ok::<(), worker_core::Error>(())
+//! ```
+//!
 //! # Coming from Go
 //!
 //! The semantics are Go's, and so are the names (in snake case). Where
@@ -209,8 +243,10 @@ mod error;
 mod graph;
 mod machine;
 mod manifold;
+mod ready;
 mod report;
 mod shell;
+mod stop_within;
 
 pub use config::{EngineConfig, IsFatalFn, Metrics, NoMetrics, UNCAPPED_LIMIT, WorstErrorFn};
 pub use context::{Context, ContextBuilder};

@@ -170,6 +170,8 @@
 //! | [`RestartIntensityExceeded`] | the runner's own fatal error when a worker restarts too often |
 //! | [`RunnerIntensityExceeded`] | the runner's own fatal error when its workers together restart too often |
 //! | [`RemoveTimedOut`] | [`stop_and_remove_worker_within`](Runner::stop_and_remove_worker_within) waited its timeout; says what became of the worker |
+//! | [`ReadyError`](worker_core::ReadyError) | [`wait_ready`](Runner::wait_ready): an unknown id, a timeout (naming the ids not started), an abort, a runner that stopped (with its error) |
+//! | [`StopError`](worker_core::StopError) | [`stop_within`](Runner::stop_within): the runner's own error, or the deadline passed (naming the workers still running) |
 //! | [`WouldDeadlock`](worker_core::WouldDeadlock) | a call that would wait for the runner itself, made on one of its own threads |
 //!
 //! Each call returns an enum of exactly the ways it can fail:
@@ -211,6 +213,52 @@
 //!   pauses for a while instead of ending the runner;
 //! - [`AutoShutdown`]: the runner ends on its own when workers marked
 //!   [significant](WorkerOptions::significant) have ended.
+//!
+//! # Waiting until workers have started
+//!
+//! [`wait_ready(names, timeout, abort)`](Runner::wait_ready) returns once
+//! the named workers (or [`Names::All`](worker_core::Names), those the
+//! runner knows at the call) have started: their start functions returned
+//! and the runner registered them. The loop answers it when it registers
+//! the last start, so nothing polls; the timeout runs on the runner's
+//! clock, so a test drives it with a fake clock; an unknown id fails at
+//! once, as it does for `worker(id)` (start it, then wait);
+//! [`wait_ready_async`](Runner::wait_ready_async) is the same for async
+//! code. This is what Go's runner offers its own tests only
+//! (`NewRunnerWithNotify`):
+//!
+//! ```
+//! use std::time::Duration;
+//! use worker_core::{Names, Passive, ReadyError, Worker};
+//! use worker_runner::{Runner, RunnerParams};
+//! use worker_testing::TestClock;
+//!
+//! let clock = TestClock::new();
+//! let runner = Runner::new(RunnerParams::new("doc-ready-front").clock(clock.clone()))?;
+//! runner.start_worker("db", || Ok(Passive::new()))?;
+//! let (release, slow) = crossbeam_channel::bounded::<()>(1);
+//! runner.start_worker("cache", move || {
+//!     let _ = slow.recv(); // a start function that takes its time
+//!     Ok(Passive::new())
+//! })?;
+//! runner.wait_ready("db", Duration::from_secs(5), None)?;
+//!
+//! // Time moves only when the test says so.
+//! let waiter = {
+//!     let runner = runner.clone();
+//!     std::thread::spawn(move || runner.wait_ready(Names::All, Duration::from_secs(5), None))
+//! };
+//! clock.wait_timers(1, Duration::from_secs(10))?; // the waiter's deadline
+//! clock.advance(Duration::from_secs(5));
+//! match waiter.join().unwrap() {
+//!     Err(ReadyError::TimedOut(e)) => assert_eq!(e.not_started, ["cache"]),
+//!     other => panic!("{other:?}"),
+//! }
+//! release.send(()).unwrap();
+//! runner.kill();
+//! runner.wait()?;
+//! # Ok::<(), worker_core::Error>(())
+//! ```
 //!
 //! # Reports
 //!
@@ -264,7 +312,12 @@
 //! not go to `is_fatal`.
 //!
 //! [`stop_and_remove_worker_within`](Runner::stop_and_remove_worker_within)
-//! bounds a removal by a timeout on the runner's clock.
+//! bounds a removal by a timeout on the runner's clock, and
+//! [`stop_within`](Runner::stop_within) bounds the whole shutdown: past
+//! its deadline it returns [`StopError::TimedOut`](worker_core::StopError),
+//! naming every worker still stopping (or still starting, or waiting for
+//! its turn in an ordered shutdown), and the shutdown goes on; a later
+//! `wait` returns once they have ended.
 //!
 //! A [`Runner`] is a handle: clones are cheap and all speak to the same
 //! runner, and dropping them, even the last one, stops nothing. A runner
@@ -305,10 +358,12 @@ mod event;
 mod machine;
 mod params;
 mod policy;
+mod ready;
 mod report;
 mod runner;
 mod shell;
 mod status;
+mod stop_within;
 mod supervision;
 
 pub use error::{

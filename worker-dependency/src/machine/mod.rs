@@ -23,6 +23,7 @@
 
 mod install;
 mod node;
+mod ready;
 mod shutdown;
 mod start;
 mod stop;
@@ -75,8 +76,8 @@ pub(crate) enum Action {
         name: Arc<str>,
         error: Option<Error>,
     },
-    /// An uninstall finished.
-    Removed { node: NodeId },
+    /// An uninstall finished (`name` is no longer in the graph).
+    Removed { node: NodeId, name: Arc<str> },
     /// A worker ended: the shell waits for it (joining its thread, if it
     /// has one) before the engine finishes, and lets go of its outputs,
     /// off the loop.

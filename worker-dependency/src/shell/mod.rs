@@ -15,6 +15,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use worker_core::supervisor::offloop::OffLoop;
+use worker_core::supervisor::ready::{ReadyRequest, ReadyWaiters};
 use worker_core::supervisor::{Effects, Finish, Reply};
 use worker_core::{Clock, Error, SharedWorker};
 
@@ -23,7 +24,10 @@ use crate::graph::NodeId;
 use crate::machine::{Action, Live, Machine, Policies, Snapshot, Started, Verdict};
 use crate::{InstallError, Manifold, ShuttingDown, UninstallError};
 
+mod ready;
 pub(crate) mod starter;
+
+pub(crate) use ready::ReadyReply;
 
 use starter::StartJob;
 
@@ -47,6 +51,12 @@ pub(crate) enum Event {
     },
     WaitingFor {
         reply: Reply<Vec<String>>,
+    },
+    /// `wait_ready`: until every manifold it names has started.
+    Ready(ReadyRequest),
+    /// An aborted `wait_ready` caller withdraws.
+    CancelReady {
+        waiter: u64,
     },
     /// A start job is done (the start function and the output function
     /// returned).
@@ -84,6 +94,8 @@ pub(crate) struct Shell {
     pub(crate) aborts: Vec<Option<worker_core::AbortTrigger>>,
     /// Callers waiting for an uninstall to finish.
     pub(crate) uninstalls: HashMap<NodeId, Vec<Reply<Result<(), UninstallError>>>>,
+    /// Callers of `wait_ready` (see `ready`).
+    pub(crate) ready: ReadyWaiters<ReadyReply>,
     /// Reused between events.
     pub(crate) out: Vec<Action>,
     /// The hooks of a burst of events, called together off the loop.
@@ -112,6 +124,7 @@ impl Shell {
             final_snapshot,
             aborts: Vec::new(),
             uninstalls: HashMap::new(),
+            ready: ReadyWaiters::new(),
             out: Vec::new(),
             hooks: Vec::new(),
             dying: false,
@@ -139,6 +152,8 @@ impl worker_core::supervisor::Machine for Shell {
             }
             Event::Snapshot { reply } => reply.send(self.seen(now)),
             Event::WaitingFor { reply } => reply.send(self.machine.waiting_for()),
+            Event::Ready(request) => self.ready_request(request, now),
+            Event::CancelReady { waiter } => drop(self.ready.cancel(waiter)),
             Event::Started {
                 node,
                 generation,
@@ -172,11 +187,16 @@ impl worker_core::supervisor::Machine for Shell {
     }
 
     fn poll_timeout(&mut self) -> Option<Instant> {
-        self.machine.next_deadline()
+        let mine = self.machine.next_deadline();
+        match self.ready.next_deadline() {
+            Some(ready) => Some(mine.map_or(ready, |d| d.min(ready))),
+            None => mine,
+        }
     }
 
     fn handle_timeout(&mut self, now: Instant, fx: &mut Effects<StartJob>) {
         self.transition(now, fx, |machine, out| machine.tick(now, out));
+        self.ready_tick(now);
     }
 
     fn ends_job(event: &Event) -> bool {
@@ -241,9 +261,13 @@ impl Shell {
                     }
                 }
                 Action::Kill { name, worker } => fx.kill(worker.into_inner(), name),
-                Action::RecordStart { name } => self.hooks.push(Hook::Start(name)),
+                Action::RecordStart { name } => {
+                    self.ready_started(&name);
+                    self.hooks.push(Hook::Start(name));
+                }
                 Action::RecordStop { name, error } => self.hooks.push(Hook::Stop(name, error)),
-                Action::Removed { node } => {
+                Action::Removed { node, name } => {
+                    self.ready_gone(&name);
                     // Answered after the kills asked for so far (those of
                     // its dependents, say), which run off the loop in order:
                     // when `uninstall` returns, they have been told to stop.
@@ -279,6 +303,7 @@ impl Shell {
         }
         if self.machine.is_dying() && !self.dying {
             self.dying = true;
+            self.ready_stopped();
             fx.dying();
         }
         if self.machine.is_finished() && !self.finished {

@@ -68,6 +68,17 @@ pub(crate) fn starting(engine: u64, name: &str) -> bool {
     })
 }
 
+/// The manifold whose start (or output) function this thread runs for
+/// engine `engine`, if any (a readiness wait there must not include it).
+pub(crate) fn starting_in(engine: u64) -> Option<Arc<str>> {
+    STARTING.with(|s| {
+        s.borrow()
+            .as_ref()
+            .filter(|(e, _)| *e == engine)
+            .map(|(_, name)| name.clone())
+    })
+}
+
 /// Runs one start job on an executor thread and tells the loop; never
 /// panics (every call of user code is contained), so the loop always hears
 /// of the start.

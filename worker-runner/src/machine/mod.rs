@@ -32,14 +32,18 @@ mod hash;
 mod limits;
 #[cfg(test)]
 mod proptests;
+mod ready;
 mod requests;
 mod restart;
 mod shutdown;
 mod slab;
+mod stragglers;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_otp;
+#[cfg(test)]
+mod tests_ready;
 mod transitions;
 mod verdict;
 
@@ -51,6 +55,8 @@ use worker_core::Error;
 
 use crate::error::{LookupError, RemoveError, StartError};
 use worker_core::supervisor::Timers;
+use worker_core::supervisor::ready::ReadyWaiters;
+use worker_core::{Names, ReadyError};
 
 pub(crate) use entry::{EntrySnapshot, RestartCause, StateName};
 pub(crate) use verdict::{Policies, Verdict};
@@ -96,6 +102,8 @@ pub(crate) trait Io {
     type WorkerReply;
     /// Where the answer to a `stop_and_remove_worker()` call goes.
     type RemoveReply;
+    /// Where the answer to a `wait_ready()` call goes.
+    type ReadyReply;
 }
 
 /// Everything the machine can be told, for [`Machine::handle`].
@@ -124,6 +132,16 @@ pub(crate) enum Event<T: Io> {
     },
     /// An aborted `worker` or `stop_and_remove_worker` caller withdraws.
     Cancel { id: String, waiter: WaiterId },
+    /// `wait_ready`: until every id of `which` has started, for at most
+    /// `timeout`.
+    Ready {
+        which: Box<Names>,
+        waiter: WaiterId,
+        timeout: Duration,
+        reply: T::ReadyReply,
+    },
+    /// An aborted `wait_ready` caller withdraws.
+    CancelReady { waiter: WaiterId },
     /// `kill`.
     Kill,
     /// A start function returned.
@@ -179,6 +197,12 @@ pub(crate) enum Action<T: Io> {
         /// Boxed: errors are rare, and actions queue by the thousand.
         result: Result<(), Box<RemoveError>>,
     },
+    /// Answer a `wait_ready()` call.
+    Ready {
+        to: T::ReadyReply,
+        /// Boxed, as the other answers.
+        result: Result<(), Box<ReadyError>>,
+    },
     /// Hand this event to the event hook (emitted only when there is one).
     Event(Box<RunnerEvent>),
     /// The runner has started shutting down.
@@ -204,6 +228,7 @@ impl<T: Io> std::fmt::Debug for Action<T> {
             Action::Reap { .. } => f.write_str("Reap"),
             Action::Reply { result, .. } => write!(f, "Reply(ok: {})", result.is_ok()),
             Action::Removed { result, .. } => write!(f, "Removed({result:?})"),
+            Action::Ready { result, .. } => write!(f, "Ready({result:?})"),
             Action::Event(event) => write!(f, "Event({event:?})"),
             Action::Dying => f.write_str("Dying"),
             Action::Finished { errors } => write!(f, "Finished({errors:?})"),
@@ -297,6 +322,8 @@ pub(crate) struct Machine<T: Io> {
     ordered: Option<shutdown::Ordered>,
     /// Significant ids not asked to stop.
     significant: usize,
+    /// Callers of `wait_ready` (see `ready`).
+    ready: ReadyWaiters<T::ReadyReply>,
 }
 
 impl<T: Io> Machine<T> {
@@ -319,6 +346,7 @@ impl<T: Io> Machine<T> {
             paused: Vec::new(),
             ordered: None,
             significant: 0,
+            ready: ReadyWaiters::new(),
         }
     }
 
@@ -348,6 +376,13 @@ impl<T: Io> Machine<T> {
             } => self.stop_and_remove(&id, waiter, reply, timeout, now, out),
             Event::Lookup { id, waiter, reply } => self.lookup(&id, waiter, reply, out),
             Event::Cancel { id, waiter } => self.cancel_wait(&id, waiter),
+            Event::Ready {
+                which,
+                waiter,
+                timeout,
+                reply,
+            } => self.ready_request(&which, waiter, timeout, reply, now, out),
+            Event::CancelReady { waiter } => self.cancel_ready(waiter),
             Event::Kill => self.kill(now, out),
             Event::Started {
                 slot,
@@ -388,12 +423,17 @@ impl<T: Io> Machine<T> {
                 Key::Resume => self.resume(now, out),
             }
         }
+        self.ready_tick(now, out);
         self.settle(now, out);
     }
 
     /// The earliest deadline still pending, if any.
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
-        self.deadlines.next()
+        let mine = self.deadlines.next();
+        match self.ready.next_deadline() {
+            Some(ready) => Some(mine.map_or(ready, |d| d.min(ready))),
+            None => mine,
+        }
     }
 
     /// Every worker instance the machine holds (for a driver that gives

@@ -510,6 +510,7 @@ impl World {
                     }
                 }
                 Action::Abort { .. } => prop_assert!(false, "nothing here can be aborted"),
+                Action::Ready { .. } => prop_assert!(false, "nobody waits for readiness here"),
                 Action::Reap { .. } => {}
                 Action::Reply { to, result } => {
                     let id = self.waiting.remove(&to);

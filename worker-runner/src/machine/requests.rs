@@ -270,6 +270,7 @@ impl<T: Io> Machine<T> {
                     }
                     entry.state = State::Running(worker);
                     let id = entry.id.clone();
+                    self.ready_started(&id, out);
                     self.emit(out, || RunnerEvent::Started { id });
                 }
             },

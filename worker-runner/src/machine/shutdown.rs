@@ -41,6 +41,7 @@ impl<T: Io> Machine<T> {
         out.reserve(self.index.len() + 2);
         self.emit(out, || RunnerEvent::ShuttingDown { cause });
         out.push(Action::Dying);
+        self.ready_stopped(out);
         // A cascade or a pause no longer matters: nothing restarts.
         if self.group.take().is_some() {
             self.deadlines.cancel(&Key::Group);

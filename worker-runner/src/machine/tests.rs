@@ -19,6 +19,7 @@ impl Io for TestIo {
     type Worker = u64;
     type WorkerReply = u32;
     type RemoveReply = u32;
+    type ReadyReply = u32;
 }
 
 /// A start function's return, as the shell reports it, with the

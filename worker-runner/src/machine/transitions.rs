@@ -257,6 +257,7 @@ impl<T: Io> Machine<T> {
             }
         }
         let id = entry.id;
+        self.ready_gone(&id, out);
         self.emit(out, || RunnerEvent::Stopped { id });
     }
 

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use worker_core::supervisor::offloop::OffLoop;
 use worker_core::supervisor::{Effects, Finish, Reply};
-use worker_core::{Error, SharedWorker};
+use worker_core::{Error, ReadyError, SharedWorker};
 
 use crate::error::{LookupError, RemoveError, StartError};
 use crate::machine::{self, Action, Actions, EntrySnapshot, Io, Machine, Policies};
@@ -44,6 +44,10 @@ pub(crate) enum Event {
     },
     /// `waiting_for`.
     WaitingFor { reply: Reply<Vec<WaitingFor>> },
+    /// What `stop_within` names when its deadline passes.
+    Stragglers {
+        reply: Reply<Vec<worker_core::Straggler>>,
+    },
     /// `worker_names`.
     Names { reply: Reply<Vec<String>> },
 }
@@ -57,6 +61,7 @@ impl Io for ShellIo {
     type Worker = Held;
     type WorkerReply = Reply<Result<SharedWorker, LookupError>>;
     type RemoveReply = Reply<Result<(), RemoveError>>;
+    type ReadyReply = Reply<Result<(), ReadyError>>;
 }
 
 /// The runner's machine, as the driver runs it.
@@ -88,6 +93,7 @@ impl worker_core::supervisor::Machine for Shell {
                     machine::Event::StopAndRemove { reply, .. } => {
                         Some(Waiting::Removal(reply.clone()))
                     }
+                    machine::Event::Ready { reply, .. } => Some(Waiting::Ready(reply.clone())),
                     _ => None,
                 };
                 let mut out = std::mem::take(&mut self.out);
@@ -108,6 +114,7 @@ impl worker_core::supervisor::Machine for Shell {
                     .collect(),
             ),
             Event::WaitingFor { reply } => reply.send(self.machine.waiting_for(now)),
+            Event::Stragglers { reply } => reply.send(self.machine.stragglers(now)),
             Event::Names { reply } => reply.send(self.machine.names()),
         }
     }
@@ -181,6 +188,7 @@ impl Shell {
                     to.send(result.map(OffLoop::into_inner).map_err(|e| *e))
                 }
                 Action::Removed { to, result } => to.send(result.map_err(|e| *e)),
+                Action::Ready { to, result } => to.send(result.map_err(|e| *e)),
                 Action::Dying => fx.dying(),
                 Action::Finished { errors } => fx.finish(self.end(errors)),
             }
@@ -210,6 +218,7 @@ impl Shell {
 enum Waiting {
     Worker(Reply<Result<SharedWorker, LookupError>>),
     Removal(Reply<Result<(), RemoveError>>),
+    Ready(Reply<Result<(), ReadyError>>),
 }
 
 impl Waiting {
@@ -218,6 +227,7 @@ impl Waiting {
         out.iter().any(|a| match (self, a) {
             (Waiting::Worker(ack), Action::Reply { to, .. }) => to.same(ack),
             (Waiting::Removal(ack), Action::Removed { to, .. }) => to.same(ack),
+            (Waiting::Ready(ack), Action::Ready { to, .. }) => to.same(ack),
             _ => false,
         })
     }
@@ -226,6 +236,7 @@ impl Waiting {
         match self {
             Waiting::Worker(reply) => reply.ack(),
             Waiting::Removal(reply) => reply.ack(),
+            Waiting::Ready(reply) => reply.ack(),
         }
     }
 }

@@ -40,6 +40,17 @@ pub(crate) fn starting(runner: u64, id: &str) -> bool {
     })
 }
 
+/// The id whose start function this thread runs for runner `runner`, if
+/// any (a readiness wait there must not include it).
+pub(crate) fn starting_in(runner: u64) -> Option<Arc<str>> {
+    STARTING.with(|s| {
+        s.borrow()
+            .as_ref()
+            .filter(|(r, _)| *r == runner)
+            .map(|(_, id)| id.clone())
+    })
+}
+
 /// The verdict on a successful start, or on a clean exit that restarts
 /// nothing (never looked at: only failures and restarts use one).
 const STARTED: Verdict = Verdict {

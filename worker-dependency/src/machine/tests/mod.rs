@@ -173,7 +173,7 @@ impl World {
                     assert!(worker.wait().is_ok() || worker.dead_signal().is_some());
                     self.reaped += 1;
                 }
-                Action::Removed { node } => self.removed.push(node),
+                Action::Removed { node, .. } => self.removed.push(node),
                 Action::Stuck { name, .. } => self.stuck.push(name),
             }
         }
