@@ -10,7 +10,7 @@
 //! mean "and then it is gone"; it means "and then you are told what is
 //! still running". That is what the supervisors' `stop_within(timeout)`
 //! does: kill, wait up to `timeout` on the supervisor's
-//! [`Clock`](crate::Clock), and past it fail with [`StopTimedOut`],
+//! [`Clock`], and past it fail with [`StopTimedOut`],
 //! which names the workers still running.
 //!
 //! # What happens to the workers still running
@@ -19,7 +19,7 @@
 //! They stay killed, the supervisor goes on waiting for them, and a later
 //! [`wait`](crate::Worker::wait) (or another `stop_within`) returns once
 //! they have ended. Workers that can be forced (an async task:
-//! [`Worker::abortable`](crate::Worker::abortable)) are forced as their
+//! [`Worker::abortable`]) are forced as their
 //! supervisor's shutdown policy says (a runner's `Shutdown`), whether or
 //! not anyone called `stop_within`; a thread cannot be. A process that
 //! gives up on them can exit: the threads go with it.
@@ -149,7 +149,7 @@ pub struct Straggler {
     /// Whether it outlived its stop timeout and was reported stuck.
     pub stuck: bool,
     /// Whether the supervisor forced it
-    /// ([`Worker::abortable`](crate::Worker::abortable)); it still has to
+    /// ([`Worker::abortable`]); it still has to
     /// end.
     pub forced: bool,
 }

@@ -15,7 +15,7 @@ impl Runner {
     /// Returns `Ok` or [`StopError::Failed`] (what [`wait`](Worker::wait)
     /// returns) if the runner finished in time. Past the deadline it
     /// fails with [`StopError::TimedOut`], whose
-    /// [`StopTimedOut::waiting_for`] lists every worker the runner still
+    /// [`StopTimedOut::waiting_for`](worker_core::StopTimedOut::waiting_for) lists every worker the runner still
     /// waits for, by id: killed and not finished
     /// ([`Stopping`](worker_core::WorkerState::Stopping)), still in its
     /// start function ([`Starting`](worker_core::WorkerState::Starting):

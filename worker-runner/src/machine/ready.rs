@@ -1,5 +1,5 @@
 //! Readiness: callers of `wait_ready` waiting until ids have started,
-//! kept in the core's [`ReadyWaiters`] table and answered by the
+//! kept in the core's [`ReadyWaiters`](worker_core::supervisor::ready::ReadyWaiters) table and answered by the
 //! transitions themselves: a start that registers (an entry becomes
 //! `Running`), an id that goes away, the runner shutting down, a caller's
 //! deadline. Nothing polls.
