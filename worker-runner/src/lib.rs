@@ -241,9 +241,10 @@
 //!     let _ = slow.recv(); // a start function that takes its time
 //!     Ok(Passive::new())
 //! })?;
-//! runner.wait_ready("db", Duration::from_secs(5), None)?;
+//! runner.worker("db", None)?; // waits for the start, with no deadline
 //!
-//! // Time moves only when the test says so.
+//! // Time moves only when the test says so: the waiter's deadline is the
+//! // clock's only timer.
 //! let waiter = {
 //!     let runner = runner.clone();
 //!     std::thread::spawn(move || runner.wait_ready(Names::All, Duration::from_secs(5), None))

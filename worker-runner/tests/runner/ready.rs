@@ -70,6 +70,8 @@ fn it_times_out_on_the_runners_clock_naming_what_did_not_start() {
     let (go_tx, go) = unbounded();
     r.start_worker("quick", || Ok(Passive::new())).unwrap();
     r.start_worker("slow", held_start(go)).unwrap();
+    // Started for sure before the deadline fires: only "slow" is late.
+    r.worker("quick", None).unwrap();
     let (answer, thread) = wait_in_thread(&r, Names::All, Duration::from_secs(5), None);
     clock.wait_timers(1, LONG).unwrap();
     clock.advance(Duration::from_secs(4));
