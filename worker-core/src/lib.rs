@@ -186,6 +186,7 @@ mod abort;
 pub mod backoff;
 mod clock;
 mod error;
+pub mod events;
 mod finished;
 pub mod jitter;
 #[cfg(doctest)]

@@ -281,7 +281,6 @@ pub mod from_go;
 pub mod otp;
 
 mod error;
-mod event;
 mod machine;
 mod params;
 mod policy;
@@ -295,7 +294,6 @@ pub use error::{
     Dying, EmptyId, InvalidParams, LookupError, NewError, RemoveError, RemoveTimedOut,
     RestartIntensityExceeded, RunnerIntensityExceeded, StartError,
 };
-pub use event::{EventHook, RunnerEvent, ShutdownCause};
 pub use params::{DEFAULT_START_THREADS, RunnerParams};
 pub use policy::{
     Backoff, ErrorPredicate, ErrorRanking, Intensity, RestartPolicy, RestartType, WorkerOptions,
