@@ -183,6 +183,7 @@ mod bindings;
 mod catacomb;
 mod errands;
 mod error;
+mod events;
 mod finish;
 mod kill_batch;
 mod plan;
