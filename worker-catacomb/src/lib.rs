@@ -168,6 +168,21 @@
 //!   caller's thread: it is the caller's own worker, not yet the
 //!   catacomb's (`misbehaving::a_refused_worker_whose_drop_panics_does_not_panic_the_caller`).
 //!
+//! # Events and metrics
+//!
+//! A catacomb speaks the vocabulary every supervisor of the family shares
+//! ([`worker_core::events`]) about its bound workers: each binding is
+//! `started` when bound, `stopping` when the dying catacomb kills it, and
+//! `failed` (always fatal) or `stopped` when it ends; the catacomb says
+//! `shutting down` with its cause. Its workers have no names: their
+//! events have no `worker`, and their `generation` numbers the binding.
+//! [`Plan::on_event`] and [`Plan::hook`] hand the events to a program in
+//! order, on the catacomb's errand threads (never a caller's or a
+//! worker's); they are logged through `tracing` with the same fields; and
+//! `Plan::new(name, work).hook(MetricsFacade::new())` (worker-core's
+//! feature `metrics`) counts them per catacomb for any `metrics` exporter
+//! (`tests/observe.rs`).
+//!
 //! # Coming from Go
 //!
 //! The semantics are Go's, and so are the names (in snake case). Where

@@ -168,7 +168,8 @@ impl RunnerParams {
 
     /// Reports a worker as stuck (in the report, in
     /// [`Runner::waiting_for`](crate::Runner::waiting_for), as a
-    /// [`RunnerEvent::Stuck`] and with a tracing warning) when it has not
+    /// [`EventKind::Stuck`](worker_core::events::EventKind::Stuck) event
+    /// and with a tracing warning) when it has not
     /// finished `timeout` after it was asked to stop (killed, or still in
     /// its start function). The runner still waits for it: this only
     /// reports. To force a worker that can be forced, give it a

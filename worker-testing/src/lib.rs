@@ -211,8 +211,6 @@ pub use checks::{
     try_dirty_kill,
 };
 pub use clock::TestClock;
-#[cfg(feature = "metrics")]
-pub use recorder::TestRecorder;
 #[cfg(feature = "mock")]
 pub use mock::MockWorker;
 /// The `mockall` this crate's [`MockWorker`] is made with (feature
@@ -221,6 +219,8 @@ pub use mock::MockWorker;
 /// mocks of your own traits still need it as a direct dependency.)
 #[cfg(feature = "mock")]
 pub use mockall;
+#[cfg(feature = "metrics")]
+pub use recorder::TestRecorder;
 pub use watcher::{FakeWatcher, PreloadTooLarge};
 pub use workers::{
     AbortableWorker, DeadWorker, ErrorWorker, ForeverWorker, ThreadErrorWorker, dead_worker,

@@ -95,7 +95,9 @@ impl TestRecorder {
     fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<Arc<Value>> {
         let key = key_text(
             name,
-            labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+            labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
         self.lock().get(&key).cloned()
     }
