@@ -191,6 +191,20 @@
 //! catacomb can: whether its work has returned, and how many bound workers
 //! have not finished (a catacomb does not name its workers). It goes on
 //! dying; a later `wait` returns once they have ended.
+//! # Events and metrics
+//!
+//! A catacomb speaks the vocabulary every supervisor of the family shares
+//! ([`worker_core::events`]) about its bound workers: each binding is
+//! `started` when bound, `stopping` when the dying catacomb kills it, and
+//! `failed` (always fatal) or `stopped` when it ends; the catacomb says
+//! `shutting down` with its cause. Its workers have no names: their
+//! events have no `worker`, and their `generation` numbers the binding.
+//! [`Plan::on_event`] and [`Plan::hook`] hand the events to a program in
+//! order, on the catacomb's errand threads (never a caller's or a
+//! worker's); they are logged through `tracing` with the same fields; and
+//! `Plan::new(name, work).hook(MetricsFacade::new())` (worker-core's
+//! feature `metrics`) counts them per catacomb for any `metrics` exporter
+//! (`tests/observe.rs`).
 //!
 //! # Coming from Go
 //!
@@ -208,6 +222,7 @@ mod catacomb;
 mod compile_checks;
 mod errands;
 mod error;
+mod events;
 mod finish;
 mod kill_batch;
 mod plan;

@@ -185,7 +185,14 @@
 //! - [`jitter`]: the injectable randomness that spreads restart delays,
 //!   and [`backoff`]: the rule that grows them with consecutive failures
 //!   (saturating, capped after the spread);
-//! - [`delegate_worker!`] and [`into_shared`]: making and storing workers.
+//! - [`delegate_worker!`] and [`into_shared`]: making and storing workers;
+//! - [`events`]: the one vocabulary every supervisor of the family speaks
+//!   to operators (events to hooks, the same events and a span per worker
+//!   incarnation through `tracing`, and with the feature `metrics` the
+//!   [`MetricsFacade`](events::MetricsFacade) that counts them through
+//!   the `metrics` facade, so that a Prometheus exporter serves every
+//!   supervisor's starts, restarts, failures by kind, stop durations,
+//!   live and stuck workers with one line each).
 //!
 //! # Differences from Go
 //!
@@ -215,6 +222,7 @@ mod abort;
 pub mod backoff;
 mod clock;
 mod error;
+pub mod events;
 mod finished;
 pub mod jitter;
 #[cfg(doctest)]

@@ -63,7 +63,7 @@ impl Engine {
             name.clone(),
             Machine::new(name.clone(), Policy::from_config(&config)),
             config.clock.clone(),
-            config.metrics.clone(),
+            worker_core::events::Delivery::new(name.clone(), config.hooks.clone()),
             policies.clone(),
             final_snapshot.clone(),
         );

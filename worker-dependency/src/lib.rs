@@ -225,6 +225,45 @@
 //! # Ok::<(), worker_core::Error>(())
 //! ```
 //!
+//! # Events, spans and metrics
+//!
+//! The engine speaks the vocabulary every supervisor of the family shares
+//! ([`worker_core::events`]), a manifold's name as the `worker`: each
+//! incarnation is `starting`, `started`, maybe `stopping` and `stuck`
+//! (past [`EngineConfig::stop_timeout`]), then `failed` or `stopped`
+//! (missing an input, or ending with `Bounce` or `Uninstall`, is a stop,
+//! with that error as its `reason`); then `restarting` after a failure
+//! (with its delay and backoff step), `bouncing` when an input started or
+//! stopped (naming it), or `removed`. [`EngineConfig::on_event`] and
+//! [`EngineConfig::hook`] hand them to a program in order, off the loop;
+//! they are logged through `tracing` with the same fields, the start and
+//! output functions run in the incarnation's `worker` span (and workers
+//! spawned there carry it into their bodies), and
+//! `EngineConfig::new("agent").hook(MetricsFacade::new())` (worker-core's
+//! feature `metrics`) counts them for any `metrics` exporter. Go's
+//! [`Metrics`] hook is one such hook ([`EngineConfig::metrics`]).
+//!
+//! ```
+//! use worker_core::events::{Event, EventKind};
+//! use worker_core::{Error, Passive};
+//! use worker_dependency::{Engine, EngineConfig, Manifold};
+//!
+//! let (tx, events) = worker_core::crossbeam_channel::unbounded();
+//! let engine = Engine::new(EngineConfig::new("docs-events").on_event(move |e: &Event| {
+//!     let _ = tx.send(e.clone());
+//! }))?;
+//! engine.install("disk", Manifold::new(|_| Err::<Passive, _>(Error::msg("no disk"))))?;
+//! let names: Vec<_> = events.iter().take(3).map(|e| (e.name(), e.kind)).collect();
+//! assert_eq!(names[0].0, "worker starting");
+//! assert!(matches!(&names[1].1, EventKind::Failed { error, .. } if error.to_string() == "no disk"));
+//! assert!(matches!(names[2].1, EventKind::Restarting { attempt: 1, .. }));
+//! worker_core::stop(&engine)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! (`tests/observe.rs` checks the spans, the logged fields and the metrics
+//! of manifolds' lives on the test clock.)
+//!
 //! # Coming from Go
 //!
 //! The semantics are Go's, and so are the names (in snake case). Where

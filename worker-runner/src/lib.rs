@@ -304,8 +304,9 @@
 //! can be aborted, a thread cannot (Rust cannot stop a thread from
 //! outside). A worker past its shutdown timeout, or past
 //! [`RunnerParams::stop_timeout`], is reported stuck (in the report, in
-//! [`Runner::waiting_for`], as a [`RunnerEvent::Stuck`] and with a tracing
-//! warning), forced if it can be and its shutdown says so, and an ordered
+//! [`Runner::waiting_for`], as a
+//! [`EventKind::Stuck`](worker_core::events::EventKind::Stuck) event and
+//! with a tracing warning), forced if it can be and its shutdown says so, and an ordered
 //! shutdown moves on to the next worker; a thread that never ends is still
 //! waited for by `wait`, and `waiting_for` says on whom. The same goes for
 //! a start function that has not returned after its worker was asked to
@@ -327,13 +328,47 @@
 //! [`Worker::kill_on_drop`](worker_core::Worker::kill_on_drop)
 //! (`shutdown::dropping_handles_never_stops_the_runner_and_kill_on_drop_does`).
 //!
-//! # Events
+//! # Events, spans and metrics
 //!
-//! [`RunnerParams::on_event`] hands a program the runner's lifecycle
-//! events ([`RunnerEvent`]: started, failed, restarting with its delay,
-//! gave up, paused, resumed, stuck, stopped, shutting down), in order, one
-//! at a time, off the runner's loop. The runner's `tracing` events use the
-//! same vocabulary: each is logged under its [name](RunnerEvent::name).
+//! The runner speaks the vocabulary every supervisor of the family shares
+//! ([`worker_core::events`]): each incarnation of a worker is `starting`,
+//! `started`, maybe `stopping` and `stuck`, then `failed` or `stopped`;
+//! then `restarting` (with its delay and attempt), `removed` or
+//! `gave up`; the runner itself is `paused`, `resumed` and `shutting
+//! down`. [`RunnerParams::on_event`] (a closure) and [`RunnerParams::hook`]
+//! (any [`Hook`](worker_core::events::Hook)) hand these events to a
+//! program in order, one at a time, off the runner's loop. The same events
+//! are logged through `tracing` with the same fields (`supervisor`,
+//! `worker`, `generation`, then the event's own), and every incarnation
+//! has a `worker` span, entered around its start function and carried
+//! into the body of a worker made with `worker_core::spawn` or
+//! `task::spawn` there. With worker-core's feature `metrics`,
+//! [`MetricsFacade`](worker_core::events::MetricsFacade) turns them into
+//! counters, gauges and a histogram for any exporter, in one line:
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use worker_core::events::{Event, EventKind};
+//! use worker_core::{Passive, Worker};
+//! use worker_runner::{Runner, RunnerParams};
+//!
+//! let seen = Arc::new(Mutex::new(Vec::new()));
+//! let sink = seen.clone();
+//! let runner = Runner::new(RunnerParams::new("docs-events").on_event(move |e: &Event| {
+//!     if matches!(e.kind, EventKind::Started | EventKind::Stopped { .. }) {
+//!         sink.lock().unwrap().push(format!("{} {}", e.name(), e.worker().unwrap()));
+//!     }
+//! }))?;
+//! // With feature `metrics`: RunnerParams::new("api").hook(MetricsFacade::new())
+//! runner.start_worker("db", || Ok(Passive::new()))?;
+//! runner.worker("db", None)?;
+//! worker_core::stop(&runner)?; // `wait` returns once every event is delivered
+//! assert_eq!(*seen.lock().unwrap(), ["worker started db", "worker stopped db"]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! (`tests/observe.rs` checks the spans, the logged fields and the metrics
+//! of a worker's whole life.)
 //!
 //! # OTP and suture
 //!
@@ -355,7 +390,6 @@ pub mod otp;
 
 mod compile_checks;
 mod error;
-mod event;
 mod machine;
 mod params;
 mod policy;
@@ -371,7 +405,6 @@ pub use error::{
     Dying, EmptyId, InvalidParams, LookupError, NewError, RemoveError, RemoveTimedOut,
     RestartIntensityExceeded, RunnerIntensityExceeded, StartError,
 };
-pub use event::{EventHook, RunnerEvent, ShutdownCause};
 pub use params::{DEFAULT_START_THREADS, RunnerParams};
 pub use policy::{
     Backoff, ErrorPredicate, ErrorRanking, Intensity, RestartPolicy, RestartType, WorkerOptions,

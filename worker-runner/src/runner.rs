@@ -18,7 +18,7 @@ use crate::params::RunnerParams;
 use crate::policy::WorkerOptions;
 use crate::report::{self, RunnerReport};
 use crate::shell::starter::{self, StartJob};
-use crate::shell::{Event, HookQueue, Shell, StartFn};
+use crate::shell::{Event, Shell, StartFn};
 use crate::status::WaitingFor;
 use worker_core::supervisor::offloop::OffLoop;
 
@@ -65,7 +65,7 @@ impl Runner {
         let shell = Shell {
             machine: Machine::new(parts.config, parts.clock.now()),
             policies: policies.clone(),
-            hook: parts.hook.map(|hook| Arc::new(HookQueue::new(hook))),
+            hooks: worker_core::events::Delivery::new(name.clone(), parts.hooks),
             out: Vec::new(),
         };
         let config = DriverConfig::new(name.clone(), parts.clock.clone())

@@ -1,7 +1,7 @@
 //! What a readiness wait needs to know of the manifolds: which have
 //! started, which are still to. The waiters themselves live in the shell
 //! (with the other callers' replies), answered as the machine's actions
-//! go out: a start that registers ([`Action::RecordStart`]), an uninstall
+//! go out: a start that registers ([`Action::Started`]), an uninstall
 //! ([`Action::Removed`]), the engine stopping.
 //!
 //! A manifold counts as started while its worker runs and the engine has
@@ -9,7 +9,7 @@
 //! input that changed) is still to start. Only an uninstall takes a
 //! manifold out of the engine.
 //!
-//! [`Action::RecordStart`]: super::Action::RecordStart
+//! [`Action::Started`]: super::Action::Started
 //! [`Action::Removed`]: super::Action::Removed
 
 use std::sync::Arc;

@@ -99,7 +99,10 @@ pub(crate) fn run_job(
     } = job;
     let manifold = manifold.into_inner();
     STARTING.with(|s| *s.borrow_mut() = Some((engine, name.clone())));
-    let result = start(&name, &manifold, inputs.into_inner(), abort);
+    // The incarnation's span: the start and output functions run in it,
+    // and so do the bodies of the workers they spawn.
+    let span = worker_core::events::worker_span(engine_name, Some(&name), generation);
+    let result = span.in_scope(|| start(&name, &manifold, inputs.into_inner(), abort));
     STARTING.with(|s| *s.borrow_mut() = None);
     let verdict = match &result {
         Ok(_) => Verdict::started(policies.sample()),

@@ -62,10 +62,10 @@ pub(crate) use entry::{EntrySnapshot, RestartCause, StateName};
 pub(crate) use verdict::{Policies, Verdict};
 
 use self::entry::{Entry, Stamp, State};
-use crate::event::RunnerEvent;
 use crate::policy::{Intensity, RestartPolicy, RestartType};
 use crate::status::{Stage, WaitingFor};
 use crate::supervision::{AutoShutdown, FailureBackoff, Shutdown, ShutdownOrder, Strategy};
+use worker_core::events::{Event as LifeEvent, EventKind};
 
 /// Index of an entry in the machine's slot table.
 pub(crate) type Slot = u32;
@@ -203,8 +203,8 @@ pub(crate) enum Action<T: Io> {
         /// Boxed, as the other answers.
         result: Result<(), Box<ReadyError>>,
     },
-    /// Hand this event to the event hook (emitted only when there is one).
-    Event(Box<RunnerEvent>),
+    /// Hand this event to the hooks (emitted only when there is one).
+    Event(Box<LifeEvent>),
     /// The runner has started shutting down.
     Dying,
     /// Every worker is gone. Emitted exactly once, with the fatal errors
@@ -254,6 +254,8 @@ pub(crate) struct Started<T: Io> {
 /// The machine's share of the runner's parameters.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
+    /// The runner's name, as its events give it.
+    pub(crate) name: Arc<str>,
     pub(crate) restart_type: RestartType,
     pub(crate) policy: RestartPolicy,
     pub(crate) stop_timeout: Option<Duration>,
@@ -267,7 +269,7 @@ pub(crate) struct Config {
     pub(crate) shutdown: Shutdown,
     pub(crate) shutdown_order: ShutdownOrder,
     pub(crate) auto_shutdown: AutoShutdown,
-    /// Whether an event hook wants [`Action::Event`]s.
+    /// Whether a hook wants [`Action::Event`]s.
     pub(crate) events: bool,
 }
 
@@ -275,6 +277,7 @@ impl Config {
     /// Go's runner: every option off.
     pub(crate) fn new(policy: RestartPolicy) -> Self {
         Config {
+            name: Arc::from("runner"),
             restart_type: RestartType::default(),
             policy,
             stop_timeout: None,
@@ -529,18 +532,32 @@ impl<T: Io> Machine<T> {
 
     // ----- helpers --------------------------------------------------------
 
-    /// Hands `event` to the log and, when there is a hook, to the hook.
-    /// Nothing is made when nobody listens.
-    fn emit(&self, out: &mut Actions<T>, event: impl FnOnce() -> RunnerEvent) {
+    /// Hands the event `kind` about the runner to the log and, when there
+    /// is a hook, to the hooks. Nothing is made when nobody listens.
+    fn emit(&self, out: &mut Actions<T>, kind: impl FnOnce() -> EventKind) {
+        self.emit_event(out, None, kind);
+    }
+
+    /// Hands the event `kind` about the current incarnation of `slot` to
+    /// the log and the hooks, as [`emit`](Self::emit) does.
+    fn emit_for(&self, out: &mut Actions<T>, slot: Slot, kind: impl FnOnce() -> EventKind) {
+        let entry = self.entry(slot).expect("an event about an entry");
+        self.emit_event(out, Some((&entry.id, entry.generation)), kind);
+    }
+
+    fn emit_event(
+        &self,
+        out: &mut Actions<T>,
+        worker: Option<(&Arc<str>, Generation)>,
+        kind: impl FnOnce() -> EventKind,
+    ) {
         let hooked = self.config.events;
-        if !hooked
-            && tracing::level_filters::LevelFilter::current()
-                == tracing::level_filters::LevelFilter::OFF
-        {
+        if !hooked && !worker_core::events::logging() {
             return;
         }
-        let event = event();
-        event.trace();
+        let (worker, generation) = worker.map_or((None, 0), |(id, g)| (Some(id.clone()), g));
+        let event = LifeEvent::new(self.config.name.clone(), worker, generation, kind());
+        event.log();
         if hooked {
             out.push(Action::Event(Box::new(event)));
         }
@@ -616,6 +633,11 @@ impl<T: Io> Machine<T> {
 
     fn stamp(&self, now: Instant) -> Stamp {
         Stamp::new(self.epoch, now)
+    }
+
+    /// How long ago `stamp` was, at `now`.
+    fn since(&self, stamp: Stamp, now: Instant) -> Duration {
+        now.saturating_duration_since(stamp.instant(self.epoch))
     }
 }
 

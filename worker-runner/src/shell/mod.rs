@@ -9,7 +9,6 @@
 //! hold user code, so they are [`OffLoop`]: none of them is ever dropped
 //! on the loop.
 
-mod hook;
 pub(crate) mod starter;
 
 use std::sync::Arc;
@@ -23,7 +22,6 @@ use crate::error::{LookupError, RemoveError, StartError};
 use crate::machine::{self, Action, Actions, EntrySnapshot, Io, Machine, Policies};
 use crate::status::WaitingFor;
 
-pub(crate) use self::hook::HookQueue;
 use self::starter::StartJob;
 
 /// A start function, boxed: what the runner calls to make each
@@ -68,8 +66,8 @@ impl Io for ShellIo {
 pub(crate) struct Shell {
     pub(crate) machine: Machine<ShellIo>,
     pub(crate) policies: Arc<Policies>,
-    /// The event hook's queue, if there is a hook.
-    pub(crate) hook: Option<Arc<HookQueue>>,
+    /// The events waiting for the hooks, if there is a hook.
+    pub(crate) hooks: Option<Arc<worker_core::events::Delivery>>,
     /// Reused between events.
     pub(crate) out: Actions<ShellIo>,
 }
@@ -152,7 +150,6 @@ impl worker_core::supervisor::Machine for Shell {
 
 impl Shell {
     fn execute(&mut self, out: &mut Actions<ShellIo>, fx: &mut Effects<StartJob>) {
-        let mut events = false;
         for action in out.drain(..) {
             match action {
                 Action::Start {
@@ -177,9 +174,13 @@ impl Shell {
                     });
                 }
                 Action::Event(event) => {
-                    if let Some(hook) = &self.hook {
-                        hook.push(*event);
-                        events = true;
+                    // Delivered off the loop, in order: one delivery is
+                    // outstanding at a time, and takes every event queued.
+                    if let Some(hooks) = &self.hooks {
+                        if hooks.push(*event) {
+                            let hooks = hooks.clone();
+                            fx.call(move || hooks.deliver());
+                        }
                     }
                 }
                 Action::Reap { worker } => fx.reap(worker.into_inner()),
@@ -191,12 +192,6 @@ impl Shell {
                 Action::Ready { to, result } => to.send(result.map_err(|e| *e)),
                 Action::Dying => fx.dying(),
                 Action::Finished { errors } => fx.finish(self.end(errors)),
-            }
-        }
-        if events {
-            if let Some(hook) = &self.hook {
-                let hook = hook.clone();
-                fx.call(move || hook.drain());
             }
         }
     }
