@@ -256,7 +256,7 @@ impl RunnerParams {
     }
 
     /// Calls `hook` with each of the runner's lifecycle events
-    /// ([`Event`](worker_core::events::Event), the vocabulary every
+    /// ([`Event`], the vocabulary every
     /// supervisor of the family shares), in the order they happen. Each
     /// call adds a hook; each hook gets every event.
     ///

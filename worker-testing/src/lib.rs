@@ -33,7 +33,7 @@
 //! - [`dependency`] holds doubles for testing the start functions of
 //!   dependency-engine manifolds without an engine.
 //! - What supervisors tell operators is tested too: with the `tracing`
-//!   feature, [`traces::capture`] keeps every event and span logged
+//!   feature, `traces::capture` keeps every event and span logged
 //!   through `tracing`, on any thread; with the `metrics` feature,
 //!   `TestRecorder` reads back what the `metrics` facade recorded
 //!   (`worker_core::events::MetricsFacade`'s counters and gauges, say).
