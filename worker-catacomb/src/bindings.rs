@@ -103,6 +103,12 @@ impl Bindings {
             .filter(|slot| slot.serial == key.serial)
     }
 
+    /// Whether `key` is a binding not yet released (bound or lent).
+    pub(crate) fn holds(&mut self, key: Key) -> bool {
+        self.slot(key)
+            .is_some_and(|slot| !matches!(slot.state, SlotState::Free))
+    }
+
     /// Releases the binding `key` (its worker has ended).
     pub(crate) fn release(&mut self, key: Key) -> Released {
         let Some(slot) = self.slot(key) else {

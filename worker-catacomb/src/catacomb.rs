@@ -76,6 +76,10 @@ pub(crate) struct State {
     /// When the catacomb started dying, if anybody listens to its events
     /// (how long its workers then take to stop).
     pub(crate) dying_since: Option<Instant>,
+    /// Bindings whose end has been told (`failed` or `stopped`) and that
+    /// are not released yet: a shutdown in between does not tell them
+    /// `stopping` (see [`Catacomb::released`]).
+    pub(crate) told_ended: Vec<Key>,
 }
 
 impl Catacomb {
@@ -119,6 +123,7 @@ impl Catacomb {
                     errands: Errands::default(),
                     watchers: Vec::new(),
                     dying_since: None,
+                    told_ended: Vec::new(),
                 }),
                 settled: Condvar::new(),
                 errands_pending: AtomicUsize::new(0),
@@ -219,7 +224,9 @@ impl Catacomb {
             let workers = state.bindings.lend_all();
             if observed {
                 for (key, _) in &workers {
-                    self.tell(&mut state, &mut told, key.number(), EventKind::Stopping);
+                    if !state.told_ended.contains(key) {
+                        self.tell(&mut state, &mut told, key.number(), EventKind::Stopping);
+                    }
                 }
             }
             let mut stranded = self.hand_over(&mut state, &told);
@@ -363,28 +370,42 @@ impl Catacomb {
     /// it cannot be done here, which may be the worker's own thread).
     ///
     /// The error is recorded *before* the binding is released, so the
-    /// catacomb cannot be marked dead in between and lose it.
+    /// catacomb cannot be marked dead in between and lose it. The worker's
+    /// end is told before either: the shutdown its error causes is told
+    /// after its failure, and tells it no `stopping`.
     pub(crate) fn released(&self, key: Key, outcome: &Result<(), Error>) {
+        if self.shared.events.observed() {
+            let mut told = Told::default();
+            let stranded = {
+                let mut state = self.lock_state();
+                if state.bindings.holds(key) {
+                    let end = self.end_now(&state);
+                    let kind = match outcome {
+                        Err(error) => EventKind::Failed {
+                            error: error.clone(),
+                            fatal: true,
+                            end,
+                        },
+                        Ok(()) => EventKind::Stopped { end, reason: None },
+                    };
+                    self.tell(&mut state, &mut told, key.number(), kind);
+                    state.told_ended.push(key);
+                }
+                self.hand_over(&mut state, &told)
+            };
+            self.run_stranded(stranded);
+            told.log();
+        }
         if let Err(e) = outcome {
             self.record(Some(e.clone()));
         }
-        let mut told = Told::default();
         let stranded = {
             let mut state = self.lock_state();
             let released = state.bindings.release(key);
-            if !matches!(released, Released::Unknown) && self.shared.events.observed() {
-                let end = self.end_now(&state);
-                let kind = match outcome {
-                    Err(error) => EventKind::Failed {
-                        error: error.clone(),
-                        fatal: true,
-                        end,
-                    },
-                    Ok(()) => EventKind::Stopped { end, reason: None },
-                };
-                self.tell(&mut state, &mut told, key.number(), kind);
+            if let Some(at) = state.told_ended.iter().position(|k| *k == key) {
+                state.told_ended.swap_remove(at);
             }
-            let mut stranded = self.hand_over(&mut state, &told);
+            let mut stranded = Vec::new();
             match released {
                 Released::Unknown => {}
                 Released::Worker(worker) => {
@@ -401,7 +422,6 @@ impl Catacomb {
             stranded
         };
         self.run_stranded(stranded);
-        told.log();
         // Its error (recorded above) now kills the others.
         if outcome.is_err() {
             let cause = ShutdownCause::Fatal { worker: None };

@@ -249,3 +249,40 @@ fn the_add_error_of_a_dying_catacomb_passed_on_keeps_the_kill_reason() {
     assert!(matches!(refused, AddError::Dying(_)));
     scope.finish();
 }
+
+/// A bound worker's failure is told before the shutdown it causes, and
+/// the dying catacomb tells that worker no `stopping`. (It once raced: the
+/// work, woken by the recorded error, shut the catacomb down before the
+/// failure was told; seen under load, in the `Plan::on_event` doctest.)
+/// Repeated, since the wrong order needs the work's thread to win a race.
+#[test]
+fn a_failure_is_told_before_the_shutdown_it_causes() {
+    let scope = Scope::new("told_order");
+    for round in 0..200 {
+        let (tx, events) = crossbeam_channel::unbounded();
+        let c = Catacomb::invoke(
+            Plan::new(scope.name(&format!("c{round}")), |c: &Catacomb| {
+                let _ = c.dying().recv();
+                Err(c.err_dying())
+            })
+            .on_event(move |e| {
+                let _ = tx.send(e.name());
+            }),
+        )
+        .unwrap();
+        let helper = Passive::new();
+        c.add(helper.clone()).unwrap();
+        helper.finish(Err(Error::msg("lost the lease")));
+        assert!(wait_for(&c).is_err());
+        let seen: Vec<&str> = events.try_iter().collect();
+        assert_eq!(
+            seen,
+            [
+                "worker started",
+                "worker failed",
+                "supervisor shutting down"
+            ],
+            "round {round}"
+        );
+    }
+}
