@@ -18,3 +18,4 @@ mod random;
 mod report;
 mod self_manifold;
 mod shutdown;
+mod tasks;
