@@ -88,7 +88,11 @@ fn a_plain_run_shows_restarts_bounces_backoff_and_an_orderly_shutdown() {
         );
     };
     shows("engine restart", "connection #1 reset by peer");
-    shows("backoff step", "step=2");
+    shows(
+        "backoff step",
+        "worker restarting supervisor=\"agent\" worker=\"api-connection\"",
+    );
+    shows("backoff step", "attempt=2");
     shows("runner restart", "worker restarting");
     shows("missing input resolved", "leader: checking for upgrades");
     shows("shutdown", "shutting down (the run's duration is over)");
@@ -242,7 +246,7 @@ fn a_chaos_run_survives_its_faults_and_reports_the_stuck_worker() {
     assert_has_every_manifold(&report);
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(
-        log.contains("manifold is slow to stop") && log.contains("janitor"),
+        log.contains("worker stuck supervisor=\"agent\" worker=\"janitor\""),
         "the janitor that hangs on kill was not reported:\n{log}"
     );
     assert!(log.contains("agent stopped cleanly"), "{log}");
@@ -298,10 +302,13 @@ fn the_observer_shows_the_live_agent_then_stops_with_it() {
         .parse()
         .unwrap();
     assert!(address.ip().is_loopback() && address.port() != 0);
-    // Every manifold is installed once the late one is.
+    // Every manifold is installed once the late one is; the runner of
+    // machines has been given workers.
     let mut log = String::new();
     read_until(&lines, &mut log, |log| {
-        log.contains("agent running") && log.contains("installed the leadership manifold")
+        log.contains("agent running")
+            && log.contains("installed the leadership manifold")
+            && log.contains("machine appeared")
     });
 
     let client = http::client();
@@ -352,10 +359,23 @@ fn the_observer_shows_the_live_agent_then_stops_with_it() {
     }
     let metrics = http::get_ok(&client, address, "/metrics", "text/plain; version=0.0.4");
     http::assert_families(&metrics, http::FAMILIES);
+    http::assert_families(&metrics, ["worker_starts_total", "worker_live"]);
+    // The nested supervisors' hooks feed it too: the runner of machines
+    // and the catacombs (each has bound its workers by now).
+    for supervisor in ["machines", "machines-fleet", "log-forwarder"] {
+        let series = format!("worker_starts_total{{supervisor=\"{supervisor}\"");
+        assert!(
+            metrics.lines().any(|l| l.starts_with(&series)),
+            "no {series}...}} in:\n{metrics}"
+        );
+    }
     for line in [
         "worker_engine_up{engine=\"agent\"} 1",
         "worker_manifold_state{engine=\"agent\",manifold=\"config\",state=\"started\"} 1",
         "worker_manifold_starts_total{engine=\"agent\",manifold=\"config\"} 1",
+        // From the engine's own metrics hook: counted before it was logged.
+        "worker_starts_total{supervisor=\"agent\",worker=\"config\"} 1",
+        "worker_live{supervisor=\"agent\",worker=\"config\"} 1",
     ] {
         assert!(
             metrics.lines().any(|l| l == line),

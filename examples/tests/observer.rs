@@ -11,18 +11,19 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 use serde::Serialize;
 use worker_catacomb::{Catacomb, Plan};
+use worker_core::events::MetricsFacade;
 use worker_core::{Error, Passive, Report, Reporter, Worker, stop};
 use worker_dependency::{Engine, EngineConfig, Manifold, Metrics, NoJitter};
 use worker_examples::agent::manifolds::FleetReport;
 use worker_examples::agent::observer::metrics::{
-    Collect, Exposition, ExpositionError, Type, report_families, report_metrics,
+    Collect, Exposition, ExpositionError, HookMetrics, Type, report_families, report_metrics,
 };
 use worker_examples::agent::observer::tree::{Health, Kind, Node, tree};
 use worker_examples::agent::observer::{ObserveError, Observer};
 use worker_runner::{Runner, RunnerParams};
 use worker_testing::assert_threads_gone;
 
-use http::{FAMILIES, assert_families, client, get, get_as, get_ok, request};
+use http::{FAMILIES, HOOK_FAMILIES, assert_families, client, get, get_as, get_ok, request};
 
 const LONG: Duration = Duration::from_secs(10);
 
@@ -42,8 +43,10 @@ impl Metrics for Events {
 
 fn engine(name: &str) -> (Engine, Receiver<(String, bool)>) {
     let (tx, events) = crossbeam_channel::unbounded();
-    let mut config = EngineConfig::new(name);
-    config.metrics = Arc::new(Events(tx));
+    // The metrics hook first: once `Events` hears of an event, it is counted.
+    let mut config = EngineConfig::new(name)
+        .hook(MetricsFacade::new())
+        .metrics(Events(tx));
     config.jitter = Arc::new(NoJitter);
     // Failures wait long enough to be seen failed.
     config.error_delay = Duration::from_secs(600);
@@ -115,29 +118,36 @@ impl Reporter for Fleet {
 /// and one waiting for it.
 fn installed(name: &str) -> (Engine, Receiver<(String, bool)>) {
     let (engine, events) = engine(name);
-    let fleet = Manifold::new(|_| {
-        let runner = Arc::new(Runner::new(RunnerParams::new("fleet"))?);
+    // Every supervisor has the metrics hook, and a name of its own test's.
+    let prefix = name.to_owned();
+    let fleet = Manifold::new(move |_| {
+        let runner = Arc::new(Runner::new(
+            RunnerParams::new(format!("{prefix}-runner")).hook(MetricsFacade::new()),
+        )?);
         runner.start_worker("m-1", || Ok(Passive::new()))?;
         runner.worker("m-1", None)?;
-        let plan = Plan::new("fleet", |c: &Catacomb| {
+        let plan = Plan::new(format!("{prefix}-fleet"), |c: &Catacomb| {
             let _ = c.dying().recv();
             Err(c.err_dying())
         })
-        .init([runner.clone() as worker_core::SharedWorker]);
+        .init([runner.clone() as worker_core::SharedWorker])
+        .hook(MetricsFacade::new());
         Ok(Fleet {
             catacomb: Catacomb::invoke(plan)?,
             runner,
         })
     });
-    let helpers = Manifold::new(|_| {
-        let plan = Plan::new("helpers", |c: &Catacomb| {
+    let prefix = name.to_owned();
+    let helpers = Manifold::new(move |_| {
+        let plan = Plan::new(format!("{prefix}-helpers"), |c: &Catacomb| {
             let _ = c.dying().recv();
             Err(c.err_dying())
         })
         .init([
             Arc::new(Passive::new()) as worker_core::SharedWorker,
             Arc::new(Passive::new()) as worker_core::SharedWorker,
-        ]);
+        ])
+        .hook(MetricsFacade::new());
         Ok(Catacomb::invoke(plan)?)
     });
     engine
@@ -301,11 +311,17 @@ impl Collect for Extra {
 
 #[test]
 fn the_observer_serves_every_endpoint_then_stops_without_a_trace() {
+    // The supervisors' hooks record into the exporter installed before
+    // they start.
+    let hooked = HookMetrics::install().unwrap();
     let (engine, _events) = installed("serve-test");
     let bound = Observer::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let address = bound.local_addr();
     assert!(address.ip().is_loopback() && address.port() != 0);
-    let observer = bound.serve(engine.clone(), vec![Arc::new(Extra(Ok(4.0)))]);
+    let observer = bound.serve(
+        engine.clone(),
+        vec![Arc::new(hooked), Arc::new(Extra(Ok(4.0)))],
+    );
     assert_eq!(observer.local_addr(), address);
     let client = client();
 
@@ -361,7 +377,39 @@ fn the_observer_serves_every_endpoint_then_stops_without_a_trace() {
         "the extra source comes last:\n{metrics}"
     );
 
+    // The engine's own counts are in while it runs: the hook is told
+    // before the test's `Events`, which `installed` waited for.
+    for line in [
+        "worker_starts_total{supervisor=\"serve-test\",worker=\"queue\"} 1",
+        "worker_live{supervisor=\"serve-test\",worker=\"queue\"} 1",
+        "worker_failures_total{supervisor=\"serve-test\",worker=\"broken\",kind=\"start\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in:\n{metrics}"
+        );
+    }
+
     stop(&engine).unwrap();
+    // Stopped, every supervisor has delivered its last event: the nested
+    // runner and catacombs counted their workers' whole lives.
+    let metrics = get_ok(&client, address, "/metrics", "text/plain; version=0.0.4");
+    assert_families(&metrics, HOOK_FAMILIES);
+    for line in [
+        "worker_starts_total{supervisor=\"serve-test\",worker=\"fleet\"} 1",
+        "worker_starts_total{supervisor=\"serve-test-runner\",worker=\"m-1\"} 1",
+        "worker_starts_total{supervisor=\"serve-test-fleet\"} 1",
+        "worker_starts_total{supervisor=\"serve-test-helpers\"} 2",
+        "worker_live{supervisor=\"serve-test\",worker=\"queue\"} 0",
+        "worker_live{supervisor=\"serve-test-runner\",worker=\"m-1\"} 0",
+        "worker_live{supervisor=\"serve-test-helpers\"} 0",
+        "worker_stop_seconds_count{supervisor=\"serve-test-helpers\"} 2",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in:\n{metrics}"
+        );
+    }
     // The engine stopped, the observer serves its final report.
     let report: serde_json::Value = serde_json::from_str(&get_ok(
         &client,

@@ -17,9 +17,11 @@
 
 use std::cell::Cell;
 
+use worker_core::events::EventKind;
 use worker_core::{DoneCallback, Error, SharedWorker, Worker, into_shared};
 
 use crate::bindings::Key;
+use crate::events::Told;
 use crate::kill_batch::KillBatch;
 use crate::{AddError, Catacomb, IoError};
 
@@ -125,10 +127,23 @@ impl Catacomb {
     ///   none could be started: the worker and the catacomb are killed.
     pub fn add<W: Worker>(&self, worker: W) -> Result<(), AddError> {
         let worker = into_shared(worker);
-        let key = {
+        let mut told = Told::default();
+        let (key, stranded) = {
             let mut state = self.lock_state();
-            state.open.then(|| state.bindings.insert(worker.clone()))
+            match state.open {
+                false => (None, Vec::new()),
+                true => {
+                    let key = state.bindings.insert(worker.clone());
+                    if self.shared.events.observed() {
+                        let kind = EventKind::Started;
+                        self.tell(&mut state, &mut told, key.number(), kind);
+                    }
+                    (Some(key), self.hand_over(&mut state, &told))
+                }
+            }
         };
+        self.run_stranded(stranded);
+        told.log();
         let added = match key {
             Some(key) => self.watch(&worker, key),
             None => {
@@ -147,17 +162,28 @@ impl Catacomb {
     /// worker had failed), so the catacomb still waits for it, and has it
     /// killed.
     pub(crate) fn bind_init(&self, worker: SharedWorker) {
+        let mut told = Told::default();
         let (key, stranded) = {
             let mut state = self.lock_state();
+            let observed = self.shared.events.observed();
             if state.open {
-                (state.bindings.insert(worker.clone()), Vec::new())
+                let key = state.bindings.insert(worker.clone());
+                if observed {
+                    self.tell(&mut state, &mut told, key.number(), EventKind::Started);
+                }
+                (key, self.hand_over(&mut state, &told))
             } else {
                 let key = state.bindings.insert_lent();
+                if observed {
+                    self.tell(&mut state, &mut told, key.number(), EventKind::Started);
+                    self.tell(&mut state, &mut told, key.number(), EventKind::Stopping);
+                }
                 KillBatch::push(&mut state.errands, self, vec![(key, worker.clone())]);
                 (key, state.errands.flush(&self.shared))
             }
         };
         self.run_stranded(stranded);
+        told.log();
         // A fresh catacomb cannot be its own init worker, and a failure to
         // watch has already killed the catacomb with its reason.
         let _ = self.watch(&worker, key);

@@ -27,6 +27,14 @@ pub(crate) struct Key {
     serial: u64,
 }
 
+impl Key {
+    /// The binding's number in the catacomb's events (its `generation`):
+    /// never 0, never reused.
+    pub(crate) fn number(self) -> u64 {
+        self.serial + 1
+    }
+}
+
 struct Slot {
     serial: u64,
     state: SlotState,

@@ -5,12 +5,15 @@ use std::fmt;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
+use worker_core::events::{EventKind, ShutdownCause};
 use worker_core::threads::JoinSlot;
 use worker_core::{DoneCallback, Error, Reporter, SharedWorker, Signal, Tomb, TombState, Worker};
 
 use crate::bindings::{Bindings, Key, Released};
 use crate::errands::{Errand, Errands};
+use crate::events::{Events, Told};
 use crate::kill_batch::KillBatch;
 use crate::{Dying, ForeignDying, InvokeError, IoError, Plan, StillAlive, WaitError};
 
@@ -34,6 +37,8 @@ pub struct Catacomb {
 pub(crate) struct Shared {
     pub(crate) id: u64,
     pub(crate) name: String,
+    /// Where `stop_within` takes its time from.
+    pub(crate) clock: Arc<dyn worker_core::Clock>,
     /// The catacomb's lifetime: dying when killed, dead once the work has
     /// returned and every bound worker has finished and been waited for.
     pub(crate) tomb: Tomb,
@@ -47,6 +52,8 @@ pub(crate) struct Shared {
     pub(crate) errands_pending: AtomicUsize,
     /// The work thread, joined by `wait`.
     pub(crate) thread: JoinSlot,
+    /// The hooks, and how events are made.
+    pub(crate) events: Events,
 }
 
 pub(crate) struct State {
@@ -66,6 +73,9 @@ pub(crate) struct State {
     pub(crate) errands: Errands,
     /// Threads waiting for workers that cannot notify their completion.
     pub(crate) watchers: Vec<JoinHandle<()>>,
+    /// When the catacomb started dying, if anybody listens to its events
+    /// (how long its workers then take to stop).
+    pub(crate) dying_since: Option<Instant>,
 }
 
 impl Catacomb {
@@ -88,11 +98,17 @@ impl Catacomb {
             stop_all(plan.init);
             return Err(e);
         }
-        let Plan { name, work, init } = plan;
+        let Plan {
+            name,
+            work,
+            init,
+            clock,
+            hooks,
+        } = plan;
         let catacomb = Catacomb {
             shared: Arc::new(Shared {
                 id: worker_core::threads::supervisor_id(),
-                name,
+                clock,
                 tomb: Tomb::new(),
                 state: Mutex::new(State {
                     open: true,
@@ -102,10 +118,13 @@ impl Catacomb {
                     reaping: false,
                     errands: Errands::default(),
                     watchers: Vec::new(),
+                    dying_since: None,
                 }),
                 settled: Condvar::new(),
                 errands_pending: AtomicUsize::new(0),
                 thread: JoinSlot::default(),
+                events: Events::new(&name, hooks),
+                name,
             }),
         };
         for worker in init {
@@ -166,27 +185,52 @@ impl Catacomb {
     /// differs so that `c.kill()` is the worker's kill, as on every other
     /// worker.)
     pub fn kill_with(&self, reason: Option<Error>) {
+        let cause = match self.record(reason) {
+            true => ShutdownCause::Fatal { worker: None },
+            false => ShutdownCause::Killed,
+        };
+        self.close(cause);
+    }
+
+    /// Records a kill `reason` (see [`kill_with`](Catacomb::kill_with));
+    /// returns whether it was a real error.
+    pub(crate) fn record(&self, reason: Option<Error>) -> bool {
         let reason = reason.and_then(|e| self.classify(e));
+        let real = reason.is_some();
         self.shared.tomb.kill(reason);
+        real
+    }
+
+    /// Closes the catacomb to new workers and has every bound worker
+    /// killed (the first time), saying why it shuts down.
+    pub(crate) fn close(&self, cause: ShutdownCause) {
+        let mut told = Told::default();
         let stranded = {
             let mut state = self.lock_state();
             if !state.open {
                 return;
             }
             state.open = false;
-            tracing::debug!(
-                catacomb = %self.shared.name,
-                workers = state.bindings.len(),
-                "catacomb dying: killing its workers"
-            );
-            if state.bindings.is_empty() {
-                return;
+            let observed = self.shared.events.observed();
+            if observed {
+                state.dying_since = Some(Instant::now());
+                self.tell(&mut state, &mut told, 0, EventKind::ShuttingDown { cause });
             }
             let workers = state.bindings.lend_all();
-            KillBatch::push(&mut state.errands, self, workers);
-            state.errands.flush(&self.shared)
+            if observed {
+                for (key, _) in &workers {
+                    self.tell(&mut state, &mut told, key.number(), EventKind::Stopping);
+                }
+            }
+            let mut stranded = self.hand_over(&mut state, &told);
+            if !workers.is_empty() {
+                KillBatch::push(&mut state.errands, self, workers);
+                stranded.extend(state.errands.flush(&self.shared));
+            }
+            stranded
         };
         self.run_stranded(stranded);
+        told.log();
     }
 
     /// What a kill reason really means to this catacomb (see
@@ -297,7 +341,7 @@ impl Catacomb {
 
     /// Whether the calling thread is one that the catacomb must see return
     /// before it can be dead.
-    fn on_own_thread(&self) -> bool {
+    pub(crate) fn on_own_thread(&self) -> bool {
         worker_core::threads::serves(self.shared.id)
             || self.shared.thread.thread_id() == Some(std::thread::current().id())
     }
@@ -322,25 +366,47 @@ impl Catacomb {
     /// catacomb cannot be marked dead in between and lose it.
     pub(crate) fn released(&self, key: Key, outcome: &Result<(), Error>) {
         if let Err(e) = outcome {
-            self.kill_with(Some(e.clone()));
+            self.record(Some(e.clone()));
         }
+        let mut told = Told::default();
         let stranded = {
             let mut state = self.lock_state();
-            let worker = match state.bindings.release(key) {
-                Released::Unknown => return,
-                Released::Worker(worker) => worker,
+            let released = state.bindings.release(key);
+            if !matches!(released, Released::Unknown) && self.shared.events.observed() {
+                let end = self.end_now(&state);
+                let kind = match outcome {
+                    Err(error) => EventKind::Failed {
+                        error: error.clone(),
+                        fatal: true,
+                        end,
+                    },
+                    Ok(()) => EventKind::Stopped { end, reason: None },
+                };
+                self.tell(&mut state, &mut told, key.number(), kind);
+            }
+            let mut stranded = self.hand_over(&mut state, &told);
+            match released {
+                Released::Unknown => {}
+                Released::Worker(worker) => {
+                    state.bindings.shrink_if_empty();
+                    stranded.extend(self.reap_later(&mut state, worker));
+                }
                 Released::Lent => {
                     // The kill errand holding it waits for it: now if it
                     // ended inside that kill, else when it gives it back.
                     state.bindings.shrink_if_empty();
                     crate::kill_batch::ended_in_its_kill(self.shared.id, key);
-                    return;
                 }
-            };
-            state.bindings.shrink_if_empty();
-            self.reap_later(&mut state, worker)
+            }
+            stranded
         };
         self.run_stranded(stranded);
+        told.log();
+        // Its error (recorded above) now kills the others.
+        if outcome.is_err() {
+            let cause = ShutdownCause::Fatal { worker: None };
+            self.close(cause);
+        }
     }
 
     /// Hands a worker that has ended to the reaping errand, starting one
@@ -359,12 +425,25 @@ impl Catacomb {
     /// Releases a binding without looking at any outcome, and hands its
     /// worker back (for a worker that was never really bound).
     pub(crate) fn unbind(&self, key: Key) -> Option<SharedWorker> {
-        let (released, settled) = {
+        let mut told = Told::default();
+        let (released, settled, stranded) = {
             let mut state = self.lock_state();
             let released = state.bindings.release(key);
+            if !matches!(released, Released::Unknown) && self.shared.events.observed() {
+                let end = self.end_now(&state);
+                let kind = EventKind::Stopped { end, reason: None };
+                self.tell(&mut state, &mut told, key.number(), kind);
+            }
+            let stranded = self.hand_over(&mut state, &told);
             state.bindings.shrink_if_empty();
-            (released, state.work_done && state.bindings.is_empty())
+            (
+                released,
+                state.work_done && state.bindings.is_empty(),
+                stranded,
+            )
         };
+        self.run_stranded(stranded);
+        told.log();
         if settled {
             self.shared.settled.notify_all();
         }

@@ -61,6 +61,8 @@ pub(crate) enum Errand {
     /// Wait for the workers that have reported their end, and let go of
     /// them, until none is left.
     Reap,
+    /// Deliver the queued events to the hooks.
+    Deliver,
 }
 
 /// The catacomb's errand queue, kept in its state.
@@ -206,6 +208,7 @@ impl Catacomb {
         worker_core::threads::serving(self.shared.id, || match errand {
             Errand::Kill(batch) => self.run_kills(batch, queued),
             Errand::Reap => self.reap_ended(),
+            Errand::Deliver => self.deliver_events(),
         });
         if self.shared.errands_pending.fetch_sub(1, Ordering::AcqRel) == 1 {
             // The finishing thread may wait for the last errand. Taking

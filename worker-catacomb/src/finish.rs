@@ -20,6 +20,7 @@
 
 use std::time::Instant;
 
+use worker_core::events::ShutdownCause;
 use worker_core::{Error, Panicked};
 
 use crate::catacomb::Catacomb;
@@ -44,7 +45,11 @@ impl Catacomb {
         if let Err(e) = &result {
             tracing::debug!(catacomb = %self.shared.name, error = %e, "catacomb work failed");
         }
-        self.kill_with(result.err());
+        let cause = match self.record(result.err()) {
+            true => ShutdownCause::Fatal { worker: None },
+            false => ShutdownCause::Finished,
+        };
+        self.close(cause);
         self.settle();
         let (queue, watchers) = {
             let mut state = self.lock_state();

@@ -49,6 +49,11 @@
 //!   sentinel; [`Catacomb::state`](crate::Catacomb::state) says whether it is alive.
 //! - **No `Context(parent)`**: Rust has no context type; [`Catacomb::dying`](crate::Catacomb::dying)
 //!   is the cancellation signal.
+//! - **A shutdown can have a deadline**:
+//!   [`Catacomb::stop_within`](crate::Catacomb::stop_within) returns at
+//!   the deadline (on the plan's clock) saying whether the work has
+//!   returned and how many bound workers still run; Go's owner can only
+//!   wait (`stop_within::past_the_deadline_it_names_the_work_and_counts_the_workers`).
 //! - **A refused plan's workers are all killed first, then waited for**,
 //!   rather than stopped one after the other.
 //! - Unchanged: the first real error wins by arrival order, with no ranking

@@ -183,6 +183,29 @@
 //!   caller's thread: it is the caller's own worker, not yet the
 //!   catacomb's (`misbehaving::a_refused_worker_whose_drop_panics_does_not_panic_the_caller`).
 //!
+//! # Stopping with a deadline
+//!
+//! [`Catacomb::stop_within`] kills the catacomb and waits at most a
+//! timeout (on the [clock of its plan](Plan#structfield.clock)). Past it,
+//! the [`StopError::TimedOut`](worker_core::StopError) says what the
+//! catacomb can: whether its work has returned, and how many bound workers
+//! have not finished (a catacomb does not name its workers). It goes on
+//! dying; a later `wait` returns once they have ended.
+//! # Events and metrics
+//!
+//! A catacomb speaks the vocabulary every supervisor of the family shares
+//! ([`worker_core::events`]) about its bound workers: each binding is
+//! `started` when bound, `stopping` when the dying catacomb kills it, and
+//! `failed` (always fatal) or `stopped` when it ends; the catacomb says
+//! `shutting down` with its cause. Its workers have no names: their
+//! events have no `worker`, and their `generation` numbers the binding.
+//! [`Plan::on_event`] and [`Plan::hook`] hand the events to a program in
+//! order, on the catacomb's errand threads (never a caller's or a
+//! worker's); they are logged through `tracing` with the same fields; and
+//! `Plan::new(name, work).hook(MetricsFacade::new())` (worker-core's
+//! feature `metrics`) counts them per catacomb for any `metrics` exporter
+//! (`tests/observe.rs`).
+//!
 //! # Coming from Go
 //!
 //! The semantics are Go's, and so are the names (in snake case). Where
@@ -199,10 +222,12 @@ mod catacomb;
 mod compile_checks;
 mod errands;
 mod error;
+mod events;
 mod finish;
 mod kill_batch;
 mod plan;
 mod report;
+mod stop_within;
 
 pub use catacomb::Catacomb;
 pub use error::{AddError, Dying, ForeignDying, InvokeError, IoError, StillAlive, WaitError};

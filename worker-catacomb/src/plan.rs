@@ -1,8 +1,10 @@
 //! What a catacomb is made from: a name, the work, the initial workers.
 
 use std::fmt;
+use std::sync::Arc;
 
-use worker_core::{Error, SharedWorker};
+use worker_core::events::{Event, Hook};
+use worker_core::{Clock, Error, SharedWorker, WallClock};
 
 use crate::{Catacomb, InvokeError};
 
@@ -11,7 +13,8 @@ use crate::{Catacomb, InvokeError};
 /// helpers), and its return ends the catacomb.
 pub type Work = Box<dyn FnOnce(&Catacomb) -> Result<(), Error> + Send + 'static>;
 
-/// Everything [`Catacomb::invoke`] needs.
+/// Everything [`Catacomb::invoke`] needs: a name, the work, the initial
+/// workers and the hooks that hear of its events.
 ///
 /// Build it with [`Plan::new`] (which infers the closure's signature for
 /// you) or as a struct literal with a boxed closure:
@@ -33,6 +36,8 @@ pub type Work = Box<dyn FnOnce(&Catacomb) -> Result<(), Error> + Send + 'static>
 ///     name: "plan-docs-literal".into(),
 ///     work: Box::new(|_: &Catacomb| Ok(())),
 ///     init: Vec::new(),
+///     clock: Arc::new(worker_core::WallClock),
+///     hooks: Vec::new(),
 /// };
 /// assert!(literal.validate().is_ok());
 /// ```
@@ -48,6 +53,13 @@ pub struct Plan {
     /// owns them from the moment `invoke` is called: if `invoke` fails they
     /// are stopped.
     pub init: Vec<SharedWorker>,
+    /// Where the catacomb's time comes from: only
+    /// [`Catacomb::stop_within`]'s deadline uses it (the catacomb has no
+    /// timers of its own). [`WallClock`] unless set; a test sets a fake
+    /// one.
+    pub clock: Arc<dyn Clock>,
+    /// Told about the catacomb's events (see [`Plan::on_event`]).
+    pub hooks: Vec<Arc<dyn Hook>>,
 }
 
 impl Plan {
@@ -60,12 +72,72 @@ impl Plan {
             name: name.into(),
             work: Box::new(work),
             init: Vec::new(),
+            clock: Arc::new(WallClock),
+            hooks: Vec::new(),
         }
     }
 
     /// Adds initial workers (see [`Plan::init`]).
     pub fn init(mut self, workers: impl IntoIterator<Item = SharedWorker>) -> Self {
         self.init.extend(workers);
+        self
+    }
+
+    /// Sets the clock (see [`Plan::clock`](Plan#structfield.clock)).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Calls `hook` with each of the catacomb's events ([`Event`], the
+    /// vocabulary every supervisor of the family shares), in the order
+    /// they happen: a bound worker started (bound), stopping (killed
+    /// because the catacomb dies), failed (every error is fatal to a
+    /// catacomb) or stopped; the catacomb shutting down. A catacomb does
+    /// not name its workers: their events have no `worker`, and their
+    /// `generation` numbers the binding. Each call adds a hook.
+    ///
+    /// Hooks run on the catacomb's own threads (`<name>-stop-<n>`), never
+    /// on the caller of `add` or `kill`, nor on a worker's thread, and
+    /// never under the catacomb's lock. A panicking hook is logged; a
+    /// blocking one delays the events after it, the catacomb's own errands
+    /// for a stall period each, and the catacomb's death, which waits for
+    /// the last delivery.
+    ///
+    /// ```
+    /// use worker_catacomb::{Catacomb, Plan};
+    /// use worker_core::{Error, Passive, Worker};
+    ///
+    /// let (tx, events) = crossbeam_channel::unbounded();
+    /// let c = Catacomb::invoke(
+    ///     Plan::new("hooked-catacomb", |c: &Catacomb| {
+    ///         let _ = c.dying().recv();
+    ///         Err(c.err_dying())
+    ///     })
+    ///     .on_event(move |e| tx.send((e.name(), e.generation)).unwrap()),
+    /// )?;
+    /// let helper = Passive::new();
+    /// c.add(helper.clone())?;
+    /// helper.finish(Err(Error::msg("lost the lease"))); // kills the catacomb
+    /// assert!(c.wait().is_err()); // every event has been delivered
+    /// let seen: Vec<_> = events.try_iter().collect();
+    /// assert_eq!(seen, [
+    ///     ("worker started", 1),
+    ///     ("worker failed", 1),
+    ///     ("supervisor shutting down", 0),
+    /// ]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn on_event(self, hook: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.hook(hook)
+    }
+
+    /// Adds `hook` to [`hooks`](Plan::hooks), as
+    /// [`on_event`](Plan::on_event) does for a closure: a [`Hook`] of your
+    /// own, or the metrics adapter (`worker_core::events::MetricsFacade`,
+    /// feature `metrics` of `worker-core`).
+    pub fn hook(mut self, hook: impl Hook) -> Self {
+        self.hooks.push(Arc::new(hook));
         self
     }
 
@@ -84,6 +156,7 @@ impl fmt::Debug for Plan {
         f.debug_struct("Plan")
             .field("name", &self.name)
             .field("init", &self.init.len())
+            .field("hooks", &self.hooks.len())
             .finish_non_exhaustive()
     }
 }
@@ -105,6 +178,9 @@ mod tests {
     fn debug_shows_name_and_init_count() {
         let plan = Plan::new("dbg", |_: &Catacomb| Ok(()))
             .init([std::sync::Arc::new(worker_core::Passive::new()) as SharedWorker]);
-        assert_eq!(format!("{plan:?}"), "Plan { name: \"dbg\", init: 1, .. }");
+        assert_eq!(
+            format!("{plan:?}"),
+            "Plan { name: \"dbg\", init: 1, hooks: 0, .. }"
+        );
     }
 }

@@ -157,6 +157,17 @@
 //!   ([`Report`]); supervisors nest their workers' reports in their own
 //!   typed reports, which serialise to Go's JSON layout ([`report`]).
 //!
+//! # Waiting for a supervisor: readiness and bounded shutdown
+//!
+//! Two waits every supervisor of the family offers take their words from
+//! here: `wait_ready(names, timeout, abort)` returns once the named
+//! workers have started ([`Names`], [`ReadyError`]; the rules are in
+//! [`ready`]), and `stop_within(timeout)` kills and waits at most
+//! `timeout`, then names what still runs ([`StopError`],
+//! [`StopTimedOut`]; see [`stop_within`](mod@stop_within) for what
+//! becomes of it). Both time out on the supervisor's [`Clock`];
+//! [`wait_within`] is the bounded wait for any worker.
+//!
 //! # Building blocks for supervisors
 //!
 //! The runner, the catacomb and the engine share what they have in common
@@ -174,7 +185,14 @@
 //! - [`jitter`]: the injectable randomness that spreads restart delays,
 //!   and [`backoff`]: the rule that grows them with consecutive failures
 //!   (saturating, capped after the spread);
-//! - [`delegate_worker!`] and [`into_shared`]: making and storing workers.
+//! - [`delegate_worker!`] and [`into_shared`]: making and storing workers;
+//! - [`events`]: the one vocabulary every supervisor of the family speaks
+//!   to operators (events to hooks, the same events and a span per worker
+//!   incarnation through `tracing`, and with the feature `metrics` the
+//!   [`MetricsFacade`](events::MetricsFacade) that counts them through
+//!   the `metrics` facade, so that a Prometheus exporter serves every
+//!   supervisor's starts, restarts, failures by kind, stop durations,
+//!   live and stuck workers with one line each).
 //!
 //! # Differences from Go
 //!
@@ -204,13 +222,16 @@ mod abort;
 pub mod backoff;
 mod clock;
 mod error;
+pub mod events;
 mod finished;
 pub mod jitter;
 #[cfg(doctest)]
 mod must_use;
+pub mod ready;
 pub mod report;
 mod spawn;
 pub mod start_queue;
+pub mod stop_within;
 pub mod supervisor;
 mod sync;
 #[cfg(feature = "tokio")]
@@ -227,12 +248,14 @@ pub use error::{
     Aborted, AlreadyExists, Chain, Dead, Error, NotFound, Panicked, Unwatchable, catch_panic,
 };
 pub use finished::{Finished, finished};
+pub use ready::{Names, ReadyError, ReadyTimedOut, SupervisorStopped};
 pub use report::{
     KEY_LAST_START, KEY_REPORT, KEY_STATE, NoReport, Report, ReportScope, Reporter, WorkerState,
     format_duration, format_time,
 };
 pub use spawn::{Passive, ThreadWorker, spawn};
 pub use start_queue::StartQueue;
+pub use stop_within::{StopError, StopTimedOut, Straggler, wait_naming_stragglers, wait_within};
 pub use supervisor::{SupervisorFailed, WouldDeadlock};
 pub use tomb::{Tomb, TombState, UntilDead, UntilDying};
 pub use worker::{

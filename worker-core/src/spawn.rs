@@ -30,6 +30,11 @@ pub struct ThreadWorker {
 /// [`Tomb::on_dying`] that wakes it, for instance by shutting its socket
 /// down; the killing thread runs it.
 ///
+/// The body runs in the `tracing` span that is current when `spawn` is
+/// called: called from a supervisor's start function, that is the
+/// incarnation's span ([`events::worker_span`](crate::events::worker_span)),
+/// so what the body logs names its worker.
+///
 /// If the system refuses a new thread, the worker is returned already dead,
 /// with that refusal as its error, so no error is lost and callers need no
 /// second error path.
@@ -58,7 +63,11 @@ where
     let name = name.into();
     let body_tomb = tomb.clone();
     let thread = JoinSlot::default();
+    // The body runs in the span current here: inside a supervisor's start
+    // function, the incarnation's (see `events::worker_span`).
+    let span = tracing::Span::current();
     let spawned = thread.spawn(name.clone(), move || {
+        let _span = span.enter();
         let what = || format!("body of worker {name:?}");
         let result =
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&body_tomb))) {

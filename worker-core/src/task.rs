@@ -135,14 +135,17 @@ where
 ///
 /// `body` is called on the runtime when the task first runs, with the
 /// worker's [`Tomb`]; its future should return when
-/// [`Tomb::until_dying`] completes.
+/// [`Tomb::until_dying`] completes. The body and every poll of its future
+/// run in the `tracing` span current when `spawn_on` is called (inside a
+/// supervisor's start function, the incarnation's:
+/// [`events::worker_span`](crate::events::worker_span)).
 pub fn spawn_on<F, Fut>(handle: &Handle, body: F) -> TaskWorker
 where
     F: FnOnce(Tomb) -> Fut + Send + 'static,
     Fut: Future<Output = Result<(), Error>> + Send + 'static,
 {
     let tomb = Tomb::new();
-    let task = handle.spawn(supervised(Finish(Some(tomb.clone())), body));
+    let task = handle.spawn(supervised(Finish(Some(tomb.clone())), body, current_span()));
     TaskWorker {
         tomb,
         task: Some(task.abort_handle()),
@@ -194,6 +197,14 @@ impl crate::Abort for TaskWorker {
     }
 }
 
+/// The span current where the task is spawned (inside a supervisor's
+/// start function, the incarnation's), boxed so that a task spawned with
+/// no span (no subscriber, or none entered) costs one pointer, not a span.
+fn current_span() -> Option<Box<tracing::Span>> {
+    let span = tracing::Span::current();
+    (!span.is_none()).then(|| Box::new(span))
+}
+
 /// Marks the tomb dead when the task's future goes: with the body's result
 /// through [`Finish::done`], or with [`RuntimeShutDown`] when the runtime
 /// drops the future before that (it shut down, or the task was aborted, in
@@ -217,12 +228,16 @@ impl Drop for Finish {
 }
 
 /// The task: runs the body under panic containment, drops its future,
-/// then marks the worker dead.
-async fn supervised<F, Fut>(finish: Finish, body: F)
+/// then marks the worker dead. The body, each poll of its future and its
+/// drop run in `span`, if there is one.
+async fn supervised<F, Fut>(finish: Finish, body: F, span: Option<Box<tracing::Span>>)
 where
     F: FnOnce(Tomb) -> Fut,
     Fut: Future<Output = Result<(), Error>>,
 {
+    // (Entered only around synchronous code: a guard cannot be held
+    // across an await, and a task moves between threads.)
+    let enter = || span.as_deref().map(tracing::Span::enter);
     let panicked = |payload: &(dyn std::any::Any + Send)| {
         Err(Error::new(Panicked::from_payload(
             "body of a task worker",
@@ -230,7 +245,10 @@ where
         )))
     };
     let tomb = finish.0.clone().expect("the tomb is there until finished");
-    let result = match catch_unwind(AssertUnwindSafe(|| body(tomb))) {
+    let result = match catch_unwind(AssertUnwindSafe(|| {
+        let _span = enter();
+        body(tomb)
+    })) {
         Err(payload) => panicked(&*payload),
         Ok(future) => {
             let mut future = pin!(Some(future));
@@ -238,6 +256,7 @@ where
                 let Some(running) = future.as_mut().as_pin_mut() else {
                     return Poll::Ready(Ok(()));
                 };
+                let _span = enter();
                 match catch_unwind(AssertUnwindSafe(|| running.poll(cx))) {
                     Ok(poll) => poll,
                     Err(payload) => Poll::Ready(panicked(&*payload)),
@@ -246,6 +265,7 @@ where
             .await;
             // Drop the body's future (a panicked one included) before the
             // worker is seen dead; a panic while dropping is its error too.
+            let _span = enter();
             match catch_unwind(AssertUnwindSafe(|| future.set(None))) {
                 Err(payload) if result.is_ok() => panicked(&*payload),
                 _ => result,
@@ -268,7 +288,7 @@ mod tests {
             tomb.until_dying().await;
             Ok(())
         };
-        let future = supervised(Finish(None), body);
+        let future = supervised(Finish(None), body, None);
         let size = std::mem::size_of_val(&future);
         eprintln!("task future of an idle worker: {size} bytes");
         assert!(size <= 160, "the task future grew to {size} bytes");

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use worker_core::events::{Event, EventKind, Hook};
 use worker_core::{Clock, Error, WallClock};
 
 use crate::ConfigError;
@@ -22,11 +23,23 @@ pub type WorstErrorFn = Arc<dyn Fn(&Error, Option<&Error>) -> Error + Send + Syn
 /// cap): one year, which is "never" for a service.
 pub const UNCAPPED_LIMIT: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// Told about every successful start (Go's `Metrics.RecordStart`) and,
-/// beyond Go, every stop. Called on one of the engine's threads (never its
-/// loop), in the order the engine decided them, after the engine has
-/// decided what follows; a panic is logged. It may call the engine
-/// (install, report), but waiting for the engine from it fails with
+/// Go's metrics hook: told about every successful start (Go's
+/// `Metrics.RecordStart`) and, beyond Go, every stop. Given to an engine
+/// with [`EngineConfig::metrics`], which makes it a [`Hook`] on the
+/// engine's events: `record_start` for each `Started`, `record_stop` for
+/// each `Failed` (with its error) and `Stopped` (with its reason, such as
+/// [`Missing`](crate::Missing)).
+///
+/// New code can take the events themselves
+/// ([`EngineConfig::on_event`], [`EngineConfig::hook`]), which say more
+/// (restarts, bounces, stops, stuck workers) in the vocabulary the runner
+/// and the catacomb share; for metrics, `worker_core::events::MetricsFacade`
+/// (feature `metrics`) serves them to any exporter.
+///
+/// Called on one of the engine's threads (never its loop), in the order
+/// the engine decided them, after the engine has decided what follows; a
+/// panic is logged. It may call the engine (install, report), but
+/// waiting for the engine from it fails with
 /// [`WouldDeadlock`](worker_core::WouldDeadlock).
 pub trait Metrics: Send + Sync + 'static {
     /// The manifold `name` has a new running worker.
@@ -47,8 +60,23 @@ impl Metrics for NoMetrics {
     fn record_start(&self, _name: &str) {}
 }
 
+/// A [`Metrics`] as a [`Hook`] on the engine's events.
+struct GoMetrics<M>(M);
+
+impl<M: Metrics> Hook for GoMetrics<M> {
+    fn on_event(&self, event: &Event) {
+        let Some(name) = event.worker() else { return };
+        match &event.kind {
+            EventKind::Started => self.0.record_start(name),
+            EventKind::Failed { error, .. } => self.0.record_stop(name, Some(error)),
+            EventKind::Stopped { reason, .. } => self.0.record_stop(name, reason.as_ref()),
+            _ => {}
+        }
+    }
+}
+
 /// How an engine behaves: its name, which errors are fatal, the restart
-/// delays and backoff, the clock, metrics and jitter.
+/// delays and backoff, the clock, hooks and jitter.
 ///
 /// [`EngineConfig::new`] gives safe defaults (the values juju runs in
 /// production); chained setters change them, as for the runner's
@@ -107,8 +135,9 @@ pub struct EngineConfig {
     pub stop_timeout: Duration,
     /// The source of time. Default: [`WallClock`].
     pub clock: Arc<dyn Clock>,
-    /// Told about every start. Default: [`NoMetrics`].
-    pub metrics: Arc<dyn Metrics>,
+    /// Told about every event of the engine, in order, off its loop (see
+    /// [`on_event`](Self::on_event)). Default: none.
+    pub hooks: Vec<Arc<dyn Hook>>,
     /// Spreads delays by +-10%. Default: a [`SeededJitter`] seeded at
     /// random; use [`NoJitter`](crate::NoJitter) for exact delays. Sampled
     /// off the loop, once per start and per worker end; the delays one
@@ -131,7 +160,7 @@ impl EngineConfig {
             max_delay: Duration::from_secs(120),
             stop_timeout: Duration::from_secs(30),
             clock: Arc::new(WallClock),
-            metrics: Arc::new(NoMetrics),
+            hooks: Vec::new(),
             jitter: Arc::new(SeededJitter::from_entropy()),
         }
     }
@@ -208,10 +237,52 @@ impl EngineConfig {
         self
     }
 
-    /// Sets [`metrics`](Self::metrics).
-    pub fn metrics(mut self, metrics: impl Metrics) -> Self {
-        self.metrics = Arc::new(metrics);
+    /// Calls `hook` with each of the engine's lifecycle events
+    /// ([`Event`], the vocabulary every supervisor of the family shares:
+    /// a manifold starting, started, failed, restarting, bouncing because
+    /// an input changed, stopping, stuck, stopped, removed), in the order
+    /// they happen. Each call adds a hook; each hook gets every event.
+    ///
+    /// The hook is user code, so it never runs on the engine's loop: the
+    /// events are queued and delivered, one at a time, on the engine's
+    /// start threads. A slow or blocking hook delays only the events after
+    /// it and the engine's final `wait`; a panicking hook is logged, and
+    /// the next event is delivered as usual.
+    ///
+    /// ```
+    /// use worker_core::{Passive, Worker};
+    /// use worker_dependency::{Engine, EngineConfig, Manifold};
+    ///
+    /// let (tx, events) = crossbeam_channel::unbounded();
+    /// let engine = Engine::new(EngineConfig::new("hooked").on_event(move |e| {
+    ///     let _ = tx.send((e.name(), e.worker().unwrap_or("").to_owned()));
+    /// }))?;
+    /// engine.install("db", Manifold::new(|_| Ok(Passive::new())))?;
+    /// assert_eq!(events.recv().unwrap(), ("worker starting", "db".to_owned()));
+    /// assert_eq!(events.recv().unwrap(), ("worker started", "db".to_owned()));
+    /// engine.kill();
+    /// engine.wait()?; // every event has been delivered
+    /// let names: Vec<_> = events.try_iter().map(|(name, _)| name).collect();
+    /// assert_eq!(names, ["supervisor shutting down", "worker stopping", "worker stopped"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn on_event(self, hook: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.hook(hook)
+    }
+
+    /// Adds `hook` to [`hooks`](Self::hooks), as
+    /// [`on_event`](Self::on_event) does for a closure: a [`Hook`] of your
+    /// own, or the metrics adapter (`worker_core::events::MetricsFacade`,
+    /// feature `metrics` of `worker-core`), for metrics in one line:
+    /// `EngineConfig::new("agent").hook(MetricsFacade::new())`.
+    pub fn hook(mut self, hook: impl Hook) -> Self {
+        self.hooks.push(Arc::new(hook));
         self
+    }
+
+    /// Adds Go's metrics hook ([`Metrics`]) to [`hooks`](Self::hooks).
+    pub fn metrics(self, metrics: impl Metrics) -> Self {
+        self.hook(GoMetrics(metrics))
     }
 
     /// Sets [`jitter`](Self::jitter).
@@ -246,6 +317,7 @@ impl fmt::Debug for EngineConfig {
             .field("backoff_reset_time", &self.backoff_reset_time)
             .field("max_delay", &self.max_delay)
             .field("stop_timeout", &self.stop_timeout)
+            .field("hooks", &self.hooks.len())
             .finish_non_exhaustive()
     }
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use worker_core::supervisor::offloop::OffLoop;
 use worker_core::supervisor::{self, Call, DriverConfig, Handle, Reply};
 use worker_core::{
-    DoneCallback, Error, Passive, Report, Reporter, Signal, TombState, Worker, WouldDeadlock,
+    Clock, DoneCallback, Error, Passive, Report, Reporter, Signal, TombState, Worker, WouldDeadlock,
 };
 
 use crate::machine::{Machine, Policies, Policy, Snapshot};
@@ -40,6 +40,8 @@ pub struct Engine {
 
 struct Shared {
     driver: Handle<Event>,
+    /// The engine's clock: `stop_within` times out on it.
+    clock: Arc<dyn Clock>,
     /// Ranks the fatal errors a report shows, on the caller's thread.
     policies: Arc<Policies>,
     final_snapshot: Arc<OnceLock<Seen>>,
@@ -61,7 +63,7 @@ impl Engine {
             name.clone(),
             Machine::new(name.clone(), Policy::from_config(&config)),
             config.clock.clone(),
-            config.metrics.clone(),
+            worker_core::events::Delivery::new(name.clone(), config.hooks.clone()),
             policies.clone(),
             final_snapshot.clone(),
         );
@@ -99,14 +101,19 @@ impl Engine {
         Ok(Engine {
             shared: Arc::new(Shared {
                 driver,
+                clock: config.clock.clone(),
                 policies,
                 final_snapshot,
             }),
         })
     }
 
-    fn driver(&self) -> &Handle<Event> {
+    pub(crate) fn driver(&self) -> &Handle<Event> {
         &self.shared.driver
+    }
+
+    pub(crate) fn clock(&self) -> &dyn Clock {
+        &*self.shared.clock
     }
 }
 
@@ -170,7 +177,7 @@ impl Engine {
         ShuttingDown(self.name().to_owned())
     }
 
-    fn ask<T: Send + 'static>(&self, make: impl FnOnce(Reply<T>) -> Event) -> Option<T> {
+    pub(crate) fn ask<T: Send + 'static>(&self, make: impl FnOnce(Reply<T>) -> Event) -> Option<T> {
         let (call, reply) = Call::new();
         self.shared.driver.send(make(reply)).ok()?;
         call.wait().ok()
@@ -270,7 +277,7 @@ impl Engine {
     }
 
     /// A snapshot from the loop, or the final one once it has stopped.
-    fn seen(&self) -> Seen {
+    pub(crate) fn seen(&self) -> Seen {
         if let Some(seen) = self.ask(|reply| Event::Snapshot { reply }) {
             return seen;
         }

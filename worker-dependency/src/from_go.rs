@@ -87,6 +87,18 @@
 //! - **The engine-wide filter runs once**, when the engine stops, and every
 //!   `wait` returns the same result (Go filters on every `Wait`)
 //!   (`errors::the_engine_filter_maps_the_final_error`).
+//! - **Waiting for manifolds to start needs no polling.** Go's tests use
+//!   `Install` as a sync point and then poll reports or metrics;
+//!   [`Engine::wait_ready`](crate::Engine::wait_ready) (and its async twin)
+//!   waits until named manifolds, or all of them, have started, with a
+//!   timeout on the engine's clock and an abort
+//!   (`ready::it_waits_until_the_manifold_starts_once_its_input_runs`,
+//!   `ready::it_times_out_on_the_engines_clock_naming_what_did_not_start`,
+//!   `ready::an_engine_that_stops_while_one_waits_says_why`).
+//! - **A shutdown can have a deadline**:
+//!   [`Engine::stop_within`](crate::Engine::stop_within) returns at the
+//!   deadline with the manifolds still running, and the shutdown goes on
+//!   (`ready::stop_within_names_the_manifolds_still_running_and_wait_still_returns`).
 //! - **Start functions share a few threads** instead of one goroutine each:
 //!   a start queued behind start functions that block waits about 2 ms per
 //!   stalled round before another thread takes it

@@ -191,6 +191,79 @@
 //! colours: green started, khaki starting, orange stopping, grey stopped,
 //! salmon failed, red stuck; inputs that are not installed are dashed).
 //!
+//! # Waiting for starts, and stopping with a deadline
+//!
+//! [`Engine::wait_ready`] returns once the named manifolds (or
+//! [`Names::All`](worker_core::Names), those installed at the call) have
+//! started: their workers run and their outputs are offered. The engine's
+//! loop answers it as it registers the last start, the timeout runs on the
+//! engine's clock, and an abort signal ends it; [`Engine::wait_ready_async`]
+//! is the same for async code. A test installs, then waits, where Go's
+//! tests take `Install` as a sync point and poll.
+//!
+//! [`Engine::stop_within`] kills the engine and waits at most a timeout
+//! (on its clock). Past it, the [`StopError::TimedOut`](worker_core::StopError)
+//! names every manifold that has not stopped: killed and still running, or
+//! still waiting for a dependent to stop first. The shutdown goes on, and a
+//! later `wait` returns once they have ended.
+//!
+//! ```
+//! use std::time::Duration;
+//! use worker_core::{Names, Passive};
+//! use worker_dependency::{Engine, EngineConfig, Manifold};
+//!
+//! let engine = Engine::new(EngineConfig::new("doc-engine-front-ready"))?;
+//! engine.install_all([
+//!     ("db", Manifold::new(|_| Ok(Passive::new()))),
+//!     ("api", Manifold::new(|ctx| {
+//!         ctx.require("db")?; // Missing until "db" runs: retried when it does
+//!         Ok(Passive::new())
+//!     }).inputs(["db"])),
+//! ])?;
+//! engine.wait_ready(Names::All, Duration::from_secs(10), None)?;
+//! engine.stop_within(Duration::from_secs(10))?;
+//! # Ok::<(), worker_core::Error>(())
+//! ```
+//!
+//! # Events, spans and metrics
+//!
+//! The engine speaks the vocabulary every supervisor of the family shares
+//! ([`worker_core::events`]), a manifold's name as the `worker`: each
+//! incarnation is `starting`, `started`, maybe `stopping` and `stuck`
+//! (past [`EngineConfig::stop_timeout`]), then `failed` or `stopped`
+//! (missing an input, or ending with `Bounce` or `Uninstall`, is a stop,
+//! with that error as its `reason`); then `restarting` after a failure
+//! (with its delay and backoff step), `bouncing` when an input started or
+//! stopped (naming it), or `removed`. [`EngineConfig::on_event`] and
+//! [`EngineConfig::hook`] hand them to a program in order, off the loop;
+//! they are logged through `tracing` with the same fields, the start and
+//! output functions run in the incarnation's `worker` span (and workers
+//! spawned there carry it into their bodies), and
+//! `EngineConfig::new("agent").hook(MetricsFacade::new())` (worker-core's
+//! feature `metrics`) counts them for any `metrics` exporter. Go's
+//! [`Metrics`] hook is one such hook ([`EngineConfig::metrics`]).
+//!
+//! ```
+//! use worker_core::events::{Event, EventKind};
+//! use worker_core::{Error, Passive};
+//! use worker_dependency::{Engine, EngineConfig, Manifold};
+//!
+//! let (tx, events) = worker_core::crossbeam_channel::unbounded();
+//! let engine = Engine::new(EngineConfig::new("docs-events").on_event(move |e: &Event| {
+//!     let _ = tx.send(e.clone());
+//! }))?;
+//! engine.install("disk", Manifold::new(|_| Err::<Passive, _>(Error::msg("no disk"))))?;
+//! let names: Vec<_> = events.iter().take(3).map(|e| (e.name(), e.kind)).collect();
+//! assert_eq!(names[0].0, "worker starting");
+//! assert!(matches!(&names[1].1, EventKind::Failed { error, .. } if error.to_string() == "no disk"));
+//! assert!(matches!(names[2].1, EventKind::Restarting { attempt: 1, .. }));
+//! worker_core::stop(&engine)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! (`tests/observe.rs` checks the spans, the logged fields and the metrics
+//! of manifolds' lives on the test clock.)
+//!
 //! # Coming from Go
 //!
 //! The semantics are Go's, and so are the names (in snake case). Where
@@ -209,8 +282,10 @@ mod error;
 mod graph;
 mod machine;
 mod manifold;
+mod ready;
 mod report;
 mod shell;
+mod stop_within;
 
 pub use config::{EngineConfig, IsFatalFn, Metrics, NoMetrics, UNCAPPED_LIMIT, WorstErrorFn};
 pub use context::{Context, ContextBuilder};

@@ -213,7 +213,7 @@ fn manifold_report(view: View, scope: &ReportScope) -> ManifoldReport {
 }
 
 /// The state the machine names (Go's names).
-fn state_of(name: &str) -> WorkerState {
+pub(crate) fn state_of(name: &str) -> WorkerState {
     match name {
         "starting" => WorkerState::Starting,
         "started" => WorkerState::Started,

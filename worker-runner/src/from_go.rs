@@ -77,6 +77,20 @@
 //!   runner name or an unusable policy ([`InvalidParams`](crate::InvalidParams)); Go accepts
 //!   anything (`start_stop::empty_id_is_refused`,
 //!   `policies::bad_parameters_are_refused_with_the_reason`).
+//! - **Every program can wait for starts.** Go's runner tells only its own
+//!   tests when it registers a worker (`NewRunnerWithNotify`, a blocking
+//!   send from the loop); here [`Runner::wait_ready`](crate::Runner::wait_ready)
+//!   (and its async twin) waits until named workers, or all of them, have
+//!   started, with a timeout on the runner's clock and an abort, answered
+//!   by the loop as it registers each start
+//!   (`ready::it_waits_until_the_start_registers`,
+//!   `ready::it_times_out_on_the_runners_clock_naming_what_did_not_start`,
+//!   `ready::a_runner_that_dies_while_one_waits_says_why`).
+//! - **A shutdown can have a deadline.** Go's `Stop` waits as long as the
+//!   slowest worker; [`Runner::stop_within`](crate::Runner::stop_within)
+//!   returns at the deadline with the workers still running, and the
+//!   shutdown goes on
+//!   (`stop_within::past_the_deadline_it_names_the_stragglers_and_a_later_wait_still_returns`).
 //! - **`worker_names` is sorted**, and the abort parameter of the waiting
 //!   calls is an [`AbortSignal`](worker_core::AbortSignal), fired by its
 //!   trigger or when every trigger is dropped.

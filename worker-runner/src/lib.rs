@@ -170,6 +170,8 @@
 //! | [`RestartIntensityExceeded`] | the runner's own fatal error when a worker restarts too often |
 //! | [`RunnerIntensityExceeded`] | the runner's own fatal error when its workers together restart too often |
 //! | [`RemoveTimedOut`] | [`stop_and_remove_worker_within`](Runner::stop_and_remove_worker_within) waited its timeout; says what became of the worker |
+//! | [`ReadyError`](worker_core::ReadyError) | [`wait_ready`](Runner::wait_ready): an unknown id, a timeout (naming the ids not started), an abort, a runner that stopped (with its error) |
+//! | [`StopError`](worker_core::StopError) | [`stop_within`](Runner::stop_within): the runner's own error, or the deadline passed (naming the workers still running) |
 //! | [`WouldDeadlock`](worker_core::WouldDeadlock) | a call that would wait for the runner itself, made on one of its own threads |
 //!
 //! Each call returns an enum of exactly the ways it can fail:
@@ -211,6 +213,53 @@
 //!   pauses for a while instead of ending the runner;
 //! - [`AutoShutdown`]: the runner ends on its own when workers marked
 //!   [significant](WorkerOptions::significant) have ended.
+//!
+//! # Waiting until workers have started
+//!
+//! [`wait_ready(names, timeout, abort)`](Runner::wait_ready) returns once
+//! the named workers (or [`Names::All`](worker_core::Names), those the
+//! runner knows at the call) have started: their start functions returned
+//! and the runner registered them. The loop answers it when it registers
+//! the last start, so nothing polls; the timeout runs on the runner's
+//! clock, so a test drives it with a fake clock; an unknown id fails at
+//! once, as it does for `worker(id)` (start it, then wait);
+//! [`wait_ready_async`](Runner::wait_ready_async) is the same for async
+//! code. This is what Go's runner offers its own tests only
+//! (`NewRunnerWithNotify`):
+//!
+//! ```
+//! use std::time::Duration;
+//! use worker_core::{Names, Passive, ReadyError, Worker};
+//! use worker_runner::{Runner, RunnerParams};
+//! use worker_testing::TestClock;
+//!
+//! let clock = TestClock::new();
+//! let runner = Runner::new(RunnerParams::new("doc-ready-front").clock(clock.clone()))?;
+//! runner.start_worker("db", || Ok(Passive::new()))?;
+//! let (release, slow) = crossbeam_channel::bounded::<()>(1);
+//! runner.start_worker("cache", move || {
+//!     let _ = slow.recv(); // a start function that takes its time
+//!     Ok(Passive::new())
+//! })?;
+//! runner.worker("db", None)?; // waits for the start, with no deadline
+//!
+//! // Time moves only when the test says so: the waiter's deadline is the
+//! // clock's only timer.
+//! let waiter = {
+//!     let runner = runner.clone();
+//!     std::thread::spawn(move || runner.wait_ready(Names::All, Duration::from_secs(5), None))
+//! };
+//! clock.wait_timers(1, Duration::from_secs(10))?; // the waiter's deadline
+//! clock.advance(Duration::from_secs(5));
+//! match waiter.join().unwrap() {
+//!     Err(ReadyError::TimedOut(e)) => assert_eq!(e.not_started, ["cache"]),
+//!     other => panic!("{other:?}"),
+//! }
+//! release.send(()).unwrap();
+//! runner.kill();
+//! runner.wait()?;
+//! # Ok::<(), worker_core::Error>(())
+//! ```
 //!
 //! # Reports
 //!
@@ -255,8 +304,9 @@
 //! can be aborted, a thread cannot (Rust cannot stop a thread from
 //! outside). A worker past its shutdown timeout, or past
 //! [`RunnerParams::stop_timeout`], is reported stuck (in the report, in
-//! [`Runner::waiting_for`], as a [`RunnerEvent::Stuck`] and with a tracing
-//! warning), forced if it can be and its shutdown says so, and an ordered
+//! [`Runner::waiting_for`], as a
+//! [`EventKind::Stuck`](worker_core::events::EventKind::Stuck) event and
+//! with a tracing warning), forced if it can be and its shutdown says so, and an ordered
 //! shutdown moves on to the next worker; a thread that never ends is still
 //! waited for by `wait`, and `waiting_for` says on whom. The same goes for
 //! a start function that has not returned after its worker was asked to
@@ -264,7 +314,12 @@
 //! not go to `is_fatal`.
 //!
 //! [`stop_and_remove_worker_within`](Runner::stop_and_remove_worker_within)
-//! bounds a removal by a timeout on the runner's clock.
+//! bounds a removal by a timeout on the runner's clock, and
+//! [`stop_within`](Runner::stop_within) bounds the whole shutdown: past
+//! its deadline it returns [`StopError::TimedOut`](worker_core::StopError),
+//! naming every worker still stopping (or still starting, or waiting for
+//! its turn in an ordered shutdown), and the shutdown goes on; a later
+//! `wait` returns once they have ended.
 //!
 //! A [`Runner`] is a handle: clones are cheap and all speak to the same
 //! runner, and dropping them, even the last one, stops nothing. A runner
@@ -273,13 +328,47 @@
 //! [`Worker::kill_on_drop`](worker_core::Worker::kill_on_drop)
 //! (`shutdown::dropping_handles_never_stops_the_runner_and_kill_on_drop_does`).
 //!
-//! # Events
+//! # Events, spans and metrics
 //!
-//! [`RunnerParams::on_event`] hands a program the runner's lifecycle
-//! events ([`RunnerEvent`]: started, failed, restarting with its delay,
-//! gave up, paused, resumed, stuck, stopped, shutting down), in order, one
-//! at a time, off the runner's loop. The runner's `tracing` events use the
-//! same vocabulary: each is logged under its [name](RunnerEvent::name).
+//! The runner speaks the vocabulary every supervisor of the family shares
+//! ([`worker_core::events`]): each incarnation of a worker is `starting`,
+//! `started`, maybe `stopping` and `stuck`, then `failed` or `stopped`;
+//! then `restarting` (with its delay and attempt), `removed` or
+//! `gave up`; the runner itself is `paused`, `resumed` and `shutting
+//! down`. [`RunnerParams::on_event`] (a closure) and [`RunnerParams::hook`]
+//! (any [`Hook`](worker_core::events::Hook)) hand these events to a
+//! program in order, one at a time, off the runner's loop. The same events
+//! are logged through `tracing` with the same fields (`supervisor`,
+//! `worker`, `generation`, then the event's own), and every incarnation
+//! has a `worker` span, entered around its start function and carried
+//! into the body of a worker made with `worker_core::spawn` or
+//! `task::spawn` there. With worker-core's feature `metrics`,
+//! [`MetricsFacade`](worker_core::events::MetricsFacade) turns them into
+//! counters, gauges and a histogram for any exporter, in one line:
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use worker_core::events::{Event, EventKind};
+//! use worker_core::{Passive, Worker};
+//! use worker_runner::{Runner, RunnerParams};
+//!
+//! let seen = Arc::new(Mutex::new(Vec::new()));
+//! let sink = seen.clone();
+//! let runner = Runner::new(RunnerParams::new("docs-events").on_event(move |e: &Event| {
+//!     if matches!(e.kind, EventKind::Started | EventKind::Stopped { .. }) {
+//!         sink.lock().unwrap().push(format!("{} {}", e.name(), e.worker().unwrap()));
+//!     }
+//! }))?;
+//! // With feature `metrics`: RunnerParams::new("api").hook(MetricsFacade::new())
+//! runner.start_worker("db", || Ok(Passive::new()))?;
+//! runner.worker("db", None)?;
+//! worker_core::stop(&runner)?; // `wait` returns once every event is delivered
+//! assert_eq!(*seen.lock().unwrap(), ["worker started db", "worker stopped db"]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! (`tests/observe.rs` checks the spans, the logged fields and the metrics
+//! of a worker's whole life.)
 //!
 //! # OTP and suture
 //!
@@ -301,21 +390,21 @@ pub mod otp;
 
 mod compile_checks;
 mod error;
-mod event;
 mod machine;
 mod params;
 mod policy;
+mod ready;
 mod report;
 mod runner;
 mod shell;
 mod status;
+mod stop_within;
 mod supervision;
 
 pub use error::{
     Dying, EmptyId, InvalidParams, LookupError, NewError, RemoveError, RemoveTimedOut,
     RestartIntensityExceeded, RunnerIntensityExceeded, StartError,
 };
-pub use event::{EventHook, RunnerEvent, ShutdownCause};
 pub use params::{DEFAULT_START_THREADS, RunnerParams};
 pub use policy::{
     Backoff, ErrorPredicate, ErrorRanking, Intensity, RestartPolicy, RestartType, WorkerOptions,

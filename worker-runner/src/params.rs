@@ -7,8 +7,8 @@ use std::time::Duration;
 use worker_core::{Clock, Error, WallClock};
 
 use crate::error::InvalidParams;
-use crate::event::{EventHook, RunnerEvent};
 use crate::machine::{Config, Policies};
+use worker_core::events::{Event, Hook};
 use worker_core::jitter::{Jitter, SeededJitter};
 
 use crate::policy::{ErrorPredicate, ErrorRanking, Intensity, RestartPolicy, RestartType};
@@ -69,7 +69,7 @@ pub struct RunnerParams {
     shutdown: Shutdown,
     shutdown_order: ShutdownOrder,
     auto_shutdown: AutoShutdown,
-    on_event: Option<EventHook>,
+    hooks: Vec<Arc<dyn Hook>>,
 }
 
 impl RunnerParams {
@@ -95,7 +95,7 @@ impl RunnerParams {
             shutdown: Shutdown::default(),
             shutdown_order: ShutdownOrder::default(),
             auto_shutdown: AutoShutdown::default(),
-            on_event: None,
+            hooks: Vec::new(),
         }
     }
 
@@ -168,7 +168,8 @@ impl RunnerParams {
 
     /// Reports a worker as stuck (in the report, in
     /// [`Runner::waiting_for`](crate::Runner::waiting_for), as a
-    /// [`RunnerEvent::Stuck`] and with a tracing warning) when it has not
+    /// [`EventKind::Stuck`](worker_core::events::EventKind::Stuck) event
+    /// and with a tracing warning) when it has not
     /// finished `timeout` after it was asked to stop (killed, or still in
     /// its start function). The runner still waits for it: this only
     /// reports. To force a worker that can be forced, give it a
@@ -255,7 +256,9 @@ impl RunnerParams {
     }
 
     /// Calls `hook` with each of the runner's lifecycle events
-    /// ([`RunnerEvent`]), in the order they happen.
+    /// ([`Event`](worker_core::events::Event), the vocabulary every
+    /// supervisor of the family shares), in the order they happen. Each
+    /// call adds a hook; each hook gets every event.
     ///
     /// The hook is user code, so it never runs on the runner's loop: the
     /// events are queued and delivered, one at a time, on the runner's
@@ -266,10 +269,10 @@ impl RunnerParams {
     ///
     /// ```
     /// use worker_core::{Passive, Worker};
-    /// use worker_runner::{Runner, RunnerEvent, RunnerParams};
+    /// use worker_runner::{Runner, RunnerParams};
     ///
     /// let (tx, events) = crossbeam_channel::unbounded();
-    /// let runner = Runner::new(RunnerParams::new("hooked").on_event(move |e: &RunnerEvent| {
+    /// let runner = Runner::new(RunnerParams::new("hooked").on_event(move |e| {
     ///     let _ = tx.send(e.name());
     /// }))?;
     /// runner.start_worker("w", || Ok(Passive::new()))?;
@@ -277,11 +280,23 @@ impl RunnerParams {
     /// runner.kill();
     /// runner.wait()?; // every event has been delivered
     /// let names: Vec<_> = events.try_iter().collect();
-    /// assert_eq!(names, ["worker started", "runner shutting down", "worker stopped"]);
+    /// assert_eq!(names, [
+    ///     "worker starting", "worker started",
+    ///     "supervisor shutting down", "worker stopping", "worker stopped", "worker removed",
+    /// ]);
     /// # Ok::<(), worker_core::Error>(())
     /// ```
-    pub fn on_event(mut self, hook: impl Fn(&RunnerEvent) + Send + Sync + 'static) -> Self {
-        self.on_event = Some(Arc::new(hook));
+    pub fn on_event(self, hook: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.hook(hook)
+    }
+
+    /// Adds `hook` to the runner's hooks, as [`on_event`](Self::on_event)
+    /// does for a closure: a [`Hook`] of your own, or the metrics adapter
+    /// (`worker_core::events::MetricsFacade`, feature `metrics` of
+    /// `worker-core`), for metrics in one line:
+    /// `RunnerParams::new("api").hook(MetricsFacade::new())`.
+    pub fn hook(mut self, hook: impl Hook) -> Self {
+        self.hooks.push(Arc::new(hook));
         self
     }
 
@@ -320,6 +335,7 @@ impl RunnerParams {
         let jitter = self
             .jitter
             .unwrap_or_else(|| Arc::new(SeededJitter::from_entropy()));
+        let name: Arc<str> = Arc::from(self.name.as_str());
         Parts {
             name: self.name,
             clock: self.clock,
@@ -334,10 +350,11 @@ impl RunnerParams {
                 shutdown: self.shutdown,
                 shutdown_order: self.shutdown_order,
                 auto_shutdown: self.auto_shutdown,
-                events: self.on_event.is_some(),
+                name,
+                events: !self.hooks.is_empty(),
                 ..Config::new(policy)
             },
-            hook: self.on_event,
+            hooks: self.hooks,
             policies: Policies {
                 is_fatal: self.is_fatal,
                 should_restart: self.should_restart,
@@ -356,7 +373,7 @@ pub(crate) struct Parts {
     pub(crate) start_threads: usize,
     pub(crate) config: Config,
     pub(crate) policies: Policies,
-    pub(crate) hook: Option<EventHook>,
+    pub(crate) hooks: Vec<Arc<dyn Hook>>,
 }
 
 impl fmt::Debug for RunnerParams {
@@ -383,7 +400,7 @@ impl fmt::Debug for RunnerParams {
             .field("shutdown", &self.shutdown)
             .field("shutdown_order", &self.shutdown_order)
             .field("auto_shutdown", &self.auto_shutdown)
-            .field("on_event", &self.on_event.as_ref().map(|_| "custom"))
+            .field("hooks", &self.hooks.len())
             .finish_non_exhaustive()
     }
 }

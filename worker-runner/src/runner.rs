@@ -18,7 +18,7 @@ use crate::params::RunnerParams;
 use crate::policy::WorkerOptions;
 use crate::report::{self, RunnerReport};
 use crate::shell::starter::{self, StartJob};
-use crate::shell::{Event, HookQueue, Shell, StartFn};
+use crate::shell::{Event, Shell, StartFn};
 use crate::status::WaitingFor;
 use worker_core::supervisor::offloop::OffLoop;
 
@@ -39,15 +39,15 @@ use worker_core::supervisor::offloop::OffLoop;
 /// to a scope, hold it through [`kill_on_drop`](Worker::kill_on_drop).
 #[derive(Clone)]
 pub struct Runner {
-    handle: Handle<Event>,
-    clock: Arc<dyn Clock>,
+    pub(crate) handle: Handle<Event>,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 /// Numbers waiting callers, for any runner: unique in the process, so
 /// that clones of one runner never hand out the same number.
 static NEXT_WAITER: AtomicU64 = AtomicU64::new(0);
 
-fn next_waiter() -> u64 {
+pub(crate) fn next_waiter() -> u64 {
     NEXT_WAITER.fetch_add(1, Ordering::Relaxed)
 }
 
@@ -65,7 +65,7 @@ impl Runner {
         let shell = Shell {
             machine: Machine::new(parts.config, parts.clock.now()),
             policies: policies.clone(),
-            hook: parts.hook.map(|hook| Arc::new(HookQueue::new(hook))),
+            hooks: worker_core::events::Delivery::new(name.clone(), parts.hooks),
             out: Vec::new(),
         };
         let config = DriverConfig::new(name.clone(), parts.clock.clone())
@@ -412,13 +412,16 @@ impl Runner {
             .unwrap_or_default()
     }
 
-    fn query<R: Send + 'static>(&self, event: impl FnOnce(Reply<R>) -> Event) -> Option<R> {
+    pub(crate) fn query<R: Send + 'static>(
+        &self,
+        event: impl FnOnce(Reply<R>) -> Event,
+    ) -> Option<R> {
         let (call, reply) = Call::new();
         self.handle.send(event(reply)).ok()?;
         call.wait().ok()
     }
 
-    fn send(&self, event: machine::Event<crate::shell::ShellIo>) -> Result<(), Dead> {
+    pub(crate) fn send(&self, event: machine::Event<crate::shell::ShellIo>) -> Result<(), Dead> {
         // An event the loop refused (it has finished) is dropped here, on
         // the caller's thread.
         self.handle.send(Event::Machine(event)).map_err(|_| Dead)

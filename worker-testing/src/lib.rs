@@ -32,6 +32,11 @@
 //!   in for real workers.
 //! - [`dependency`] holds doubles for testing the start functions of
 //!   dependency-engine manifolds without an engine.
+//! - What supervisors tell operators is tested too: with the `tracing`
+//!   feature, [`traces::capture`] keeps every event and span logged
+//!   through `tracing`, on any thread; with the `metrics` feature,
+//!   `TestRecorder` reads back what the `metrics` facade recorded
+//!   (`worker_core::events::MetricsFacade`'s counters and gauges, say).
 //!
 //! # Example
 //!
@@ -192,6 +197,10 @@ pub mod misbehaving;
 mod mock;
 #[cfg(doctest)]
 mod must_use;
+#[cfg(feature = "metrics")]
+mod recorder;
+#[cfg(feature = "tracing")]
+pub mod traces;
 mod watcher;
 mod workers;
 
@@ -210,6 +219,8 @@ pub use mock::MockWorker;
 /// mocks of your own traits still need it as a direct dependency.)
 #[cfg(feature = "mock")]
 pub use mockall;
+#[cfg(feature = "metrics")]
+pub use recorder::TestRecorder;
 pub use watcher::{FakeWatcher, PreloadTooLarge};
 pub use workers::{
     AbortableWorker, DeadWorker, ErrorWorker, ForeverWorker, ThreadErrorWorker, dead_worker,

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{after, never, select, tick};
+use worker_core::events::MetricsFacade;
 use worker_core::{Error, Worker, dead, stop};
 use worker_dependency::{Engine, EngineConfig};
 
@@ -33,6 +34,7 @@ use chaos::Chaos;
 use manifolds::names::LEADERSHIP;
 use model::AgentConfig;
 use observer::Observer;
+use observer::metrics::{Collect, HookMetrics};
 use options::Options;
 use present::{StateLog, tree};
 
@@ -49,6 +51,9 @@ fn engine_config() -> EngineConfig {
         .backoff_reset_time(Duration::from_secs(2))
         .max_delay(Duration::from_secs(5))
         .stop_timeout(Duration::from_secs(1))
+        // The metrics hook first: by the time the state log tells of an
+        // event, it is counted.
+        .hook(MetricsFacade::new())
         .metrics(StateLog)
 }
 
@@ -87,8 +92,15 @@ pub fn run(options: &Options) -> Result<(), Error> {
     if let Some(bound) = &bound {
         println!("observer: http://{}/", bound.local_addr());
     }
+    // Every supervisor of the agent has a `MetricsFacade` hook; observed,
+    // they record into the Prometheus exporter that `/metrics` renders
+    // (installed before they start: their gauges move by increments).
+    let hooked = match &bound {
+        Some(_) => vec![Arc::new(HookMetrics::install()?) as Arc<dyn Collect>],
+        None => Vec::new(),
+    };
     let engine = Engine::new(engine_config())?;
-    let observer = bound.map(|bound| bound.serve(engine.clone(), Vec::new()));
+    let observer = bound.map(|bound| bound.serve(engine.clone(), hooked));
     engine.install_all(manifolds::all(config, &engine))?;
 
     // The handler only sends: everything else happens on this thread.

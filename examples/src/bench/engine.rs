@@ -95,10 +95,23 @@ impl Progress {
     }
 }
 
+/// A shared [`Metrics`] as the engine's hook.
+struct Shared(Arc<dyn Metrics>);
+
+impl Metrics for Shared {
+    fn record_start(&self, name: &str) {
+        self.0.record_start(name)
+    }
+
+    fn record_stop(&self, name: &str, error: Option<&worker_core::Error>) {
+        self.0.record_stop(name, error)
+    }
+}
+
 fn config(name: &str, metrics: Option<Arc<dyn Metrics>>) -> EngineConfig {
     let mut config = EngineConfig::new(name);
     if let Some(metrics) = metrics {
-        config.metrics = metrics;
+        config = config.metrics(Shared(metrics));
     }
     config.is_fatal = Arc::new(|_| false);
     config.error_delay = Duration::from_millis(1);

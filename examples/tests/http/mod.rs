@@ -7,6 +7,15 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// The families of the supervisors' `MetricsFacade` hooks that a run with
+/// a start, a failure and a stop has.
+pub(crate) const HOOK_FAMILIES: [&str; 4] = [
+    "worker_starts_total",
+    "worker_failures_total",
+    "worker_stop_seconds",
+    "worker_live",
+];
+
 /// The series `/metrics` documents, spelt out here so that dropping one
 /// fails a test.
 pub(crate) const FAMILIES: [&str; 12] = [

@@ -317,20 +317,27 @@ where
     let run_events = events.clone();
     let refused_events = events.clone();
     let run_name = name.clone();
+    // The loop and the executor threads run in the supervisor's span, so
+    // the spans of the incarnations its jobs start are its children.
+    let span = tracing::error_span!("supervisor", name = %name);
+    let job_span = span.clone();
     let executor = StartQueue::new(
         format!("{name}-start"),
-        move |job: Job<M::Job>| match job {
-            Job::Machine(job) => run_job(job, &run_events),
-            Job::Work(batch) => {
-                batch.work(&run_name);
-                let _ = run_events.tx.send(Inbox::Worked);
-            }
-            Job::Finalize(finalize) => {
-                let result = catch_panic(
-                    || format!("the final result of supervisor {run_name:?}"),
-                    finalize,
-                );
-                let _ = run_events.tx.send(Inbox::Finalized(result));
+        move |job: Job<M::Job>| {
+            let _span = job_span.enter();
+            match job {
+                Job::Machine(job) => run_job(job, &run_events),
+                Job::Work(batch) => {
+                    batch.work(&run_name);
+                    let _ = run_events.tx.send(Inbox::Worked);
+                }
+                Job::Finalize(finalize) => {
+                    let result = catch_panic(
+                        || format!("the final result of supervisor {run_name:?}"),
+                        finalize,
+                    );
+                    let _ = run_events.tx.send(Inbox::Finalized(result));
+                }
             }
         },
         move |job, error: Error| match job {
@@ -374,7 +381,6 @@ where
     let thread = JoinSlot::default();
     let loop_tomb = tomb.clone();
     let loop_name = name.clone();
-    let span = tracing::error_span!("supervisor", name = %name);
     thread.spawn(format!("{name}-loop"), move || {
         let _entered = span.enter();
         crate::threads::serve(id);
@@ -817,6 +823,10 @@ impl<M: Machine> Loop<M> {
         }
         let machine = &mut self.machine;
         let Ok(Some(deadline)) = catch_unwind(AssertUnwindSafe(|| machine.poll_timeout())) else {
+            // Nothing is due any more (a waiter was answered, a restart
+            // was cancelled): a timer left armed would only wake the loop
+            // for nothing, and a test clock would count it as live.
+            self.timer = None;
             return;
         };
         if let Some((_, armed)) = &self.timer {

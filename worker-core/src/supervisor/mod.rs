@@ -65,6 +65,7 @@ pub mod effects;
 mod error;
 pub mod offloop;
 mod quiet;
+pub mod ready;
 pub mod reply;
 pub mod timers;
 

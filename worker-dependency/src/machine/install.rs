@@ -84,10 +84,11 @@ impl Machine {
     }
 
     pub(super) fn remove(&mut self, id: NodeId, out: &mut Vec<Action>) {
-        tracing::debug!(engine = %self.name, manifold = %self.graph.name(id), "uninstalled");
         debug_assert!(self.nodes[id].phase.is_stopped());
+        let name = self.graph.name(id).clone();
+        self.emit(Some(id), out, || worker_core::events::EventKind::Removed);
         self.graph.remove(id);
         self.nodes[id] = Node::new(None);
-        out.push(Action::Removed { node: id });
+        out.push(Action::Removed { node: id, name });
     }
 }

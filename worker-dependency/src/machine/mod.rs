@@ -23,6 +23,7 @@
 
 mod install;
 mod node;
+mod ready;
 mod shutdown;
 mod start;
 mod stop;
@@ -34,6 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use worker_core::backoff::Backoff;
+use worker_core::events::{Event as LifeEvent, EventKind, ShutdownCause};
 use worker_core::supervisor::Timers;
 use worker_core::supervisor::offloop::OffLoop;
 use worker_core::{Error, SharedWorker};
@@ -68,21 +70,17 @@ pub(crate) enum Action {
         name: Arc<str>,
         worker: OffLoop<SharedWorker>,
     },
-    /// Tell the metrics hook of a start.
-    RecordStart { name: Arc<str> },
-    /// Tell the metrics hook of a stop.
-    RecordStop {
-        name: Arc<str>,
-        error: Option<Error>,
-    },
-    /// An uninstall finished.
-    Removed { node: NodeId },
+    /// Hand this event to the hooks (emitted only when there is one).
+    Event(Box<LifeEvent>),
+    /// A manifold's worker registered as running (readiness waits are
+    /// answered by it, whether or not anybody listens to events).
+    Started { name: Arc<str> },
+    /// An uninstall finished (`name` is no longer in the graph).
+    Removed { node: NodeId, name: Arc<str> },
     /// A worker ended: the shell waits for it (joining its thread, if it
     /// has one) before the engine finishes, and lets go of its outputs,
     /// off the loop.
     Reap { live: OffLoop<Live> },
-    /// A manifold exceeded the stop timeout.
-    Stuck { name: Arc<str>, waited: Duration },
 }
 
 /// How much jitter spreads the engine's delays: +-10%.
@@ -96,6 +94,8 @@ pub(crate) struct Policy {
     pub(crate) bounce: Backoff,
     pub(crate) backoff_reset_time: Duration,
     pub(crate) stop_timeout: Duration,
+    /// Whether a hook wants [`Action::Event`]s.
+    pub(crate) events: bool,
 }
 
 impl Policy {
@@ -121,6 +121,7 @@ impl Policy {
             },
             backoff_reset_time: config.backoff_reset_time,
             stop_timeout: config.stop_timeout,
+            events: !config.hooks.is_empty(),
         }
     }
 }
@@ -244,6 +245,24 @@ impl Machine {
         &mut self.nodes[id]
     }
 
+    /// Hands the event `kind` about the current incarnation of `id` (or,
+    /// for `None`, about the engine) to the log and, when there is a hook,
+    /// to the hooks. Nothing is made when nobody listens.
+    fn emit(&self, id: Option<NodeId>, out: &mut Vec<Action>, kind: impl FnOnce() -> EventKind) {
+        let hooked = self.policy.events;
+        if !hooked && !worker_core::events::logging() {
+            return;
+        }
+        let (worker, generation) = id.map_or((None, 0), |id| {
+            (Some(self.graph.name(id).clone()), self.nodes[id].generation)
+        });
+        let event = LifeEvent::new(self.name.clone(), worker, generation, kind());
+        event.log();
+        if hooked {
+            out.push(Action::Event(Box::new(event)));
+        }
+    }
+
     /// Moves `id` to `phase`, keeping the live count, and cancels the
     /// deadlines whose reason the new phase ends; returns the old phase
     /// (dropping it is safe: what it holds is [`OffLoop`]).
@@ -287,9 +306,12 @@ impl Machine {
                         return self.fail_internal(message, now, out);
                     };
                     self.nodes[id].stuck = true;
-                    out.push(Action::Stuck {
-                        name: self.graph.name(id).clone(),
-                        waited: now.saturating_duration_since(since),
+                    let after = now.saturating_duration_since(since);
+                    let starting = matches!(self.nodes[id].phase, Phase::Starting { .. });
+                    self.emit(Some(id), out, || EventKind::Stuck {
+                        after,
+                        starting,
+                        forced: false,
                     });
                     if self.dying {
                         // Do not let one stuck worker hold the rest up.
@@ -302,7 +324,7 @@ impl Machine {
 
     /// Stops the engine: every manifold is stopped, dependents first.
     pub(crate) fn kill(&mut self, now: Instant, out: &mut Vec<Action>) {
-        self.begin_shutdown(now, out);
+        self.begin_shutdown(ShutdownCause::Killed, now, out);
     }
 
     /// The engine's own state is inconsistent: record it and stop. Never
@@ -312,7 +334,7 @@ impl Machine {
         if self.internal.is_none() {
             self.internal = Some(Error::new(Internal(message)));
         }
-        self.begin_shutdown(now, out);
+        self.begin_shutdown(ShutdownCause::Fatal { worker: None }, now, out);
     }
 }
 

@@ -10,18 +10,24 @@
 
 use std::time::Instant;
 
+use worker_core::events::{EventKind, ShutdownCause};
 use worker_core::supervisor::offloop::OffLoop;
 
 use super::{Action, Machine, Phase};
 use crate::graph::NodeId;
 
 impl Machine {
-    pub(super) fn begin_shutdown(&mut self, now: Instant, out: &mut Vec<Action>) {
+    pub(super) fn begin_shutdown(
+        &mut self,
+        cause: ShutdownCause,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
         if self.dying {
             return;
         }
         self.dying = true;
-        tracing::debug!(engine = %self.name, "stopping");
+        self.emit(None, out, || EventKind::ShuttingDown { cause });
         for node in &mut self.nodes {
             node.live_dependents = 0;
             node.released = node.phase.is_stopped();
@@ -45,6 +51,7 @@ impl Machine {
                     if abort.is_none() {
                         *abort = Some(now);
                         out.push(Action::Abort { node: id });
+                        self.emit(Some(id), out, || EventKind::Stopping);
                         self.push_stop_timeout(id, now);
                     }
                 }
@@ -96,6 +103,7 @@ impl Machine {
                 name: self.graph.name(id).clone(),
                 worker,
             });
+            self.emit(Some(id), out, || EventKind::Stopping);
             self.push_stop_timeout(id, now);
         }
     }

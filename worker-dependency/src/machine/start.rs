@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use worker_core::events::EventKind;
 use worker_core::supervisor::offloop::OffLoop;
 use worker_core::{Error, deadline};
 
@@ -37,6 +38,26 @@ impl Machine {
                 self.policy.error.delay(step, self.sample)
             }
         };
+        // Said of the incarnation that ended; the next one is numbered
+        // below.
+        match &cause {
+            Cause::Failed { step, .. } => {
+                let attempt = *step;
+                self.emit(Some(id), out, || EventKind::Restarting {
+                    delay,
+                    attempt,
+                    because_of: None,
+                });
+            }
+            Cause::InputStarted(input) | Cause::InputStopped(input) => {
+                let input = Some(input.clone());
+                self.emit(Some(id), out, || EventKind::Bouncing { input, delay });
+            }
+            Cause::Bounced => {
+                self.emit(Some(id), out, || EventKind::Bouncing { input: None, delay });
+            }
+            Cause::Installed => {}
+        }
         self.next_generation += 1;
         let generation = self.next_generation;
         let node = self.node(id);
@@ -80,6 +101,7 @@ impl Machine {
             manifold,
             inputs: OffLoop::new(inputs),
         });
+        self.emit(Some(id), out, || EventKind::Starting);
     }
 
     /// A start function (and output function) returned.
@@ -126,7 +148,9 @@ impl Machine {
             Err(error) => return self.finish(id, Some(error), verdict, false, now, out),
         };
         if let Some(since) = abort {
-            // Asked to stop while starting: never offer this worker.
+            // Asked to stop while starting: never offer this worker. (It
+            // did start; its `Stopping` came already.)
+            self.emit(Some(id), out, || EventKind::Started);
             out.push(Action::Kill {
                 name,
                 worker: OffLoop::new(live.worker.clone()),
@@ -148,8 +172,8 @@ impl Machine {
                 stopping: None,
             },
         );
-        tracing::debug!(engine = %self.name, manifold = %name, "started");
-        out.push(Action::RecordStart { name: name.clone() });
+        self.emit(Some(id), out, || EventKind::Started);
+        out.push(Action::Started { name: name.clone() });
         self.bounce_dependents(id, Cause::InputStarted(name), now, out);
     }
 }

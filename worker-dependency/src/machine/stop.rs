@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use worker_core::events::{End, EventKind, ShutdownCause};
 use worker_core::supervisor::offloop::OffLoop;
 use worker_core::{Error, deadline};
 
@@ -62,6 +63,7 @@ impl Machine {
                 if abort.is_none() {
                     *abort = Some(now);
                     out.push(Action::Abort { node: id });
+                    self.emit(Some(id), out, || EventKind::Stopping);
                     self.push_stop_timeout(id, now);
                 }
                 return;
@@ -74,6 +76,7 @@ impl Machine {
                         name: self.graph.name(id).clone(),
                         worker,
                     });
+                    self.emit(Some(id), out, || EventKind::Stopping);
                     self.push_stop_timeout(id, now);
                 }
                 return;
@@ -138,7 +141,9 @@ impl Machine {
         out: &mut Vec<Action>,
     ) {
         let name = self.graph.name(id).clone();
-        let stop_requested = self.nodes[id].phase.stop_requested().is_some();
+        let stop_asked = self.nodes[id].phase.stop_requested();
+        let stop_requested = stop_asked.is_some();
+        let was_stuck = self.nodes[id].stuck;
         let reset_time = self.policy.backoff_reset_time;
         let node = self.node(id);
         // Backoff bookkeeping on the raw error, as Go.
@@ -168,23 +173,45 @@ impl Machine {
         node.started_at = None;
         node.started_wall = None;
         node.stuck = false;
-        match self.set_phase(id, Phase::Stopped) {
+        let error = node.last_error.clone().or_else(|| fatal.clone());
+        let had_worker = match self.set_phase(id, Phase::Stopped) {
             Phase::Running { live, .. } | Phase::Discarding { live, .. } => {
-                out.push(Action::Reap { live })
+                out.push(Action::Reap { live });
+                true
             }
-            Phase::Stopped | Phase::Waiting { .. } | Phase::Starting { .. } => {}
-        }
+            Phase::Stopped | Phase::Waiting { .. } | Phase::Starting { .. } => false,
+        };
+        let end = End::new(
+            had_worker,
+            stop_asked.map(|since| now.saturating_duration_since(since)),
+            was_stuck,
+        );
+        let is_fatal = fatal.is_some();
+        self.emit(Some(id), out, || match error {
+            Some(e)
+                if !is_fatal && (e.is::<Missing>() || e.is::<Bounce>() || e.is::<Uninstall>()) =>
+            {
+                EventKind::Stopped {
+                    end,
+                    reason: Some(e),
+                }
+            }
+            Some(error) => EventKind::Failed {
+                error,
+                fatal: is_fatal,
+                end,
+            },
+            None => EventKind::Stopped { end, reason: None },
+        });
         if let Some(error) = fatal {
-            tracing::warn!(engine = %self.name, manifold = %name, %error, "fatal error; stopping the engine");
             self.fatal.push(error);
-            self.begin_shutdown(now, out);
+            let cause = ShutdownCause::Fatal {
+                worker: Some(name.clone()),
+            };
+            self.begin_shutdown(cause, now, out);
         }
         if self.dying {
             self.stopped_while_dying(id, now, out);
-            out.push(Action::RecordStop {
-                name,
-                error: filtered,
-            });
             return;
         }
         let uninstall = self.nodes[id].uninstall;
@@ -194,17 +221,16 @@ impl Machine {
                 self.request_start(id, Delay::Bounce, cause, now, out);
             } else {
                 match &filtered {
-                    None => tracing::debug!(engine = %self.name, manifold = %name, "completed"),
-                    Some(e) if e.is::<Missing>() => {
-                        tracing::debug!(engine = %self.name, manifold = %name, error = %e, "missing an input")
-                    }
+                    // Completed, or missing an input: it waits for one to
+                    // start (its end event said which).
+                    None => {}
+                    Some(e) if e.is::<Missing>() => {}
                     Some(e) if e.is::<Bounce>() => {
                         self.request_start(id, Delay::Bounce, Cause::Bounced, now, out)
                     }
                     Some(e) if e.is::<Uninstall>() => self.nodes[id].uninstall = true,
                     Some(e) => {
                         let step = self.nodes[id].recent_errors;
-                        tracing::warn!(engine = %self.name, manifold = %name, error = %e, step, "manifold failed; restarting after a delay");
                         let cause = Cause::Failed {
                             error: e.clone(),
                             step,
@@ -220,9 +246,5 @@ impl Machine {
         if self.nodes[id].uninstall {
             self.remove(id, out);
         }
-        out.push(Action::RecordStop {
-            name,
-            error: filtered,
-        });
     }
 }

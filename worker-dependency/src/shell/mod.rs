@@ -5,25 +5,28 @@
 //! It hands each request and each piece of news to the engine's pure state
 //! machine ([`crate::machine`]) and turns the actions that come back into
 //! the driver's [`Effects`]: start jobs ([`starter`]), kills and reaps,
-//! metrics hooks and disposals (all off the loop), answers to callers, and
-//! the engine's end. The values it moves that hold user code (manifolds,
+//! event deliveries and disposals (all off the loop), answers to callers,
+//! and the engine's end. The values it moves that hold user code (manifolds,
 //! workers, outputs) are [`OffLoop`], so none is ever dropped on the loop.
 
 use std::collections::HashMap;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use worker_core::events::Delivery;
 use worker_core::supervisor::offloop::OffLoop;
+use worker_core::supervisor::ready::{ReadyRequest, ReadyWaiters};
 use worker_core::supervisor::{Effects, Finish, Reply};
 use worker_core::{Clock, Error, SharedWorker};
 
-use crate::config::Metrics;
 use crate::graph::NodeId;
 use crate::machine::{Action, Live, Machine, Policies, Snapshot, Started, Verdict};
 use crate::{InstallError, Manifold, ShuttingDown, UninstallError};
 
+mod ready;
 pub(crate) mod starter;
+
+pub(crate) use ready::ReadyReply;
 
 use starter::StartJob;
 
@@ -48,6 +51,12 @@ pub(crate) enum Event {
     WaitingFor {
         reply: Reply<Vec<String>>,
     },
+    /// `wait_ready`: until every manifold it names has started.
+    Ready(ReadyRequest),
+    /// An aborted `wait_ready` caller withdraws.
+    CancelReady {
+        waiter: u64,
+    },
     /// A start job is done (the start function and the output function
     /// returned).
     Started {
@@ -65,18 +74,13 @@ pub(crate) enum Event {
     },
 }
 
-/// A metrics hook to call.
-enum Hook {
-    Start(Arc<str>),
-    Stop(Arc<str>, Option<Error>),
-}
-
 /// The engine's machine, as the driver runs it.
 pub(crate) struct Shell {
     pub(crate) name: Arc<str>,
     pub(crate) machine: Machine,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) metrics: Arc<dyn Metrics>,
+    /// The events waiting for the hooks, if there is a hook.
+    pub(crate) hooks: Option<Arc<Delivery>>,
     pub(crate) policies: Arc<Policies>,
     /// What reports show once the loop has gone.
     pub(crate) final_snapshot: Arc<OnceLock<Seen>>,
@@ -84,10 +88,10 @@ pub(crate) struct Shell {
     pub(crate) aborts: Vec<Option<worker_core::AbortTrigger>>,
     /// Callers waiting for an uninstall to finish.
     pub(crate) uninstalls: HashMap<NodeId, Vec<Reply<Result<(), UninstallError>>>>,
+    /// Callers of `wait_ready` (see `ready`).
+    pub(crate) ready: ReadyWaiters<ReadyReply>,
     /// Reused between events.
     pub(crate) out: Vec<Action>,
-    /// The hooks of a burst of events, called together off the loop.
-    hooks: Vec<Hook>,
     /// Dying was announced to the driver.
     dying: bool,
     /// The end was announced to the driver.
@@ -99,7 +103,7 @@ impl Shell {
         name: Arc<str>,
         machine: Machine,
         clock: Arc<dyn Clock>,
-        metrics: Arc<dyn Metrics>,
+        hooks: Option<Arc<Delivery>>,
         policies: Arc<Policies>,
         final_snapshot: Arc<OnceLock<Seen>>,
     ) -> Self {
@@ -107,13 +111,13 @@ impl Shell {
             name,
             machine,
             clock,
-            metrics,
+            hooks,
             policies,
             final_snapshot,
             aborts: Vec::new(),
             uninstalls: HashMap::new(),
+            ready: ReadyWaiters::new(),
             out: Vec::new(),
-            hooks: Vec::new(),
             dying: false,
             finished: false,
         }
@@ -139,6 +143,8 @@ impl worker_core::supervisor::Machine for Shell {
             }
             Event::Snapshot { reply } => reply.send(self.seen(now)),
             Event::WaitingFor { reply } => reply.send(self.machine.waiting_for()),
+            Event::Ready(request) => self.ready_request(request, now),
+            Event::CancelReady { waiter } => drop(self.ready.cancel(waiter)),
             Event::Started {
                 node,
                 generation,
@@ -172,28 +178,26 @@ impl worker_core::supervisor::Machine for Shell {
     }
 
     fn poll_timeout(&mut self) -> Option<Instant> {
-        self.machine.next_deadline()
+        let mine = self.machine.next_deadline();
+        match self.ready.next_deadline() {
+            Some(ready) => Some(mine.map_or(ready, |d| d.min(ready))),
+            None => mine,
+        }
     }
 
     fn handle_timeout(&mut self, now: Instant, fx: &mut Effects<StartJob>) {
         self.transition(now, fx, |machine, out| machine.tick(now, out));
+        self.ready_tick(now);
     }
 
     fn ends_job(event: &Event) -> bool {
         matches!(event, Event::Started { .. })
     }
 
-    fn burst_end(&mut self, fx: &mut Effects<StartJob>) {
-        self.call_hooks(fx);
-    }
-
     fn abandon(&mut self) -> Vec<SharedWorker> {
         self.machine.workers()
     }
 }
-
-/// How many hook calls wait for the end of a burst at most.
-const HOOK_BATCH: usize = 256;
 
 impl Shell {
     /// Runs one call of the machine and carries out what it asks for.
@@ -241,9 +245,19 @@ impl Shell {
                     }
                 }
                 Action::Kill { name, worker } => fx.kill(worker.into_inner(), name),
-                Action::RecordStart { name } => self.hooks.push(Hook::Start(name)),
-                Action::RecordStop { name, error } => self.hooks.push(Hook::Stop(name, error)),
-                Action::Removed { node } => {
+                Action::Started { name } => self.ready_started(&name),
+                Action::Event(event) => {
+                    // Delivered off the loop, in order: one delivery is
+                    // outstanding at a time, and takes every event queued.
+                    if let Some(hooks) = &self.hooks {
+                        if hooks.push(*event) {
+                            let hooks = hooks.clone();
+                            fx.call(move || hooks.deliver());
+                        }
+                    }
+                }
+                Action::Removed { node, name } => {
+                    self.ready_gone(&name);
                     // Answered after the kills asked for so far (those of
                     // its dependents, say), which run off the loop in order:
                     // when `uninstall` returns, they have been told to stop.
@@ -267,18 +281,11 @@ impl Shell {
                         }
                     }
                 }
-                Action::Stuck { name, waited } => {
-                    tracing::warn!(engine = %self.name, manifold = %name, ?waited, "manifold is slow to stop");
-                }
             }
-        }
-        // Hooks wait for the end of the burst (one call for many events),
-        // unless they pile up or the engine ends.
-        if self.hooks.len() >= HOOK_BATCH {
-            self.call_hooks(fx);
         }
         if self.machine.is_dying() && !self.dying {
             self.dying = true;
+            self.ready_stopped();
             fx.dying();
         }
         if self.machine.is_finished() && !self.finished {
@@ -290,20 +297,8 @@ impl Shell {
                     reply.send(Err(ShuttingDown(self.name.to_string()).into()));
                 }
             }
-            self.call_hooks(fx);
             fx.finish(self.end());
         }
-    }
-
-    /// Has the metrics hooks collected so far called, off the loop.
-    fn call_hooks(&mut self, fx: &mut Effects<StartJob>) {
-        if self.hooks.is_empty() {
-            return;
-        }
-        let hooks = std::mem::take(&mut self.hooks);
-        let metrics = self.metrics.clone();
-        let engine = self.name.clone();
-        fx.call(move || call_hooks(&engine, &*metrics, hooks));
     }
 
     /// A snapshot, with the fatal errors to rank when there is no
@@ -328,28 +323,6 @@ impl Shell {
         let fatal = fatal.to_vec();
         let policies = self.policies.clone();
         Finish::Later(Box::new(move || policies.result(None, &fatal)))
-    }
-}
-
-/// Calls the metrics hooks of one event, in order; a panic in one is
-/// logged and the others are still called.
-fn call_hooks(engine: &str, metrics: &dyn Metrics, hooks: Vec<Hook>) {
-    for hook in hooks {
-        let (name, called) = match hook {
-            Hook::Start(name) => {
-                let called = catch_unwind(AssertUnwindSafe(|| metrics.record_start(&name)));
-                (name, called)
-            }
-            Hook::Stop(name, error) => {
-                let called = catch_unwind(AssertUnwindSafe(|| {
-                    metrics.record_stop(&name, error.as_ref())
-                }));
-                (name, called)
-            }
-        };
-        if called.is_err() {
-            tracing::error!(engine, manifold = %name, "metrics hook panicked");
-        }
     }
 }
 

@@ -68,6 +68,17 @@ pub(crate) fn starting(engine: u64, name: &str) -> bool {
     })
 }
 
+/// The manifold whose start (or output) function this thread runs for
+/// engine `engine`, if any (a readiness wait there must not include it).
+pub(crate) fn starting_in(engine: u64) -> Option<Arc<str>> {
+    STARTING.with(|s| {
+        s.borrow()
+            .as_ref()
+            .filter(|(e, _)| *e == engine)
+            .map(|(_, name)| name.clone())
+    })
+}
+
 /// Runs one start job on an executor thread and tells the loop; never
 /// panics (every call of user code is contained), so the loop always hears
 /// of the start.
@@ -88,7 +99,10 @@ pub(crate) fn run_job(
     } = job;
     let manifold = manifold.into_inner();
     STARTING.with(|s| *s.borrow_mut() = Some((engine, name.clone())));
-    let result = start(&name, &manifold, inputs.into_inner(), abort);
+    // The incarnation's span: the start and output functions run in it,
+    // and so do the bodies of the workers they spawn.
+    let span = worker_core::events::worker_span(engine_name, Some(&name), generation);
+    let result = span.in_scope(|| start(&name, &manifold, inputs.into_inner(), abort));
     STARTING.with(|s| *s.borrow_mut() = None);
     let verdict = match &result {
         Ok(_) => Verdict::started(policies.sample()),

@@ -344,7 +344,7 @@ fn a_tree_of_misbehaving_workers_stops_cleanly_and_leaves_no_thread() {
     let mut config = EngineConfig::new(format!("{name}-engine"));
     config.jitter = Arc::new(worker_dependency::NoJitter);
     let (started_tx, started) = unbounded();
-    config.metrics = Arc::new(Started(Mutex::new(started_tx)));
+    let config = config.metrics(Started(Mutex::new(started_tx)));
     let engine = Arc::new(Engine::new(config).unwrap());
     let runner_name = format!("{name}-runner");
     let runner = Manifold::new(move |_| {

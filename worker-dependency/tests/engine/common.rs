@@ -71,7 +71,7 @@ impl Harness {
         config.bounce_delay = BOUNCE_DELAY;
         config.backoff_factor = 0.0;
         config.stop_timeout = Duration::ZERO;
-        config.metrics = Arc::new(Recorder {
+        let mut config = config.metrics(Recorder {
             started: Mutex::new(started_tx),
             stopped: Mutex::new(stopped_tx),
         });

@@ -15,6 +15,7 @@ mod context;
 mod errors;
 mod install;
 mod random;
+mod ready;
 mod report;
 mod self_manifold;
 mod shutdown;

@@ -63,7 +63,7 @@ fn run_case(inputs: Vec<Vec<usize>>, scripts: Vec<Vec<Step>>) -> Result<(), Test
         r.fetch_add(1, Ordering::SeqCst);
         worst.unwrap_or(new).clone()
     });
-    config.metrics = Arc::new(Starts(starts_tx));
+    let config = config.metrics(Starts(starts_tx));
     let engine = Engine::new(config).unwrap();
     let workers: Arc<Mutex<Vec<Arc<Passive>>>> = Arc::default();
     let manifolds: Vec<(String, Manifold)> = inputs

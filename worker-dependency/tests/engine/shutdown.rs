@@ -116,9 +116,7 @@ fn a_stuck_worker_is_reported_and_waited_for_but_does_not_hold_up_the_rest() {
     let report = h.manifold_report("stubborn");
     assert_eq!(report["stuck"], true);
     let warned = logs().lines().any(|l| {
-        l.contains("manifold is slow to stop")
-            && l.contains("dep-shutdown-stuck")
-            && l.contains("stubborn")
+        l.contains("worker stuck") && l.contains("dep-shutdown-stuck") && l.contains("stubborn")
     });
     assert!(warned, "no warning in {}", logs());
     assert_eq!(report["stopping-for"], "5s");

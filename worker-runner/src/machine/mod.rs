@@ -32,14 +32,18 @@ mod hash;
 mod limits;
 #[cfg(test)]
 mod proptests;
+mod ready;
 mod requests;
 mod restart;
 mod shutdown;
 mod slab;
+mod stragglers;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_otp;
+#[cfg(test)]
+mod tests_ready;
 mod transitions;
 mod verdict;
 
@@ -51,15 +55,17 @@ use worker_core::Error;
 
 use crate::error::{LookupError, RemoveError, StartError};
 use worker_core::supervisor::Timers;
+use worker_core::supervisor::ready::ReadyWaiters;
+use worker_core::{Names, ReadyError};
 
 pub(crate) use entry::{EntrySnapshot, RestartCause, StateName};
 pub(crate) use verdict::{Policies, Verdict};
 
 use self::entry::{Entry, Stamp, State};
-use crate::event::RunnerEvent;
 use crate::policy::{Intensity, RestartPolicy, RestartType};
 use crate::status::{Stage, WaitingFor};
 use crate::supervision::{AutoShutdown, FailureBackoff, Shutdown, ShutdownOrder, Strategy};
+use worker_core::events::{Event as LifeEvent, EventKind};
 
 /// Index of an entry in the machine's slot table.
 pub(crate) type Slot = u32;
@@ -96,6 +102,8 @@ pub(crate) trait Io {
     type WorkerReply;
     /// Where the answer to a `stop_and_remove_worker()` call goes.
     type RemoveReply;
+    /// Where the answer to a `wait_ready()` call goes.
+    type ReadyReply;
 }
 
 /// Everything the machine can be told, for [`Machine::handle`].
@@ -124,6 +132,16 @@ pub(crate) enum Event<T: Io> {
     },
     /// An aborted `worker` or `stop_and_remove_worker` caller withdraws.
     Cancel { id: String, waiter: WaiterId },
+    /// `wait_ready`: until every id of `which` has started, for at most
+    /// `timeout`.
+    Ready {
+        which: Box<Names>,
+        waiter: WaiterId,
+        timeout: Duration,
+        reply: T::ReadyReply,
+    },
+    /// An aborted `wait_ready` caller withdraws.
+    CancelReady { waiter: WaiterId },
     /// `kill`.
     Kill,
     /// A start function returned.
@@ -179,8 +197,14 @@ pub(crate) enum Action<T: Io> {
         /// Boxed: errors are rare, and actions queue by the thousand.
         result: Result<(), Box<RemoveError>>,
     },
-    /// Hand this event to the event hook (emitted only when there is one).
-    Event(Box<RunnerEvent>),
+    /// Answer a `wait_ready()` call.
+    Ready {
+        to: T::ReadyReply,
+        /// Boxed, as the other answers.
+        result: Result<(), Box<ReadyError>>,
+    },
+    /// Hand this event to the hooks (emitted only when there is one).
+    Event(Box<LifeEvent>),
     /// The runner has started shutting down.
     Dying,
     /// Every worker is gone. Emitted exactly once, with the fatal errors
@@ -204,6 +228,7 @@ impl<T: Io> std::fmt::Debug for Action<T> {
             Action::Reap { .. } => f.write_str("Reap"),
             Action::Reply { result, .. } => write!(f, "Reply(ok: {})", result.is_ok()),
             Action::Removed { result, .. } => write!(f, "Removed({result:?})"),
+            Action::Ready { result, .. } => write!(f, "Ready({result:?})"),
             Action::Event(event) => write!(f, "Event({event:?})"),
             Action::Dying => f.write_str("Dying"),
             Action::Finished { errors } => write!(f, "Finished({errors:?})"),
@@ -229,6 +254,8 @@ pub(crate) struct Started<T: Io> {
 /// The machine's share of the runner's parameters.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
+    /// The runner's name, as its events give it.
+    pub(crate) name: Arc<str>,
     pub(crate) restart_type: RestartType,
     pub(crate) policy: RestartPolicy,
     pub(crate) stop_timeout: Option<Duration>,
@@ -242,7 +269,7 @@ pub(crate) struct Config {
     pub(crate) shutdown: Shutdown,
     pub(crate) shutdown_order: ShutdownOrder,
     pub(crate) auto_shutdown: AutoShutdown,
-    /// Whether an event hook wants [`Action::Event`]s.
+    /// Whether a hook wants [`Action::Event`]s.
     pub(crate) events: bool,
 }
 
@@ -250,6 +277,7 @@ impl Config {
     /// Go's runner: every option off.
     pub(crate) fn new(policy: RestartPolicy) -> Self {
         Config {
+            name: Arc::from("runner"),
             restart_type: RestartType::default(),
             policy,
             stop_timeout: None,
@@ -297,6 +325,8 @@ pub(crate) struct Machine<T: Io> {
     ordered: Option<shutdown::Ordered>,
     /// Significant ids not asked to stop.
     significant: usize,
+    /// Callers of `wait_ready` (see `ready`).
+    ready: ReadyWaiters<T::ReadyReply>,
 }
 
 impl<T: Io> Machine<T> {
@@ -319,6 +349,7 @@ impl<T: Io> Machine<T> {
             paused: Vec::new(),
             ordered: None,
             significant: 0,
+            ready: ReadyWaiters::new(),
         }
     }
 
@@ -348,6 +379,13 @@ impl<T: Io> Machine<T> {
             } => self.stop_and_remove(&id, waiter, reply, timeout, now, out),
             Event::Lookup { id, waiter, reply } => self.lookup(&id, waiter, reply, out),
             Event::Cancel { id, waiter } => self.cancel_wait(&id, waiter),
+            Event::Ready {
+                which,
+                waiter,
+                timeout,
+                reply,
+            } => self.ready_request(&which, waiter, timeout, reply, now, out),
+            Event::CancelReady { waiter } => self.cancel_ready(waiter),
             Event::Kill => self.kill(now, out),
             Event::Started {
                 slot,
@@ -388,12 +426,17 @@ impl<T: Io> Machine<T> {
                 Key::Resume => self.resume(now, out),
             }
         }
+        self.ready_tick(now, out);
         self.settle(now, out);
     }
 
     /// The earliest deadline still pending, if any.
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
-        self.deadlines.next()
+        let mine = self.deadlines.next();
+        match self.ready.next_deadline() {
+            Some(ready) => Some(mine.map_or(ready, |d| d.min(ready))),
+            None => mine,
+        }
     }
 
     /// Every worker instance the machine holds (for a driver that gives
@@ -489,18 +532,32 @@ impl<T: Io> Machine<T> {
 
     // ----- helpers --------------------------------------------------------
 
-    /// Hands `event` to the log and, when there is a hook, to the hook.
-    /// Nothing is made when nobody listens.
-    fn emit(&self, out: &mut Actions<T>, event: impl FnOnce() -> RunnerEvent) {
+    /// Hands the event `kind` about the runner to the log and, when there
+    /// is a hook, to the hooks. Nothing is made when nobody listens.
+    fn emit(&self, out: &mut Actions<T>, kind: impl FnOnce() -> EventKind) {
+        self.emit_event(out, None, kind);
+    }
+
+    /// Hands the event `kind` about the current incarnation of `slot` to
+    /// the log and the hooks, as [`emit`](Self::emit) does.
+    fn emit_for(&self, out: &mut Actions<T>, slot: Slot, kind: impl FnOnce() -> EventKind) {
+        let entry = self.entry(slot).expect("an event about an entry");
+        self.emit_event(out, Some((&entry.id, entry.generation)), kind);
+    }
+
+    fn emit_event(
+        &self,
+        out: &mut Actions<T>,
+        worker: Option<(&Arc<str>, Generation)>,
+        kind: impl FnOnce() -> EventKind,
+    ) {
         let hooked = self.config.events;
-        if !hooked
-            && tracing::level_filters::LevelFilter::current()
-                == tracing::level_filters::LevelFilter::OFF
-        {
+        if !hooked && !worker_core::events::logging() {
             return;
         }
-        let event = event();
-        event.trace();
+        let (worker, generation) = worker.map_or((None, 0), |(id, g)| (Some(id.clone()), g));
+        let event = LifeEvent::new(self.config.name.clone(), worker, generation, kind());
+        event.log();
         if hooked {
             out.push(Action::Event(Box::new(event)));
         }
@@ -576,6 +633,11 @@ impl<T: Io> Machine<T> {
 
     fn stamp(&self, now: Instant) -> Stamp {
         Stamp::new(self.epoch, now)
+    }
+
+    /// How long ago `stamp` was, at `now`.
+    fn since(&self, stamp: Stamp, now: Instant) -> Duration {
+        now.saturating_duration_since(stamp.instant(self.epoch))
     }
 }
 

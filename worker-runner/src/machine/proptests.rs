@@ -437,12 +437,15 @@ impl World {
     fn check(&mut self, out: Vec<Action<TestIo>>, ticked: bool) -> Result<(), TestCaseError> {
         // A restart decided in this step, and the kills it must come with.
         let trigger = out.iter().find_map(|a| match a {
-            Action::Event(e) => match &**e {
-                RunnerEvent::Restarting {
-                    id,
-                    because_of: None,
-                    ..
-                } => Some(IDS.iter().copied().find(|i| **i == **id).unwrap()),
+            Action::Event(e) => match &e.kind {
+                EventKind::Restarting {
+                    because_of: None, ..
+                } => Some(
+                    IDS.iter()
+                        .copied()
+                        .find(|i| Some(*i) == e.worker())
+                        .unwrap(),
+                ),
                 _ => None,
             },
             _ => None,
@@ -510,6 +513,7 @@ impl World {
                     }
                 }
                 Action::Abort { .. } => prop_assert!(false, "nothing here can be aborted"),
+                Action::Ready { .. } => prop_assert!(false, "nobody waits for readiness here"),
                 Action::Reap { .. } => {}
                 Action::Reply { to, result } => {
                     let id = self.waiting.remove(&to);
@@ -589,15 +593,15 @@ impl World {
 
     /// The runner-wide limit, checked against each restart decision; and
     /// escalations are fatal errors.
-    fn check_event(&mut self, event: &RunnerEvent) -> Result<(), TestCaseError> {
+    fn check_event(&mut self, event: &worker_core::events::Event) -> Result<(), TestCaseError> {
         let in_window = |restarts: &[Instant], limit: &Intensity, now: Instant| {
             restarts
                 .iter()
                 .filter(|&&t| now.saturating_duration_since(t) <= limit.period)
                 .count()
         };
-        match event {
-            RunnerEvent::Restarting {
+        match &event.kind {
+            EventKind::Restarting {
                 because_of: None, ..
             } => {
                 if let Some(limit) = &self.setup.intensity {
@@ -608,7 +612,7 @@ impl World {
                 }
                 self.restarts.push(self.now);
             }
-            RunnerEvent::GaveUp { error, .. } => {
+            EventKind::GaveUp { error } => {
                 let limit = self.setup.intensity.as_ref();
                 prop_assert!(limit.is_some(), "gave up without a limit");
                 let limit = limit.unwrap();

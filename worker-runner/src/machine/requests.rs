@@ -9,12 +9,12 @@ use worker_core::{AlreadyExists, Dead, NotFound, Outcome, deadline};
 
 use super::entry::{Entry, Member, Remover, State};
 use super::{
-    Action, Actions, Generation, Io, Key, Machine, RunnerEvent, Slot, Started, Verdict, WaiterId,
+    Action, Actions, EventKind, Generation, Io, Key, Machine, Slot, Started, Verdict, WaiterId,
 };
 use crate::error::{Dying, EmptyId, InvalidParams, LookupError, RemoveError, StartError};
-use crate::event::ShutdownCause;
 use crate::policy::{RestartType, WorkerOptions};
 use crate::supervision::AutoShutdown;
+use worker_core::events::{End, ShutdownCause};
 
 impl<T: Io> Machine<T> {
     /// `start_worker`: registers `id` and starts it at once. Fails with
@@ -257,6 +257,8 @@ impl<T: Io> Machine<T> {
             Ok(worker) => match stop {
                 Some(mark) => {
                     tracing::debug!(id = %entry.id, "killing worker that was stopped while starting");
+                    // It did start (its `Stopping` came already).
+                    self.emit_for(out, slot, || EventKind::Started);
                     self.kill_instance(slot, worker, mark, now, out);
                 }
                 None => {
@@ -270,10 +272,18 @@ impl<T: Io> Machine<T> {
                     }
                     entry.state = State::Running(worker);
                     let id = entry.id.clone();
-                    self.emit(out, || RunnerEvent::Started { id });
+                    self.ready_started(&id, out);
+                    self.emit_for(out, slot, || EventKind::Started);
                 }
             },
-            Err(e) => self.ended(slot, Err(e), verdict, false, now, out),
+            Err(e) => {
+                let end = End::new(
+                    false,
+                    stop.map(|m| self.since(m.since, now)),
+                    stop.is_some_and(|m| m.stuck),
+                );
+                self.ended(slot, Err(e), verdict, false, end, now, out)
+            }
         }
     }
 
@@ -294,10 +304,10 @@ impl<T: Io> Machine<T> {
         if entry.generation != generation {
             return;
         }
-        let (worker, forced) =
+        let (worker, forced, stop) =
             match std::mem::replace(&mut entry.state, State::Starting { stop: None }) {
-                State::Running(w) => (w, false),
-                State::Stopping { worker, mark } => (worker, mark.forced),
+                State::Running(w) => (w, false, None),
+                State::Stopping { worker, mark } => (worker, mark.forced, Some(mark)),
                 other => {
                     // Already ended (a second report of the same ending).
                     entry.state = other;
@@ -305,7 +315,12 @@ impl<T: Io> Machine<T> {
                 }
             };
         out.push(Action::Reap { worker });
+        let end = End::new(
+            true,
+            stop.map(|m| self.since(m.since, now)),
+            stop.is_some_and(|m| m.stuck),
+        );
         // (`ended` cancels its stuck check.)
-        self.ended(slot, outcome, verdict, forced, now, out);
+        self.ended(slot, outcome, verdict, forced, end, now, out);
     }
 }

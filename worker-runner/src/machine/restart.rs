@@ -20,11 +20,11 @@ use std::time::Instant;
 use worker_core::{Error, deadline};
 
 use super::entry::{Member, RestartCause, State, StopMark};
-use super::{Action, Actions, Io, Key, Machine, RunnerEvent, Slot, limits};
+use super::{Action, Actions, EventKind, Io, Key, Machine, Slot, limits};
 use crate::error::{RestartIntensityExceeded, RunnerIntensityExceeded};
-use crate::event::ShutdownCause;
 use crate::policy::RestartType;
 use crate::supervision::Strategy;
+use worker_core::events::ShutdownCause;
 
 /// A cascade of the runner's strategy: the workers restarted together.
 #[derive(Debug)]
@@ -100,9 +100,7 @@ impl<T: Io> Machine<T> {
             delay,
             because_of: None,
         });
-        let event_id = id.clone();
-        self.emit(out, || RunnerEvent::Restarting {
-            id: event_id,
+        self.emit_for(out, slot, || EventKind::Restarting {
             delay,
             attempt,
             because_of: None,
@@ -120,15 +118,13 @@ impl<T: Io> Machine<T> {
     /// Too many restarts: `err` (the escalated error) ends the runner.
     fn give_up(&mut self, slot: Slot, err: Error, now: Instant, out: &mut Actions<T>) {
         let id = self.entry(slot).expect("entry exists").id.clone();
-        let (event_id, error) = (id.clone(), err.clone());
-        self.emit(out, || RunnerEvent::GaveUp {
-            id: event_id,
-            error,
-        });
+        let error = err.clone();
+        self.emit_for(out, slot, || EventKind::GaveUp { error });
         self.record_fatal(err);
         self.remove(slot, Ok(()), out);
         if !self.dying {
-            self.begin_dying(ShutdownCause::Fatal { id }, now, out);
+            let cause = ShutdownCause::Fatal { worker: Some(id) };
+            self.begin_dying(cause, now, out);
         }
     }
 
@@ -141,7 +137,7 @@ impl<T: Io> Machine<T> {
         if let Some((resume_at, failures)) = throttle.fail(now) {
             let backoff = throttle.backoff();
             self.deadlines.set(Key::Resume, resume_at);
-            self.emit(out, || RunnerEvent::Paused { failures, backoff });
+            self.emit(out, || EventKind::Paused { failures, backoff });
         }
     }
 
@@ -152,7 +148,7 @@ impl<T: Io> Machine<T> {
         if let Some(throttle) = &mut self.throttle {
             throttle.resume();
         }
-        self.emit(out, || RunnerEvent::Resumed);
+        self.emit(out, || EventKind::Resumed);
         let mut due: Vec<(u64, Slot)> = std::mem::take(&mut self.paused)
             .into_iter()
             .filter_map(|slot| {
@@ -200,6 +196,7 @@ impl<T: Io> Machine<T> {
             start,
             permanent,
         });
+        self.emit_for(out, slot, || EventKind::Starting);
     }
 
     /// The failed worker `trigger` takes the others its strategy names
@@ -243,11 +240,13 @@ impl<T: Io> Machine<T> {
                 State::Running(w) => {
                     let worker = w.clone();
                     self.set_member(slot, Member::Stopping);
+                    self.emit_for(out, slot, || EventKind::Stopping);
                     self.kill_instance(slot, worker, StopMark::new(since), now, out);
                 }
                 State::Starting { stop } => {
                     *stop = Some(StopMark::new(since));
                     self.set_member(slot, Member::Stopping);
+                    self.emit_for(out, slot, || EventKind::Stopping);
                     self.arm_stuck(slot, now);
                 }
                 // Under a cascading strategy every restart is a cascade:
@@ -268,9 +267,7 @@ impl<T: Io> Machine<T> {
                     delay,
                     because_of: because_of.clone(),
                 });
-                let id = entry.id.clone();
-                self.emit(out, || RunnerEvent::Restarting {
-                    id,
+                self.emit_for(out, slot, || EventKind::Restarting {
                     delay,
                     attempt,
                     because_of,

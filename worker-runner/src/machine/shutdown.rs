@@ -10,10 +10,9 @@ use worker_core::Dead;
 use crate::error::LookupError;
 
 use super::entry::State;
-use super::{Action, Actions, Io, Key, Machine, RunnerEvent, Slot};
-use crate::event::ShutdownCause;
-use crate::status::Stage;
+use super::{Action, Actions, EventKind, Io, Key, Machine, Slot};
 use crate::supervision::{AutoShutdown, Shutdown, ShutdownOrder};
+use worker_core::events::ShutdownCause;
 
 /// An ordered shutdown in progress: the workers still to stop, the last
 /// started at the end, and the one being stopped.
@@ -39,8 +38,9 @@ impl<T: Io> Machine<T> {
         self.dying = true;
         // One kill per entry, at most: reserve exactly, not by doubling.
         out.reserve(self.index.len() + 2);
-        self.emit(out, || RunnerEvent::ShuttingDown { cause });
+        self.emit(out, || EventKind::ShuttingDown { cause });
         out.push(Action::Dying);
+        self.ready_stopped(out);
         // A cascade or a pause no longer matters: nothing restarts.
         if self.group.take().is_some() {
             self.deadlines.cancel(&Key::Group);
@@ -147,10 +147,10 @@ impl<T: Io> Machine<T> {
         let entry = self.entry_mut(slot);
         let abortable = entry.abortable;
         let id = entry.id.clone();
-        let (stage, since, forced) = match &mut entry.state {
+        let (since, starting, forced) = match &mut entry.state {
             State::Starting { stop: Some(mark) } => {
                 mark.stuck = true;
-                (Stage::Starting, mark.since, false)
+                (mark.since, true, false)
             }
             State::Stopping { worker, mark } => {
                 mark.stuck = true;
@@ -161,15 +161,14 @@ impl<T: Io> Machine<T> {
                         worker: worker.clone(),
                     });
                 }
-                (Stage::Stopping, mark.since, mark.forced)
+                (mark.since, false, mark.forced)
             }
             _ => return,
         };
         let after = now.saturating_duration_since(since.instant(epoch));
-        self.emit(out, || RunnerEvent::Stuck {
-            id,
-            stage,
+        self.emit_for(out, slot, || EventKind::Stuck {
             after,
+            starting,
             forced,
         });
     }
@@ -188,7 +187,7 @@ impl<T: Io> Machine<T> {
             AutoShutdown::AllSignificant => self.significant == 0,
         };
         if shut_down && !self.dying {
-            self.begin_dying(ShutdownCause::AutoShutdown { id }, now, out);
+            self.begin_dying(ShutdownCause::AutoShutdown { worker: id }, now, out);
         }
     }
 }

@@ -19,6 +19,7 @@ impl Io for TestIo {
     type Worker = u64;
     type WorkerReply = u32;
     type RemoveReply = u32;
+    type ReadyReply = u32;
 }
 
 /// A start function's return, as the shell reports it, with the
@@ -727,7 +728,7 @@ fn a_worker_that_ignores_kill_is_reported_stuck_once() {
     let out = h.advance(secs(1));
     assert!(matches!(
         &out[..],
-        [Action::Event(e)] if matches!(**e, RunnerEvent::Stuck { after, forced: false, .. } if after == secs(5))
+        [Action::Event(e)] if matches!(e.kind, EventKind::Stuck { after, starting: false, forced: false } if after == secs(5))
     ));
     let waiting = h.m.waiting_for(h.now);
     assert_eq!(waiting.len(), 1);

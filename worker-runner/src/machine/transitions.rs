@@ -8,12 +8,12 @@ use std::time::Instant;
 use worker_core::{Dead, Error, NotFound, Outcome, deadline};
 
 use super::entry::{Member, State, StopMark};
-use super::{Action, Actions, Io, Key, Machine, RunnerEvent, Slot, Verdict, WaiterId};
+use super::{Action, Actions, EventKind, Io, Key, Machine, Slot, Verdict, WaiterId};
 use crate::error::{LookupError, RemoveError, RemoveTimedOut};
-use crate::event::ShutdownCause;
 use crate::policy::RestartType;
 use crate::status::Stage;
 use crate::supervision::Shutdown;
+use worker_core::events::{End, ShutdownCause};
 
 impl<T: Io> Machine<T> {
     /// The id will not be restarted: its instance is killed (or will be,
@@ -26,6 +26,7 @@ impl<T: Io> Machine<T> {
         match &mut entry.state {
             State::Running(w) => {
                 let worker = w.clone();
+                self.emit_for(out, slot, || EventKind::Stopping);
                 self.kill_instance(slot, worker, StopMark::new(since), now, out);
             }
             State::Delayed { .. } | State::Held => self.remove(slot, Ok(()), out),
@@ -33,6 +34,7 @@ impl<T: Io> Machine<T> {
                 // Killed when its start function returns; reported stuck
                 // if that takes longer than the stop timeout.
                 *stop = Some(StopMark::new(since));
+                self.emit_for(out, slot, || EventKind::Stopping);
                 self.arm_stuck(slot, now);
             }
             // Already on its way.
@@ -120,14 +122,17 @@ impl<T: Io> Machine<T> {
     }
 
     /// The current incarnation of `slot` is over (its start function failed
-    /// or its instance finished): remove, restart, hold for a cascade, or
-    /// escalate. `forced`: it ended because the runner aborted it.
+    /// or its instance finished, as `end` says): remove, restart, hold for
+    /// a cascade, or escalate. `forced`: it ended because the runner
+    /// aborted it.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn ended(
         &mut self,
         slot: Slot,
         outcome: Outcome,
         verdict: Verdict,
         forced: bool,
+        end: End,
         now: Instant,
         out: &mut Actions<T>,
     ) {
@@ -136,6 +141,20 @@ impl<T: Io> Machine<T> {
         let id = entry.id.clone();
         let stop_requested = entry.stop_requested;
         let cascaded = entry.member == Member::Stopping && !stop_requested;
+        // A removed or forced worker's error is its remover's or the
+        // abort's, not a failure for the policies.
+        let failure = !(entry.removing || forced);
+        self.emit_for(out, slot, || match &outcome {
+            Err(error) if failure => EventKind::Failed {
+                error: error.clone(),
+                fatal: verdict.fatal,
+                end,
+            },
+            _ => EventKind::Stopped {
+                end,
+                reason: outcome.as_ref().err().cloned(),
+            },
+        });
         if entry.removing {
             // The callers of stop_and_remove_worker take the error.
             if let Err(e) = &outcome {
@@ -157,17 +176,12 @@ impl<T: Io> Machine<T> {
             return;
         }
         if let Err(e) = &outcome {
-            let (event_id, error, fatal) = (id.clone(), e.clone(), verdict.fatal);
-            self.emit(out, || RunnerEvent::Failed {
-                id: event_id,
-                error,
-                fatal,
-            });
-            if fatal {
+            if verdict.fatal {
                 self.record_fatal(e.clone());
                 self.remove(slot, Ok(()), out);
                 if !self.dying {
-                    self.begin_dying(ShutdownCause::Fatal { id }, now, out);
+                    let cause = ShutdownCause::Fatal { worker: Some(id) };
+                    self.begin_dying(cause, now, out);
                 }
                 return;
             }
@@ -256,8 +270,9 @@ impl<T: Io> Machine<T> {
                 });
             }
         }
-        let id = entry.id;
-        self.emit(out, || RunnerEvent::Stopped { id });
+        let (id, generation) = (entry.id, entry.generation);
+        self.ready_gone(&id, out);
+        self.emit_event(out, Some((&id, generation)), || EventKind::Removed);
     }
 
     /// A `stop_and_remove_worker` caller's timeout passed before the

@@ -9,7 +9,6 @@
 //! hold user code, so they are [`OffLoop`]: none of them is ever dropped
 //! on the loop.
 
-mod hook;
 pub(crate) mod starter;
 
 use std::sync::Arc;
@@ -17,13 +16,12 @@ use std::time::Instant;
 
 use worker_core::supervisor::offloop::OffLoop;
 use worker_core::supervisor::{Effects, Finish, Reply};
-use worker_core::{Error, SharedWorker};
+use worker_core::{Error, ReadyError, SharedWorker};
 
 use crate::error::{LookupError, RemoveError, StartError};
 use crate::machine::{self, Action, Actions, EntrySnapshot, Io, Machine, Policies};
 use crate::status::WaitingFor;
 
-pub(crate) use self::hook::HookQueue;
 use self::starter::StartJob;
 
 /// A start function, boxed: what the runner calls to make each
@@ -44,6 +42,10 @@ pub(crate) enum Event {
     },
     /// `waiting_for`.
     WaitingFor { reply: Reply<Vec<WaitingFor>> },
+    /// What `stop_within` names when its deadline passes.
+    Stragglers {
+        reply: Reply<Vec<worker_core::Straggler>>,
+    },
     /// `worker_names`.
     Names { reply: Reply<Vec<String>> },
 }
@@ -57,14 +59,15 @@ impl Io for ShellIo {
     type Worker = Held;
     type WorkerReply = Reply<Result<SharedWorker, LookupError>>;
     type RemoveReply = Reply<Result<(), RemoveError>>;
+    type ReadyReply = Reply<Result<(), ReadyError>>;
 }
 
 /// The runner's machine, as the driver runs it.
 pub(crate) struct Shell {
     pub(crate) machine: Machine<ShellIo>,
     pub(crate) policies: Arc<Policies>,
-    /// The event hook's queue, if there is a hook.
-    pub(crate) hook: Option<Arc<HookQueue>>,
+    /// The events waiting for the hooks, if there is a hook.
+    pub(crate) hooks: Option<Arc<worker_core::events::Delivery>>,
     /// Reused between events.
     pub(crate) out: Actions<ShellIo>,
 }
@@ -88,6 +91,7 @@ impl worker_core::supervisor::Machine for Shell {
                     machine::Event::StopAndRemove { reply, .. } => {
                         Some(Waiting::Removal(reply.clone()))
                     }
+                    machine::Event::Ready { reply, .. } => Some(Waiting::Ready(reply.clone())),
                     _ => None,
                 };
                 let mut out = std::mem::take(&mut self.out);
@@ -108,6 +112,7 @@ impl worker_core::supervisor::Machine for Shell {
                     .collect(),
             ),
             Event::WaitingFor { reply } => reply.send(self.machine.waiting_for(now)),
+            Event::Stragglers { reply } => reply.send(self.machine.stragglers(now)),
             Event::Names { reply } => reply.send(self.machine.names()),
         }
     }
@@ -145,7 +150,6 @@ impl worker_core::supervisor::Machine for Shell {
 
 impl Shell {
     fn execute(&mut self, out: &mut Actions<ShellIo>, fx: &mut Effects<StartJob>) {
-        let mut events = false;
         for action in out.drain(..) {
             match action {
                 Action::Start {
@@ -170,9 +174,13 @@ impl Shell {
                     });
                 }
                 Action::Event(event) => {
-                    if let Some(hook) = &self.hook {
-                        hook.push(*event);
-                        events = true;
+                    // Delivered off the loop, in order: one delivery is
+                    // outstanding at a time, and takes every event queued.
+                    if let Some(hooks) = &self.hooks {
+                        if hooks.push(*event) {
+                            let hooks = hooks.clone();
+                            fx.call(move || hooks.deliver());
+                        }
                     }
                 }
                 Action::Reap { worker } => fx.reap(worker.into_inner()),
@@ -181,14 +189,9 @@ impl Shell {
                     to.send(result.map(OffLoop::into_inner).map_err(|e| *e))
                 }
                 Action::Removed { to, result } => to.send(result.map_err(|e| *e)),
+                Action::Ready { to, result } => to.send(result.map_err(|e| *e)),
                 Action::Dying => fx.dying(),
                 Action::Finished { errors } => fx.finish(self.end(errors)),
-            }
-        }
-        if events {
-            if let Some(hook) = &self.hook {
-                let hook = hook.clone();
-                fx.call(move || hook.drain());
             }
         }
     }
@@ -210,6 +213,7 @@ impl Shell {
 enum Waiting {
     Worker(Reply<Result<SharedWorker, LookupError>>),
     Removal(Reply<Result<(), RemoveError>>),
+    Ready(Reply<Result<(), ReadyError>>),
 }
 
 impl Waiting {
@@ -218,6 +222,7 @@ impl Waiting {
         out.iter().any(|a| match (self, a) {
             (Waiting::Worker(ack), Action::Reply { to, .. }) => to.same(ack),
             (Waiting::Removal(ack), Action::Removed { to, .. }) => to.same(ack),
+            (Waiting::Ready(ack), Action::Ready { to, .. }) => to.same(ack),
             _ => false,
         })
     }
@@ -226,6 +231,7 @@ impl Waiting {
         match self {
             Waiting::Worker(reply) => reply.ack(),
             Waiting::Removal(reply) => reply.ack(),
+            Waiting::Ready(reply) => reply.ack(),
         }
     }
 }

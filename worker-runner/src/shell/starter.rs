@@ -40,6 +40,17 @@ pub(crate) fn starting(runner: u64, id: &str) -> bool {
     })
 }
 
+/// The id whose start function this thread runs for runner `runner`, if
+/// any (a readiness wait there must not include it).
+pub(crate) fn starting_in(runner: u64) -> Option<Arc<str>> {
+    STARTING.with(|s| {
+        s.borrow()
+            .as_ref()
+            .filter(|(r, _)| *r == runner)
+            .map(|(_, id)| id.clone())
+    })
+}
+
 /// The verdict on a successful start, or on a clean exit that restarts
 /// nothing (never looked at: only failures and restarts use one).
 const STARTED: Verdict = Verdict {
@@ -64,7 +75,11 @@ pub(crate) fn run_job(
         permanent,
     } = job;
     STARTING.with(|s| *s.borrow_mut() = Some((runner, id.clone())));
-    let result = catch_panic(|| format!("start function of worker {id:?}"), &mut *start);
+    // The incarnation's span: the start function runs in it, and so do
+    // the bodies of the workers it spawns.
+    let span = worker_core::events::worker_span(name, Some(&id), generation);
+    let result =
+        span.in_scope(|| catch_panic(|| format!("start function of worker {id:?}"), &mut *start));
     STARTING.with(|s| *s.borrow_mut() = None);
     let verdict = match &result {
         Ok(_) => STARTED,

@@ -1,32 +1,35 @@
-//! The event hook: a worker's life in order, off the runner's loop, and a
-//! hook that panics or blocks cannot hurt the runner. The log speaks the
-//! same vocabulary.
+//! The event hook: a worker's life in order, in the vocabulary every
+//! supervisor shares, off the runner's loop; a hook that panics or blocks
+//! cannot hurt the runner. The log speaks the same vocabulary.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::unbounded;
+use worker_core::events::{Event, EventKind, ShutdownCause};
 use worker_core::{Error, Worker};
-use worker_runner::RunnerEvent;
 
 use crate::common::*;
 
-/// A hook that sends `(name, id)` of every event.
+/// A hook that sends `(name, worker)` of every event.
 fn recorder() -> (
-    impl Fn(&RunnerEvent) + Send + Sync + 'static,
+    impl Fn(&Event) + Send + Sync + 'static,
     crossbeam_channel::Receiver<(&'static str, String)>,
 ) {
     let (tx, rx) = unbounded();
-    let hook = move |e: &RunnerEvent| {
-        let _ = tx.send((e.name(), e.id().unwrap_or_default().to_owned()));
+    let hook = move |e: &Event| {
+        let _ = tx.send((e.name(), e.worker().unwrap_or_default().to_owned()));
     };
     (hook, rx)
 }
 
 #[test]
 fn the_hook_sees_a_workers_life_in_order() {
-    let (hook, events) = recorder();
-    let (r, clock) = clocked_runner("rt-events-life", |p| p.on_event(hook));
+    let (tx, events) = unbounded();
+    let (r, clock) = clocked_runner("rt-events-life", |p| {
+        p.stop_timeout(Duration::from_secs(5))
+            .on_event(move |e| tx.send(e.clone()).unwrap())
+    });
     let starter = Arc::new(Starter::new(r.name()));
     r.start_worker("w", starter.start_fn()).unwrap();
     starter.assert_started(true);
@@ -37,19 +40,56 @@ fn the_hook_sees_a_workers_life_in_order() {
     r.worker("w", None).unwrap();
     assert!(finish(&r).is_ok());
     // `wait` returned: every event has been delivered.
-    let seen: Vec<(&str, String)> = events.try_iter().collect();
-    let w = || "w".to_owned();
+    let seen: Vec<Event> = events.try_iter().collect();
+    let names: Vec<(&str, Option<&str>)> = seen.iter().map(|e| (e.name(), e.worker())).collect();
+    let w = Some("w");
     assert_eq!(
-        seen,
+        names,
         vec![
-            ("worker started", w()),
-            ("worker failed", w()),
-            ("worker restarting", w()),
-            ("worker started", w()),
-            ("runner shutting down", String::new()),
-            ("worker stopped", w()),
+            ("worker starting", w),
+            ("worker started", w),
+            ("worker failed", w),
+            ("worker restarting", w),
+            ("worker starting", w),
+            ("worker started", w),
+            ("supervisor shutting down", None),
+            ("worker stopping", w),
+            ("worker stopped", w),
+            ("worker removed", w),
         ]
     );
+    assert!(seen.iter().all(|e| &*e.supervisor == "rt-events-life"));
+    // Two incarnations, each with its own generation from `Starting` on.
+    let (first, second) = (seen[0].generation, seen[4].generation);
+    assert!(first > 0 && second > first);
+    let generations: Vec<u64> = seen.iter().map(|e| e.generation).collect();
+    assert_eq!(
+        generations,
+        [
+            first, first, first, first, second, second, 0, second, second, second
+        ]
+    );
+    assert!(matches!(
+        &seen[2].kind,
+        EventKind::Failed { error, fatal: false, end }
+            if error.to_string() == "oops" && end.started && end.stopped_after.is_none() && !end.stuck
+    ));
+    assert!(matches!(
+        seen[3].kind,
+        EventKind::Restarting { delay, attempt: 1, because_of: None } if delay == Duration::from_secs(1)
+    ));
+    assert!(matches!(
+        seen[6].kind,
+        EventKind::ShuttingDown {
+            cause: ShutdownCause::Killed
+        }
+    ));
+    // Stopped at once, by the test clock.
+    assert!(matches!(
+        &seen[8].kind,
+        EventKind::Stopped { end, reason: None }
+            if end.started && end.stopped_after == Some(Duration::ZERO) && !end.stuck
+    ));
 }
 
 #[test]
@@ -66,8 +106,18 @@ fn a_panicking_hook_does_not_break_the_runner() {
     starter.assert_started(true);
     assert!(r.stop_and_remove_worker("w", None).is_ok());
     assert!(finish(&r).is_ok());
+    // Only the panicking delivery is lost.
     let seen: Vec<&str> = events.try_iter().map(|(name, _)| name).collect();
-    assert_eq!(seen, vec!["worker stopped", "runner shutting down"]);
+    assert_eq!(
+        seen,
+        vec![
+            "worker starting",
+            "worker stopping",
+            "worker stopped",
+            "worker removed",
+            "supervisor shutting down"
+        ]
+    );
 }
 
 #[test]
@@ -77,7 +127,7 @@ fn a_blocking_hook_never_blocks_the_runner() {
     let (entered_tx, entered) = crossbeam_channel::bounded::<()>(1);
     let r = runner("rt-events-blocking", |p| {
         p.is_fatal(none_fatal).on_event(move |e| {
-            if e.id() == Some("first") && e.name() == "worker started" {
+            if e.worker() == Some("first") && e.name() == "worker started" {
                 let _ = entered_tx.try_send(());
                 let _ = gate.recv();
             }
@@ -88,6 +138,7 @@ fn a_blocking_hook_never_blocks_the_runner() {
     r.start_worker("first", first.start_fn()).unwrap();
     first.assert_started(true);
     entered.recv_timeout(LONG).unwrap();
+    assert_eq!(events.try_recv().unwrap().0, "worker starting");
     // The hook is stuck in its first event; the runner is not.
     let second = Arc::new(Starter::new(r.name()));
     r.start_worker("second", second.start_fn()).unwrap();
@@ -110,10 +161,15 @@ fn a_blocking_hook_never_blocks_the_runner() {
         seen,
         vec![
             event("worker started", "first"),
+            event("worker starting", "second"),
             event("worker started", "second"),
+            event("worker stopping", "second"),
             event("worker stopped", "second"),
-            event("runner shutting down", ""),
+            event("worker removed", "second"),
+            event("supervisor shutting down", ""),
+            event("worker stopping", "first"),
             event("worker stopped", "first"),
+            event("worker removed", "first"),
         ]
     );
 }

@@ -147,7 +147,7 @@ fn a_worker_that_ignores_kill_is_reported_stuck_and_waited_for() {
     let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
     assert!(
         text.lines()
-            .any(|l| l.contains("rt-shutdown-stuck") && l.contains("has not stopped")),
+            .any(|l| l.contains("rt-shutdown-stuck") && l.contains("worker stuck")),
         "no warning logged:\n{text}"
     );
     forever.really_kill();

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use worker_core::Error;
-use worker_runner::{AutoShutdown, InvalidParams, RestartType, RunnerEvent, WorkerOptions};
+use worker_core::events::EventKind;
+use worker_runner::{AutoShutdown, InvalidParams, RestartType, WorkerOptions};
 
 use crate::common::*;
 
@@ -39,8 +40,8 @@ fn all_significant_ends_the_runner_with_the_last_one() {
     let (r, _clock) = clocked_runner("rt-sig-all", |p| {
         p.auto_shutdown(AutoShutdown::AllSignificant)
             .on_event(move |e| {
-                if let RunnerEvent::Stopped { id } = e {
-                    stopped_tx.send(id.to_string()).unwrap();
+                if let EventKind::Removed = e.kind {
+                    stopped_tx.send(e.worker().unwrap().to_owned()).unwrap();
                 }
             })
     });

@@ -6,8 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use worker_core::events::EventKind;
 use worker_core::{Error, SharedWorker, Worker};
-use worker_runner::{RemoveTimedOut, RunnerEvent, Shutdown, ShutdownOrder, Stage, WorkerOptions};
+use worker_runner::{RemoveTimedOut, Shutdown, ShutdownOrder, Stage, WorkerOptions};
 use worker_testing::{AbortableWorker, ForeverWorker, TestClock};
 
 use crate::common::*;
@@ -31,8 +32,8 @@ fn reverse_order_stops_the_last_started_first_one_at_a_time() {
         p.is_fatal(none_fatal)
             .shutdown_order(ShutdownOrder::Reverse)
             .on_event(move |e| {
-                if let RunnerEvent::Stopped { id } = e {
-                    stopped_tx.send(id.to_string()).unwrap();
+                if let EventKind::Removed = e.kind {
+                    stopped_tx.send(e.worker().unwrap().to_owned()).unwrap();
                 }
             })
     });
@@ -177,8 +178,8 @@ fn a_start_function_that_blocks_after_a_stop_is_reported_stuck() {
     );
     assert!(
         logged().lines().any(|l| l.contains("rt-stop-stuck-start")
-            && l.contains("has not stopped")
-            && l.contains("Starting")),
+            && l.contains("worker stuck")
+            && l.contains("starting=true")),
         "no warning logged:\n{}",
         logged()
     );

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, unbounded};
+use worker_core::events::EventKind;
 use worker_core::{Error, SharedWorker};
 use worker_runner::{
-    FailureBackoff, RestartType, Runner, RunnerEvent, RunnerIntensityExceeded, Strategy,
-    WorkerOptions,
+    FailureBackoff, RestartType, Runner, RunnerIntensityExceeded, Strategy, WorkerOptions,
 };
 
 use crate::common::*;
@@ -163,8 +163,8 @@ fn the_failure_backoff_pauses_every_restart_instead_of_ending_the_runner() {
     let (r, clock) = clocked_runner("rt-otp-failure-backoff", |p| {
         p.failure_backoff(FailureBackoff::new(1.0, secs(30), secs(15)))
             .on_event(move |e| {
-                if let RunnerEvent::Paused { failures, backoff } = e {
-                    paused_tx.send((*failures, *backoff)).unwrap();
+                if let EventKind::Paused { failures, backoff } = e.kind {
+                    paused_tx.send((failures, backoff)).unwrap();
                 }
             })
     });

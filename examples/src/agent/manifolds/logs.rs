@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{select, tick};
 use worker_catacomb::{Catacomb, Plan};
+use worker_core::events::MetricsFacade;
 use worker_core::{Error, SharedWorker, spawn};
 use worker_dependency::Manifold;
 
@@ -57,7 +58,8 @@ pub(super) fn forwarder() -> Manifold {
         .init([
             std::sync::Arc::new(tailer) as SharedWorker,
             std::sync::Arc::new(shipper) as SharedWorker,
-        ]);
+        ])
+        .hook(MetricsFacade::new());
         Ok(Catacomb::invoke(plan)?)
     })
     .inputs([CONFIG, API])

@@ -10,6 +10,7 @@ use crossbeam_channel::select;
 use serde::Serialize;
 use tokio::runtime::Handle;
 use worker_catacomb::{Catacomb, CatacombReport, Plan};
+use worker_core::events::MetricsFacade;
 use worker_core::task::TaskWorker;
 use worker_core::{Error, Report, Reporter, SharedWorker, Worker};
 use worker_dependency::Manifold;
@@ -66,11 +67,14 @@ pub(super) fn runner() -> Manifold {
             RunnerParams::new(MACHINES)
                 .is_fatal(|_| false)
                 .restart_delay(Duration::from_millis(500))
-                .stop_timeout(Duration::from_secs(1)),
+                .stop_timeout(Duration::from_secs(1))
+                .hook(MetricsFacade::new()),
         )?);
         let looked_after = runner.clone();
         let (chaos, runtime) = (config.chaos.clone(), config.runtime.clone());
-        let plan = Plan::new(MACHINES, move |c: &Catacomb| {
+        // Named apart from the runner, so that their metrics (labelled by
+        // supervisor) and log lines tell them apart.
+        let plan = Plan::new(format!("{MACHINES}-fleet"), move |c: &Catacomb| {
             let mut current = BTreeSet::new();
             loop {
                 reconcile(
@@ -86,7 +90,8 @@ pub(super) fn runner() -> Manifold {
                 }
             }
         })
-        .init([runner.clone() as SharedWorker]);
+        .init([runner.clone() as SharedWorker])
+        .hook(MetricsFacade::new());
         Ok(MachineFleet {
             catacomb: Catacomb::invoke(plan)?,
             runner,

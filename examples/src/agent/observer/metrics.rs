@@ -1,13 +1,19 @@
 //! `/metrics`: the Prometheus text format (version 0.0.4).
 //!
-//! # What is served, and why only this
+//! # What is served
 //!
-//! Counters kept by the supervisors themselves (starts, restarts, failures
-//! by kind, stop durations) come with the supervisors' own metrics hooks,
-//! which are being built separately. Until then the observer serves what
-//! the reports already hold, read off the [supervision tree](super::tree)
-//! at every scrape. These families, always listed (a family with nothing
-//! to count has its `HELP` and `TYPE` lines and no sample):
+//! Two kinds of series. Counts of what happened since the agent started
+//! (starts, restarts, bounces, failures by kind, stop durations, live and
+//! stuck workers) come from the supervisors' own hooks:
+//! [`MetricsFacade`](worker_core::events::MetricsFacade) on every engine,
+//! runner and catacomb of the agent, recorded through the `metrics`
+//! facade and rendered by its Prometheus exporter ([`HookMetrics`]); its
+//! docs list those families (`worker_starts_total`, `worker_live`, ...).
+//!
+//! The state now is read off the reports, from the
+//! [supervision tree](super::tree) at every scrape. These families, always
+//! listed (a family with nothing to count has its `HELP` and `TYPE` lines
+//! and no sample):
 //!
 //! | family | type | labels | value |
 //! | --- | --- | --- | --- |
@@ -33,18 +39,21 @@
 //!
 //! A source of further families implements [`Collect`] and is handed to
 //! [`Bound::serve`](super::Bound::serve); the observer asks every source at
-//! every scrape, after the families above. That is where the supervisors'
-//! metrics hooks will plug in.
+//! every scrape, after the families above. [`HookMetrics`] is one: the
+//! agent hands it over.
 //!
-//! The format is written here rather than with a metrics crate: the
-//! standard ones keep registries of long-lived metric objects, while these
-//! values are read off a snapshot at each scrape, and the text format is a
-//! few lines of rules (enforced and tested below).
+//! The report's families are written here rather than with the exporter:
+//! an exporter keeps a registry of long-lived metrics that code updates as
+//! things happen, which is what the hooks do, while these values are read
+//! off a snapshot at each scrape; the text format is a few lines of rules
+//! (enforced and tested below).
 
 use std::collections::HashSet;
 use std::fmt::{self, Write as _};
 
 use super::tree::{Health, Kind, Node};
+
+pub use super::exporter::{ExporterError, HookMetrics};
 
 /// A source of metric families, asked at every scrape.
 ///
@@ -144,6 +153,43 @@ impl Exposition {
             out: self,
             name: name.to_owned(),
         })
+    }
+
+    /// Appends families already in the text format (an exporter's
+    /// rendering): each family it types (`# TYPE name ...`) must be new
+    /// here and have a valid name, or nothing is appended.
+    ///
+    /// ```
+    /// use worker_examples::agent::observer::metrics::{Exposition, ExpositionError, Type};
+    ///
+    /// let mut out = Exposition::new();
+    /// out.family("a", Type::Gauge, "A.")?.sample(&[], 1.0)?;
+    /// out.rendered("# TYPE b counter\nb 2\n")?;
+    /// assert_eq!(out.rendered("# TYPE a gauge\na 3\n"), Err(ExpositionError::Duplicate("a".into())));
+    /// assert!(out.text().ends_with("a 1\n# TYPE b counter\nb 2\n"));
+    /// # Ok::<(), ExpositionError>(())
+    /// ```
+    pub fn rendered(&mut self, text: &str) -> Result<(), ExpositionError> {
+        let mut typed = Vec::new();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("# TYPE ") else {
+                continue;
+            };
+            let name = rest.split(' ').next().unwrap_or("");
+            if !valid_name(name, true) {
+                return Err(ExpositionError::MetricName(name.to_owned()));
+            }
+            if self.families.contains(name) || typed.contains(&name) {
+                return Err(ExpositionError::Duplicate(name.to_owned()));
+            }
+            typed.push(name);
+        }
+        self.families.extend(typed.into_iter().map(str::to_owned));
+        self.text.push_str(text);
+        if !text.is_empty() && !text.ends_with('\n') {
+            self.text.push('\n');
+        }
+        Ok(())
     }
 
     /// The text so far.

@@ -45,6 +45,7 @@
 //! the page, never the engine.
 
 mod assets;
+mod exporter;
 pub mod graph;
 pub mod metrics;
 mod routes;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use worker_core::events::EventKind;
 use worker_core::supervisor::offloop::OffLoop;
 use worker_core::{Error, Passive, SharedWorker, Worker};
 
@@ -94,7 +95,13 @@ impl World {
         let mut config = config(worst_calls.clone());
         tweak(&mut config);
         World {
-            m: Machine::new(Arc::from("test"), Policy::from_config(&config)),
+            m: Machine::new(Arc::from("test"), {
+                // The events are what these tests read starts and stuck
+                // manifolds from.
+                let mut policy = Policy::from_config(&config);
+                policy.events = true;
+                policy
+            }),
             policies: Policies::from_config(&config),
             fatal_verdicts: 0,
             result: None,
@@ -165,16 +172,19 @@ impl World {
                         .expect("killed worker is watched");
                     self.dying.push((node, generation));
                 }
-                Action::RecordStart { name } => self.starts_recorded.push(name),
-                Action::RecordStop { .. } => {}
+                Action::Event(event) => match &event.kind {
+                    EventKind::Started => self.starts_recorded.push(event.worker.clone().unwrap()),
+                    EventKind::Stuck { .. } => self.stuck.push(event.worker.clone().unwrap()),
+                    _ => {}
+                },
                 Action::Reap { live } => {
                     // It has ended: reaping never waits.
                     let worker = &live.worker;
                     assert!(worker.wait().is_ok() || worker.dead_signal().is_some());
                     self.reaped += 1;
                 }
-                Action::Removed { node } => self.removed.push(node),
-                Action::Stuck { name, .. } => self.stuck.push(name),
+                Action::Removed { node, .. } => self.removed.push(node),
+                Action::Started { .. } => {}
             }
         }
         self.check_invariants();

@@ -31,8 +31,8 @@ fn the_runner_limit_counts_the_restarts_of_every_worker() {
     let out = h.exit(sa, ga, Some("a 2"));
     let gave_up = events(&out)
         .into_iter()
-        .find_map(|e| match e {
-            RunnerEvent::GaveUp { id, error } => Some((id.to_string(), error.clone())),
+        .find_map(|e| match &e.kind {
+            EventKind::GaveUp { error } => Some((e.worker().unwrap().to_owned(), error.clone())),
             _ => None,
         })
         .expect("gave up");
@@ -41,8 +41,8 @@ fn the_runner_limit_counts_the_restarts_of_every_worker() {
     assert_eq!((limit.max_restarts, limit.period), (2, secs(10)));
     assert_eq!(limit.last_error.as_ref().unwrap().to_string(), "a 2");
     assert!(events(&out).iter().any(|e| matches!(
-        e,
-        RunnerEvent::ShuttingDown { cause: ShutdownCause::Fatal { id } } if &**id == "a"
+        &e.kind,
+        EventKind::ShuttingDown { cause: ShutdownCause::Fatal { worker: Some(id) } } if &**id == "a"
     )));
     let (_, sb, gb, _) = a[1].clone();
     let out = h.exit(sb, gb, None);
@@ -102,8 +102,8 @@ fn past_the_threshold_every_restart_pauses_then_all_resume_in_start_order() {
     let out = h.exit(sa, ga, Some("a"));
     let paused = events(&out)
         .into_iter()
-        .find_map(|e| match e {
-            RunnerEvent::Paused { failures, backoff } => Some((*failures, *backoff)),
+        .find_map(|e| match e.kind {
+            EventKind::Paused { failures, backoff } => Some((failures, backoff)),
             _ => None,
         })
         .expect("paused");
@@ -112,7 +112,10 @@ fn past_the_threshold_every_restart_pauses_then_all_resume_in_start_order() {
     assert!(starts(&h.advance(secs(1))).is_empty());
     assert!(starts(&h.advance(secs(14) - Duration::from_nanos(1))).is_empty());
     let out = h.advance(Duration::from_nanos(1));
-    assert_eq!(names(&out), vec!["restarts resumed"]);
+    assert_eq!(
+        names(&out),
+        vec!["restarts resumed", "worker starting", "worker starting"]
+    );
     assert_eq!(started_ids(&out), vec!["a", "b"], "in start order");
 }
 

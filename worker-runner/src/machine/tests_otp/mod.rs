@@ -9,8 +9,8 @@ use super::tests::{
 };
 use super::*;
 use crate::error::RunnerIntensityExceeded;
-use crate::event::ShutdownCause;
 use crate::policy::WorkerOptions;
+use worker_core::events::{Event as LifeEvent, ShutdownCause};
 
 fn with(strategy: Strategy) -> H {
     let mut c = none_fatal(config());
@@ -19,7 +19,7 @@ fn with(strategy: Strategy) -> H {
     H::new(c)
 }
 
-fn events(out: &[Action<super::tests::TestIo>]) -> Vec<&RunnerEvent> {
+fn events(out: &[Action<super::tests::TestIo>]) -> Vec<&LifeEvent> {
     out.iter()
         .filter_map(|a| match a {
             Action::Event(e) => Some(&**e),

@@ -32,8 +32,8 @@ fn any_significant_ends_the_runner_when_one_ends_by_itself() {
     let (_, _, other) = h.run("other");
     let out = h.exit(s, g, None);
     assert!(events(&out).iter().any(|e| matches!(
-        e,
-        RunnerEvent::ShuttingDown { cause: ShutdownCause::AutoShutdown { id } } if &**id == "job"
+        &e.kind,
+        EventKind::ShuttingDown { cause: ShutdownCause::AutoShutdown { worker } } if &**worker == "job"
     )));
     assert_eq!(kills(&out), vec![other]);
     // A temporary one, even with an error: the runner still ends cleanly.
@@ -120,12 +120,25 @@ fn events_follow_a_workers_life_in_order() {
     c.machine.events = true;
     let mut h = H::new(c);
     let out = h.start("a");
+    assert_eq!(names(&out), vec!["worker starting"]);
     let (_, first) = h.complete(&out[0]);
     assert_eq!(names(&first), vec!["worker started"]);
     let (slot, generation) = start_of(&out[0]);
     let out = h.exit(slot, generation, Some("oops"));
     assert_eq!(names(&out), vec!["worker failed", "worker restarting"]);
+    let failed = events(&out)[0];
+    assert_eq!(
+        (failed.worker(), failed.generation),
+        (Some("a"), generation)
+    );
+    assert!(matches!(
+        &failed.kind,
+        EventKind::Failed { error, fatal: false, end }
+            if error.to_string() == "oops" && end.started && end.stopped_after.is_none()
+    ));
     let out = h.advance(secs(1));
+    assert_eq!(names(&out), vec!["worker starting"]);
+    assert!(events(&out)[0].generation > generation, "a new incarnation");
     let (slot, generation) = start_of(&out[0]);
     h.complete(&out[0]);
     let out = h.exit(slot, generation, Some("again"));
@@ -134,8 +147,8 @@ fn events_follow_a_workers_life_in_order() {
         vec![
             "worker failed",
             "gave up on worker",
-            "worker stopped",
-            "runner shutting down"
+            "worker removed",
+            "supervisor shutting down"
         ]
     );
 }

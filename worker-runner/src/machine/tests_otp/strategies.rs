@@ -19,10 +19,11 @@ fn one_for_all_restarts_every_worker_together_in_start_order() {
     assert_eq!(killed, vec![wa, wc], "every other worker is killed");
     let restarting: Vec<_> = events(&out)
         .into_iter()
-        .filter_map(|e| match e {
-            RunnerEvent::Restarting { id, because_of, .. } => {
-                Some((id.to_string(), because_of.as_deref().map(str::to_owned)))
-            }
+        .filter_map(|e| match &e.kind {
+            EventKind::Restarting { because_of, .. } => Some((
+                e.worker().unwrap().to_owned(),
+                because_of.as_deref().map(str::to_owned),
+            )),
             _ => None,
         })
         .collect();
@@ -104,11 +105,11 @@ fn a_temporary_sibling_is_stopped_for_good_by_a_cascade() {
     assert!(
         !events(&out)
             .iter()
-            .any(|e| matches!(e, RunnerEvent::Restarting { id, .. } if &**id == "t")),
+            .any(|e| matches!(e.kind, EventKind::Restarting { .. } if e.worker() == Some("t"))),
         "a temporary worker is not restarted"
     );
     let out = h.exit(st, gt, None);
-    assert_eq!(names(&out), vec!["worker stopped"]);
+    assert_eq!(names(&out), vec!["worker stopped", "worker removed"]);
     assert_eq!(h.m.names(), vec!["a".to_owned()]);
     assert_eq!(started_ids(&h.advance(secs(1))), vec!["a"]);
 }
