@@ -123,9 +123,9 @@ fn task_workers_run_the_metrics_and_the_machines_and_stop_before_their_runtime()
     position("task worker running worker=machine-1 thread=agent-tokio");
     // A task the runner restarted runs again (machine-1's first
     // incarnation times out on purpose).
-    let failed = position("worker failed id=machine-1");
+    let failed = position("worker failed supervisor=\"machines\" worker=\"machine-1\"");
     assert!(
-        log[failed..].contains("worker restarting id=machine-1"),
+        log[failed..].contains("worker restarting supervisor=\"machines\" worker=\"machine-1\""),
         "the runner did not restart machine-1's task:\n{log}"
     );
     // The engine stopped every task worker before the runtime went.
