@@ -110,7 +110,7 @@ fn a_plain_run_shows_restarts_bounces_backoff_and_an_orderly_shutdown() {
 
 #[test]
 fn task_workers_run_the_metrics_and_the_machines_and_stop_before_their_runtime() {
-    let (output, report) = run_agent("tasks", &["--duration", "4", "--seed", "1"]);
+    let (output, report) = run_agent("tasks", &["--duration", "5", "--seed", "1"]);
     assert_has_every_manifold(&report);
     let log = String::from_utf8_lossy(&output.stderr);
     let position = |needle: &str| {
