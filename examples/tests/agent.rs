@@ -108,6 +108,30 @@ fn a_plain_run_shows_restarts_bounces_backoff_and_an_orderly_shutdown() {
     assert!(stdout.contains("--- engine report ---"), "{stdout}");
 }
 
+#[test]
+fn task_workers_run_the_metrics_and_the_machines_and_stop_before_their_runtime() {
+    let (output, report) = run_agent("tasks", &["--duration", "5", "--seed", "1"]);
+    assert_has_every_manifold(&report);
+    let log = String::from_utf8_lossy(&output.stderr);
+    let position = |needle: &str| {
+        log.find(needle)
+            .unwrap_or_else(|| panic!("the log shows no {needle:?}:\n{log}"))
+    };
+    // The metrics manifold's worker and the runner's per-machine workers
+    // run as tasks, on the runtime's threads.
+    position("task worker running worker=metrics thread=agent-tokio");
+    position("task worker running worker=machine-1 thread=agent-tokio");
+    // A task the runner restarted runs again (machine-1's first
+    // incarnation times out on purpose).
+    let failed = position("worker failed supervisor=\"machines\" worker=\"machine-1\"");
+    assert!(
+        log[failed..].contains("worker restarting supervisor=\"machines\" worker=\"machine-1\""),
+        "the runner did not restart machine-1's task:\n{log}"
+    );
+    // The engine stopped every task worker before the runtime went.
+    assert!(position("agent stopped cleanly") < position("task runtime stopped"));
+}
+
 /// Manifolds that never depend on the connection, so they are up whatever
 /// its backoff is doing when the shutdown starts; each is paired with an
 /// input it uses.

@@ -5,7 +5,11 @@
 //! flaky connection to a controller and the workers that use it, a runner
 //! of per-machine workers that come and go, a catacomb of log-shipping
 //! helpers, the engine offered to its own manifolds, and a leadership lease
-//! installed while the agent runs. A plain run shows restarts, bounce
+//! installed while the agent runs. Part of the work runs as tokio tasks
+//! on a runtime the agent owns: the `metrics` manifold's worker and every
+//! per-machine worker of the runner are task workers
+//! ([`worker_core::task`]), supervised exactly like the thread workers
+//! beside them. A plain run shows restarts, bounce
 //! cascades and backoff; `--chaos` adds failures, panics and a worker that
 //! hangs on kill. At the end the agent shuts down in dependency order and
 //! prints the engine's report. With `--observe`, a live page on the
@@ -68,6 +72,7 @@ fn engine_config() -> EngineConfig {
 /// process exits 0 if that shutdown is clean.
 pub fn run(options: &Options) -> Result<(), Error> {
     let chaos = Arc::new(Chaos::new(options.chaos, options.seed));
+    let tasks = TaskRuntime::new()?;
     let config = AgentConfig {
         api_url: "https://controller.invalid:17070".into(),
         connection_lifetime: Duration::from_secs(3),
@@ -75,6 +80,7 @@ pub fn run(options: &Options) -> Result<(), Error> {
         upload_every: Duration::from_secs(2),
         machines_every: Duration::from_millis(1200),
         chaos,
+        runtime: tasks.handle(),
     };
     tracing::info!(
         duration = ?options.duration,
@@ -126,7 +132,43 @@ pub fn run(options: &Options) -> Result<(), Error> {
     };
 
     show(&engine, options)?;
-    shutdown(&engine, observer, why)
+    let result = shutdown(&engine, observer, why);
+    tasks.stop();
+    result
+}
+
+/// The tokio runtime of the agent's task workers: two worker threads named
+/// `agent-tokio`. It outlives the engine: [`TaskRuntime::stop`] runs once
+/// the engine has stopped every task worker, so that no task is cut off
+/// mid-step by the runtime going away.
+struct TaskRuntime(tokio::runtime::Runtime);
+
+impl TaskRuntime {
+    /// How long the runtime's end waits for tasks that are not workers (a
+    /// timer a task left behind): none is expected.
+    const STOP_TIMEOUT: Duration = Duration::from_secs(1);
+
+    fn new() -> Result<Self, Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("agent-tokio")
+            .enable_time()
+            .build()
+            .map_err(|e| Error::new(e).context("starting the agent's tokio runtime"))?;
+        Ok(TaskRuntime(runtime))
+    }
+
+    fn handle(&self) -> tokio::runtime::Handle {
+        self.0.handle().clone()
+    }
+
+    /// Shuts the runtime down. Once the engine has stopped there is no
+    /// task worker left on it: each task worker's future is dropped before
+    /// its worker is seen dead.
+    fn stop(self) {
+        self.0.shutdown_timeout(Self::STOP_TIMEOUT);
+        tracing::info!("task runtime stopped");
+    }
 }
 
 /// Prints the live report as a tree and as one line of JSON, and writes the

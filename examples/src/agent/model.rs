@@ -26,6 +26,10 @@ pub struct AgentConfig {
     pub machines_every: Duration,
     /// Fault injection, shared by every worker.
     pub chaos: Arc<Chaos>,
+    /// The agent's tokio runtime, where its task workers run. Start
+    /// functions run on the engine's and the runner's start threads, which
+    /// are not runtime threads, so they name the runtime by this handle.
+    pub runtime: tokio::runtime::Handle,
 }
 
 /// A handle on the connection to the controller: the output of the

@@ -243,3 +243,27 @@ fn print_rows(plan: &Plan, n: usize, results: &[serde_json::Value]) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::PLANS;
+
+    /// Issue 11: `bench all` runs the task variant of S1-S6 and I1, and S7
+    /// at a million.
+    #[test]
+    fn the_plan_runs_the_task_variant_of_every_scenario_and_s7() {
+        for scenario in ["S1", "S2", "S3", "S4", "S5", "S6", "I1"] {
+            for variant in ["thread", "passive", "task"] {
+                assert!(
+                    PLANS
+                        .iter()
+                        .any(|p| p.scenario == scenario && p.variant == variant),
+                    "no {scenario} {variant} in the plan"
+                );
+            }
+        }
+        let s7: Vec<_> = PLANS.iter().filter(|p| p.scenario == "S7").collect();
+        assert_eq!(s7.len(), 1);
+        assert_eq!((s7[0].variant, s7[0].sizes), ("task", &[1_000_000][..]));
+    }
+}

@@ -122,3 +122,36 @@ impl Workers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::any::Any;
+
+    use worker_core::task::TaskWorker;
+    use worker_core::{Passive, ThreadWorker};
+
+    use super::*;
+
+    /// S2 times a fresh worker of the variant per incarnation: a thread, a
+    /// task, or a passive worker, each already failing.
+    #[test]
+    fn failing_makes_a_fresh_worker_of_the_variant_that_ends_with_the_error() {
+        for variant in [Variant::Thread, Variant::Passive, Variant::Task] {
+            let workers = Workers::new(variant).unwrap();
+            let a = workers.failing("bench-unit-failing", Error::msg("at once"));
+            let b = workers.failing("bench-unit-failing", Error::msg("at once"));
+            assert!(!Arc::ptr_eq(&a, &b), "{variant:?}: not fresh");
+            for w in [&a, &b] {
+                assert_eq!(w.wait().unwrap_err().to_string(), "at once");
+                let any: &dyn Any = &**w;
+                let right_kind = match variant {
+                    Variant::Thread => any.is::<ThreadWorker>(),
+                    Variant::Passive => any.is::<Passive>(),
+                    Variant::Task => any.is::<TaskWorker>(),
+                };
+                assert!(right_kind, "{variant:?}: a worker of another kind");
+            }
+            workers.shutdown();
+        }
+    }
+}

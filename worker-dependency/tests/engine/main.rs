@@ -19,3 +19,4 @@ mod ready;
 mod report;
 mod self_manifold;
 mod shutdown;
+mod tasks;

@@ -8,14 +8,16 @@ use std::time::Duration;
 
 use crossbeam_channel::select;
 use serde::Serialize;
+use tokio::runtime::Handle;
 use worker_catacomb::{Catacomb, CatacombReport, Plan};
 use worker_core::events::MetricsFacade;
+use worker_core::task::TaskWorker;
 use worker_core::{Error, Report, Reporter, SharedWorker, Worker};
 use worker_dependency::Manifold;
 use worker_runner::{Runner, RunnerParams, RunnerReport};
 
 use super::names::*;
-use super::{Serving, closed_connection_is_a_bounce, every};
+use super::{Serving, closed_connection_is_a_bounce, every, every_task};
 use crate::agent::chaos::Chaos;
 use crate::agent::model::{AgentConfig, ApiClient, MachineFeed};
 
@@ -69,13 +71,19 @@ pub(super) fn runner() -> Manifold {
                 .hook(MetricsFacade::new()),
         )?);
         let looked_after = runner.clone();
-        let chaos = config.chaos.clone();
+        let (chaos, runtime) = (config.chaos.clone(), config.runtime.clone());
         // Named apart from the runner, so that their metrics (labelled by
         // supervisor) and log lines tell them apart.
         let plan = Plan::new(format!("{MACHINES}-fleet"), move |c: &Catacomb| {
             let mut current = BTreeSet::new();
             loop {
-                reconcile(&looked_after, &mut current, feed.current(), &chaos)?;
+                reconcile(
+                    &looked_after,
+                    &mut current,
+                    feed.current(),
+                    &chaos,
+                    &runtime,
+                )?;
                 select! {
                     recv(c.dying()) -> _ => return Err(c.err_dying()),
                     recv(feed.changes()) -> _ => {}
@@ -98,6 +106,7 @@ fn reconcile(
     current: &mut BTreeSet<String>,
     wanted: BTreeSet<String>,
     chaos: &Arc<Chaos>,
+    runtime: &Handle,
 ) -> Result<(), Error> {
     for gone in current.difference(&wanted) {
         tracing::info!(machine = %gone, "machine gone; stopping its worker");
@@ -105,37 +114,43 @@ fn reconcile(
     }
     for new in wanted.difference(current) {
         tracing::info!(machine = %new, "machine appeared; starting its worker");
-        let (id, chaos) = (new.clone(), chaos.clone());
+        let (id, chaos, runtime) = (new.clone(), chaos.clone(), runtime.clone());
         let incarnations = Arc::new(AtomicU32::new(0));
         runner.start_worker(new.clone(), move || {
             let incarnation = incarnations.fetch_add(1, Ordering::SeqCst) + 1;
-            Ok(machine_worker(&id, incarnation, chaos.clone()))
+            Ok(machine_worker(&runtime, &id, incarnation, chaos.clone()))
         })?;
     }
     *current = wanted;
     Ok(())
 }
 
-/// The worker of one machine. The first incarnation of every odd-numbered
-/// machine times out once, so the runner's restarts show in a plain run;
-/// under chaos any of them may fail.
-fn machine_worker(id: &str, incarnation: u32, chaos: Arc<Chaos>) -> worker_core::ThreadWorker {
+/// The worker of one machine: a task on the agent's runtime (a fleet of
+/// machines costs no thread each). The first incarnation of every
+/// odd-numbered machine times out once, so the runner's restarts show in a
+/// plain run; under chaos any of them may fail.
+fn machine_worker(runtime: &Handle, id: &str, incarnation: u32, chaos: Arc<Chaos>) -> TaskWorker {
     let odd = id
         .rsplit('-')
         .next()
         .and_then(|n| n.parse::<u32>().ok())
         .is_some_and(|n| n % 2 == 1);
     let (id, mut checks) = (id.to_owned(), 0u32);
-    every(&id.clone(), Duration::from_millis(700), move |_| {
-        checks += 1;
-        if odd && incarnation == 1 && checks == 2 {
-            return Err(Error::msg(format!("provisioning {id} timed out")));
-        }
-        if chaos.strikes(0.05) {
-            return Err(Error::msg(format!("{id} agent unreachable")));
-        }
-        Ok(())
-    })
+    every_task(
+        runtime,
+        &id.clone(),
+        Duration::from_millis(700),
+        move || {
+            checks += 1;
+            if odd && incarnation == 1 && checks == 2 {
+                return Err(Error::msg(format!("provisioning {id} timed out")));
+            }
+            if chaos.strikes(0.05) {
+                return Err(Error::msg(format!("{id} agent unreachable")));
+            }
+            Ok(())
+        },
+    )
 }
 
 /// The `machines` manifold's worker: the catacomb's lifetime, and a report

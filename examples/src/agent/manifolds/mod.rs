@@ -12,6 +12,8 @@ mod periodic;
 use std::time::Duration;
 
 use crossbeam_channel::{select, tick};
+use tokio::runtime::Handle;
+use worker_core::task::{self, TaskWorker};
 use worker_core::{Error, ThreadWorker, Tomb, Worker, spawn};
 use worker_dependency::{Bounce, Manifold, self_manifold};
 
@@ -82,25 +84,25 @@ pub fn leadership() -> Manifold {
 
 /// A worker that offers a value to its dependents for as long as it runs.
 ///
-/// Many manifolds have this shape: a thread that does the work, and a
-/// handle (a client, a store, a feed) that dependents use. The output
-/// function puts `value`; the worker part delegates to the thread,
-/// including its completion callback, so the engine needs no thread to
-/// watch it.
+/// Many manifolds have this shape: a thread or a task that does the work,
+/// and a handle (a client, a store, a feed) that dependents use. The
+/// output function puts `value`; the worker part delegates to the thread
+/// or task, including its completion callback, so the engine needs no
+/// thread to watch it.
 #[derive(Debug)]
-pub struct Serving<T> {
+pub struct Serving<T, W = ThreadWorker> {
     value: T,
-    worker: ThreadWorker,
+    worker: W,
 }
 
-impl<T: Clone + Send + Sync + 'static> Serving<T> {
+impl<T: Clone + Send + Sync + 'static, W> Serving<T, W> {
     /// The value dependents get.
     pub fn value(&self) -> T {
         self.value.clone()
     }
 }
 
-impl<T: Send + Sync + 'static> Worker for Serving<T> {
+impl<T: Send + Sync + 'static, W: Worker> Worker for Serving<T, W> {
     worker_core::delegate_worker!(worker);
 }
 
@@ -117,6 +119,39 @@ pub fn every(
             select! {
                 recv(tomb.dying()) -> _ => return Ok(()),
                 recv(ticks) -> _ => step(tomb)?,
+            }
+        }
+    })
+}
+
+/// A task worker on the agent's runtime that runs `step` every `every`
+/// until killed; the first error `step` returns ends the worker with it.
+/// The task twin of [`every`]: it costs no thread, and a kill is seen at
+/// its next await. Its first step logs that it runs, and on which thread
+/// (one of the runtime's).
+pub fn every_task(
+    runtime: &Handle,
+    name: &str,
+    every: Duration,
+    mut step: impl FnMut() -> Result<(), Error> + Send + 'static,
+) -> TaskWorker {
+    let name = name.to_owned();
+    task::spawn_on(runtime, move |tomb| async move {
+        let start = tokio::time::Instant::now() + every;
+        let mut ticks = tokio::time::interval_at(start, every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut first = true;
+        loop {
+            tokio::select! {
+                _ = tomb.until_dying() => return Ok(()),
+                _ = ticks.tick() => {
+                    if std::mem::take(&mut first) {
+                        let thread = std::thread::current();
+                        let thread = thread.name().unwrap_or("unnamed");
+                        tracing::info!(worker = %name, %thread, "task worker running");
+                    }
+                    step()?;
+                }
             }
         }
     })

@@ -3,30 +3,38 @@
 
 use std::time::Duration;
 
+use worker_core::task::TaskWorker;
 use worker_core::{Error, spawn};
 use worker_dependency::{Engine, Manifold};
 
 use super::names::*;
-use super::{Serving, every};
+use super::{Serving, every, every_task};
 use crate::agent::model::{AgentConfig, MetricsStore};
 
-/// Collects counters, and offers the store to its dependents.
+/// Collects counters, and offers the store to its dependents. Its worker
+/// is a task on the agent's runtime: the engine starts, bounces and stops
+/// it like the thread workers around it.
 pub(super) fn metrics() -> Manifold {
     Manifold::new(|ctx| {
-        let _config: AgentConfig = ctx.get(CONFIG)?;
+        let config: AgentConfig = ctx.get(CONFIG)?;
         let store = MetricsStore::default();
         let samples = store.clone();
-        let worker = every(METRICS, Duration::from_millis(500), move |_| {
-            samples.add("samples", 1);
-            Ok(())
-        });
+        let worker = every_task(
+            &config.runtime,
+            METRICS,
+            Duration::from_millis(500),
+            move || {
+                samples.add("samples", 1);
+                Ok(())
+            },
+        );
         Ok(Serving {
             value: store,
             worker,
         })
     })
     .inputs([CONFIG])
-    .output(|m: &Serving<MetricsStore>, out| out.put(m.value()))
+    .output(|m: &Serving<MetricsStore, TaskWorker>, out| out.put(m.value()))
 }
 
 /// Logs a one-line status from the engine's own report (the engine reaches
