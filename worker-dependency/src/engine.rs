@@ -8,7 +8,8 @@ use std::sync::{Arc, OnceLock};
 use worker_core::supervisor::offloop::OffLoop;
 use worker_core::supervisor::{self, Call, DriverConfig, Handle, Reply};
 use worker_core::{
-    DoneCallback, Error, Passive, Report, Reporter, Signal, TombState, Worker, WouldDeadlock,
+    DoneCallback, Error, Passive, Report, Reporter, SharedWorker, Signal, TombState, Worker,
+    WouldDeadlock,
 };
 
 use crate::machine::{Machine, Policies, Policy, Snapshot};
@@ -247,12 +248,26 @@ impl Engine {
 
     /// The live graph in Graphviz DOT, each manifold coloured by state.
     pub fn dot(&self) -> String {
-        crate::report::dot(&self.seen().0)
+        self.rendered(crate::report::dot)
     }
 
     /// The live graph as JSON: `{"nodes": [...], "edges": [...]}`.
     pub fn graph_json(&self) -> serde_json::Value {
-        crate::report::graph_json(&self.seen().0)
+        self.rendered(crate::report::graph_json)
+    }
+
+    /// `render` of a snapshot, whose workers go back to the engine.
+    fn rendered<T>(&self, render: impl FnOnce(&Snapshot) -> T) -> T {
+        let (snapshot, _) = self.seen();
+        let rendered = render(&snapshot);
+        self.give_back(
+            snapshot
+                .manifolds
+                .into_iter()
+                .filter_map(|v| v.worker)
+                .collect(),
+        );
+        rendered
     }
 
     /// A snapshot from the loop, or the final one once it has stopped,
@@ -286,6 +301,29 @@ impl Engine {
                 };
                 (empty, Vec::new())
             })
+    }
+
+    /// Hands the workers lent to a report back to the engine, to be
+    /// dropped off its loop; once the engine has stopped, nobody else
+    /// holds them, and they are dropped here, with a panic in a `Drop`
+    /// contained.
+    pub(crate) fn give_back(&self, lent: Vec<SharedWorker>) {
+        if lent.is_empty() {
+            return;
+        }
+        let workers = lent.into_iter().map(OffLoop::new).collect();
+        if let Err(refused) = self.shared.driver.send(Event::Release { workers }) {
+            let dropped = worker_core::catch_panic(
+                || format!("drop of a worker of engine {:?}", self.name()),
+                || {
+                    drop(refused);
+                    Ok(())
+                },
+            );
+            if let Err(e) = dropped {
+                tracing::error!(error = %e, "a worker's Drop panicked");
+            }
+        }
     }
 
     /// The engine's result, if it has stopped.

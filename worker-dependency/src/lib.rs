@@ -171,7 +171,11 @@
 //! ```
 //!
 //! The loop only takes a snapshot; the workers' own reports are taken on
-//! the calling thread, so a slow one never stalls the engine. A worker
+//! the calling thread, so a slow one never stalls the engine. The
+//! snapshot lends the report its workers and the report hands them back,
+//! so a worker the engine lets go of meanwhile is still dropped by the
+//! engine, never by the caller
+//! (`adversarial::a_report_holding_the_last_reference_to_a_worker_does_not_panic`). A worker
 //! whose report includes its own engine's report (through the
 //! [`self_manifold`], say) gets that report once, with
 //! [`NoReport::Recursive`](worker_core::NoReport) in its own place, instead

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::{Serialize, Serializer};
-use worker_core::{Error, Report, ReportScope, WorkerState};
+use worker_core::{Error, Report, ReportScope, SharedWorker, WorkerState};
 
 use crate::Engine;
 use crate::machine::{View, Why};
@@ -182,11 +182,13 @@ pub(crate) fn report(handle: &Engine) -> EngineReport {
     } else {
         WorkerState::Started
     };
+    let mut lent = Vec::new();
     let manifolds = snapshot
         .manifolds
         .into_iter()
-        .map(|view| manifold_report(view, &scope))
+        .map(|view| manifold_report(view, &scope, &mut lent))
         .collect();
+    handle.give_back(lent);
     EngineReport {
         name: Arc::from(handle.name()),
         state,
@@ -195,11 +197,22 @@ pub(crate) fn report(handle: &Engine) -> EngineReport {
     }
 }
 
-fn manifold_report(view: View, scope: &ReportScope) -> ManifoldReport {
+/// One manifold's report; the worker the snapshot lent goes to `lent`,
+/// to be handed back to the engine (which may have let go of it
+/// meanwhile: whoever drops the last reference runs its `Drop`).
+fn manifold_report(
+    view: View,
+    scope: &ReportScope,
+    lent: &mut Vec<SharedWorker>,
+) -> ManifoldReport {
     ManifoldReport {
         name: view.name,
         state: state_of(view.state),
-        report: view.worker.as_deref().and_then(|w| scope.worker_report(w)),
+        report: view.worker.and_then(|w| {
+            let report = scope.worker_report(&*w);
+            lent.push(w);
+            report
+        }),
         inputs: view.inputs,
         start_count: view.start_count,
         start_attempts: view.start_attempts,

@@ -214,7 +214,10 @@
 //! [`stuck`](KEY_STUCK) absent unless the worker is stuck. The loop only
 //! copies the list out; the entries and the workers' own reports are made
 //! on the caller's thread, so a slow worker report delays that caller and
-//! nothing else. A worker whose report includes its own runner's report
+//! nothing else. The workers are lent to the report and handed back, so
+//! one the runner lets go of meanwhile is still dropped by the runner,
+//! never by the caller
+//! (`adversarial::a_report_holding_the_last_reference_to_a_worker_does_not_panic`). A worker whose report includes its own runner's report
 //! gets that report once, with
 //! [`NoReport::Recursive`](worker_core::NoReport) in its own place, instead
 //! of recursing until the stack overflows

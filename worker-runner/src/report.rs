@@ -157,29 +157,36 @@ impl From<StateName> for WorkerState {
 }
 
 /// The report of the runner identified by `runner` (for the recursion
-/// guard), from the loop's snapshot.
+/// guard), from the loop's snapshot; and the workers the snapshot lent,
+/// to give back to the runner (which may have let go of them meanwhile:
+/// whoever drops the last reference runs the worker's `Drop`).
 pub(crate) fn build(
     snapshot: Vec<EntrySnapshot<SharedWorker>>,
     clock: &dyn Clock,
     runner: *const (),
-) -> RunnerReport {
+) -> (RunnerReport, Vec<SharedWorker>) {
     let scope = ReportScope::enter(runner);
     let now = clock.now();
     let wall_now = clock.wall_now();
+    let mut lent = Vec::new();
     let workers = snapshot
         .into_iter()
         .map(|entry| WorkerReport {
             id: entry.id,
             state: entry.state.into(),
             started: wall_at(entry.started_at, now, wall_now),
-            report: entry.worker.as_deref().and_then(|w| scope.worker_report(w)),
+            report: entry.worker.and_then(|w| {
+                let report = scope.worker_report(&*w);
+                lent.push(w);
+                report
+            }),
             reason: entry.cause.map(Restart::from),
             stuck: entry
                 .stuck_since
                 .map(|since| now.saturating_duration_since(since)),
         })
         .collect();
-    RunnerReport { workers }
+    (RunnerReport { workers }, lent)
 }
 
 /// The wall time of monotonic instant `at`, given the clock's two "nows".

@@ -486,6 +486,12 @@ impl Runner {
     /// see the [crate docs](crate#reports). The workers' own reports are
     /// called on this thread, never on the runner's loop, so a slow one
     /// delays only this call. Empty once the runner has finished.
+    ///
+    /// The workers are lent to this call while it asks for their reports,
+    /// and handed back to the runner afterwards: if the runner let go of
+    /// one meanwhile, it is still the runner that drops it, off its loop.
+    /// (Only if the runner has finished by then is it dropped here, with a
+    /// panic in its `Drop` contained.)
     pub fn report(&self) -> RunnerReport {
         let snapshot = self
             .query(|reply| Event::Snapshot { reply })
@@ -494,11 +500,35 @@ impl Runner {
         // report asks for this report again gets a marker): the address of
         // its name, allocated once per runner and shared, not copied, by
         // everything that holds it.
-        report::build(
+        let (report, lent) = report::build(
             snapshot,
             &*self.clock,
             Arc::as_ptr(self.handle.name()).cast(),
-        )
+        );
+        self.give_back(lent);
+        report
+    }
+
+    /// Hands workers lent to a report back to the runner.
+    fn give_back(&self, lent: Vec<SharedWorker>) {
+        if lent.is_empty() {
+            return;
+        }
+        let workers = lent.into_iter().map(OffLoop::new).collect();
+        let release = Event::Machine(machine::Event::Release { workers });
+        if let Err(refused) = self.handle.send(release) {
+            // The runner has finished: nobody else holds them.
+            let dropped = worker_core::catch_panic(
+                || format!("drop of a worker of runner {:?}", self.name()),
+                || {
+                    drop(refused);
+                    Ok(())
+                },
+            );
+            if let Err(e) = dropped {
+                tracing::error!(error = %e, "a worker's Drop panicked");
+            }
+        }
     }
 }
 

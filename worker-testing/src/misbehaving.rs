@@ -1,6 +1,6 @@
 //! Workers that break the rules, for testing that a supervisor survives
 //! them: one whose `Drop` panics, one whose `kill` blocks, one whose `Drop`
-//! blocks. A supervisor must at worst report such a worker stuck; it must
+//! blocks, and one whose report blocks and whose `Drop` panics. A supervisor must at worst report such a worker stuck; it must
 //! never freeze, crash, or lose another worker's error because of it.
 //!
 //! Each is a thread-free [`Tomb`]-based worker, so supervisors watch it
@@ -30,7 +30,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
-use worker_core::{Error, Tomb, Worker};
+use worker_core::{Error, Report, Reporter, Tomb, Worker};
 
 use crate::KILL_TIMEOUT;
 
@@ -211,6 +211,58 @@ impl Worker for SlowDrop {
     worker_core::delegate_worker!(tomb, except kill);
 }
 
+/// A worker whose report blocks until its [`Gate`] opens, and whose
+/// `Drop` panics: it catches a caller that holds a worker's last
+/// reference while the supervisor lets go of it (a report in progress,
+/// say), and so would run the worker's `Drop` itself.
+#[derive(Debug)]
+pub struct SlowReportBomb {
+    tomb: Tomb,
+    latch: Latch,
+}
+
+impl SlowReportBomb {
+    /// A new, alive worker and the gate that holds its report.
+    pub fn new() -> (Self, Gate) {
+        let (gate, latch) = gate();
+        (
+            SlowReportBomb {
+                tomb: Tomb::new(),
+                latch,
+            },
+            gate,
+        )
+    }
+}
+
+impl Reporter for SlowReportBomb {
+    fn report(&self) -> Report {
+        self.latch.block();
+        Report::new("reported late")
+    }
+}
+
+impl Drop for SlowReportBomb {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("SlowReportBomb was dropped");
+        }
+    }
+}
+
+impl Worker for SlowReportBomb {
+    fn kill(&self) {
+        self.tomb.kill(None);
+        self.tomb.done(Ok(()));
+    }
+
+    fn reporter(&self) -> Option<&dyn Reporter> {
+        Some(self)
+    }
+
+    worker_core::delegate_worker!(tomb, except kill);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +285,25 @@ mod tests {
         assert!(!dropper.is_finished());
         gate.open();
         dropper.join().unwrap();
+    }
+
+    #[test]
+    fn slow_report_bomb_blocks_its_report_and_panics_when_dropped() {
+        let (w, gate) = SlowReportBomb::new();
+        let w = Arc::new(w);
+        let reporter = {
+            let w = w.clone();
+            std::thread::spawn(move || {
+                let _ = w.reporter().unwrap().report();
+            })
+        };
+        gate.wait_entered().unwrap();
+        assert!(!reporter.is_finished());
+        gate.open();
+        reporter.join().unwrap();
+        let w = Arc::into_inner(w).unwrap();
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(w)));
+        assert!(dropped.is_err());
     }
 
     #[test]

@@ -45,6 +45,12 @@ pub(crate) enum Event {
     Snapshot {
         reply: Reply<Seen>,
     },
+    /// A report is done with the workers its snapshot lent: the engine
+    /// lets go of them (off the loop), so that a report never runs a
+    /// worker's `Drop`.
+    Release {
+        workers: Vec<OffLoop<SharedWorker>>,
+    },
     WaitingFor {
         reply: Reply<Vec<String>>,
     },
@@ -138,6 +144,7 @@ impl worker_core::supervisor::Machine for Shell {
                 }
             }
             Event::Snapshot { reply } => reply.send(self.seen(now)),
+            Event::Release { workers } => drop(workers),
             Event::WaitingFor { reply } => reply.send(self.machine.waiting_for()),
             Event::Started {
                 node,

@@ -17,7 +17,7 @@ use worker_dependency::{
 };
 use worker_runner::{Runner, RunnerParams};
 use worker_testing::assert_threads_gone;
-use worker_testing::misbehaving::{BlockingKill, PanicOnDrop, SlowDrop};
+use worker_testing::misbehaving::{BlockingKill, PanicOnDrop, SlowDrop, SlowReportBomb};
 
 use crate::common::*;
 
@@ -392,4 +392,43 @@ fn a_tree_of_misbehaving_workers_stops_cleanly_and_leaves_no_thread() {
     assert!(engine.wait().is_ok());
     assert_eq!(engine.report().state, worker_core::WorkerState::Stopped);
     assert_threads_gone(name);
+}
+
+/// Found by the chaos test: a report holds the workers it reports on
+/// (their reports are taken on the caller's thread). When the engine let
+/// go of a worker meanwhile, the report held the last reference, and the
+/// worker's `Drop` ran on the caller's thread, uncontained: a panicking
+/// `Drop` made `report()` panic.
+#[test]
+fn a_report_holding_the_last_reference_to_a_worker_does_not_panic() {
+    let h = Harness::new("dep-adv-report-last-ref");
+    let (worker, gate) = SlowReportBomb::new();
+    let worker = Mutex::new(Some(worker));
+    h.engine
+        .install(
+            "bomb",
+            Manifold::new(move |_| {
+                worker
+                    .lock()
+                    .unwrap()
+                    .take()
+                    .ok_or_else(|| Error::msg("started once only"))
+            }),
+        )
+        .unwrap();
+    h.expect_started(&["bomb"]);
+    let reporter = {
+        let engine = h.engine.clone();
+        std::thread::spawn(move || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.report())).is_ok()
+        })
+    };
+    gate.wait_entered().unwrap();
+    // The engine lets go of the worker while its report is taken.
+    h.stop().unwrap();
+    gate.open();
+    assert!(
+        reporter.join().unwrap(),
+        "report() ran the worker's Drop, and panicked"
+    );
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crossbeam_channel::bounded;
 use worker_core::{Error, Passive, SharedWorker, Worker, WouldDeadlock, spawn};
 use worker_runner::{Runner, Stage};
-use worker_testing::misbehaving::{BlockingKill, PanicOnDrop, SlowDrop};
+use worker_testing::misbehaving::{BlockingKill, PanicOnDrop, SlowDrop, SlowReportBomb};
 
 use crate::common::*;
 
@@ -285,4 +285,32 @@ fn policies_about_a_passive_worker_killed_by_the_loop_run_off_it() {
     let thread = seen.recv_timeout(LONG).unwrap().unwrap_or_default();
     assert!(!thread.ends_with("-loop"), "is_fatal ran on {thread}");
     assert!(finish(&r).is_ok());
+}
+
+/// Found by the chaos test: a report holds the workers it reports on
+/// (their reports are taken on the caller's thread). When the runner let
+/// go of a worker meanwhile, the report held the last reference, and the
+/// worker's `Drop` ran on the caller's thread, uncontained: a panicking
+/// `Drop` made `report()` panic.
+#[test]
+fn a_report_holding_the_last_reference_to_a_worker_does_not_panic() {
+    let r = runner("rt-adv-report-last-ref", |p| p.is_fatal(none_fatal));
+    let (worker, gate) = SlowReportBomb::new();
+    r.start_worker_once("w", move || Ok(worker)).unwrap();
+    drop(r.worker("w", None).unwrap());
+    let reporter = {
+        let r = r.clone();
+        std::thread::spawn(move || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.report())).is_ok()
+        })
+    };
+    gate.wait_entered().unwrap();
+    // The runner lets go of the worker while its report is taken.
+    r.kill();
+    assert!(wait_gone(&r).is_ok());
+    gate.open();
+    assert!(
+        reporter.join().unwrap(),
+        "report() ran the worker's Drop, and panicked"
+    );
 }
