@@ -27,7 +27,22 @@
 //!
 //! A catacomb is itself a [`Worker`](worker_core::Worker) (and notifies its
 //! completion without a thread), so catacombs nest, and a runner or an
-//! engine supervises one like any other worker.
+//! engine supervises one like any other worker. A [`Catacomb`] is a cheap
+//! `Clone` handle: the work gets one, a bound worker may keep one to
+//! [`add`](Catacomb::add) siblings or to kill its owner, and dropping
+//! handles never stops the catacomb, which lives until its work returns,
+//! it is killed, or a bound worker fails. A handle kept by a bound worker
+//! does not keep anything alive after that: once the catacomb is dead it
+//! has let go of its workers (`worker::clones_are_one_catacomb_and_dropping_them_stops_nothing`).
+//!
+//! # When to use a catacomb, and when not
+//!
+//! A catacomb is for a few helpers that belong to one owner: nothing is
+//! restarted, the first error ends them all, and the owner is not dead
+//! before its helpers are. Workers that should come back after a failure
+//! belong in a runner (crate `worker-runner`); components that use each
+//! other's outputs, in a dependency engine (crate `worker-dependency`);
+//! `worker_core`'s front page compares the four ways to run workers.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -181,6 +196,7 @@ pub mod from_go;
 mod add;
 mod bindings;
 mod catacomb;
+mod compile_checks;
 mod errands;
 mod error;
 mod finish;

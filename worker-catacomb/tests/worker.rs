@@ -218,3 +218,39 @@ fn report_and_debug_show_state_error_and_workers() {
     );
     scope.finish();
 }
+
+/// A helper that keeps a handle on its own catacomb (to add siblings or
+/// kill its owner, say).
+struct HoldsItsOwner {
+    lease: Passive,
+    _owner: Catacomb,
+}
+
+impl Worker for HoldsItsOwner {
+    worker_core::delegate_worker!(lease);
+}
+
+/// Issue 10: one handle model. Clones are one catacomb, dropping handles
+/// stops nothing, and a bound worker holding a handle on its catacomb
+/// does not keep either alive once the catacomb is dead.
+#[test]
+fn clones_are_one_catacomb_and_dropping_them_stops_nothing() {
+    let scope = Scope::new("clones_are_one");
+    let c = invoke_until_dying(scope.name("c"), vec![]);
+    let helper = Arc::new(HoldsItsOwner {
+        lease: Passive::new(),
+        _owner: c.clone(),
+    });
+    let helper_gone = Arc::downgrade(&helper);
+    c.add(helper).unwrap();
+    let other = c.clone();
+    drop(c);
+    check_alive(&other);
+    assert_eq!(other.worker_count(), 1);
+    other.kill();
+    assert!(wait_for(&other).is_ok());
+    // The dead catacomb let go of its helper, and with it the helper's
+    // handle on the catacomb: no cycle outlives it.
+    assert!(helper_gone.upgrade().is_none(), "the helper was kept alive");
+    scope.finish();
+}

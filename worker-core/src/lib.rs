@@ -15,6 +15,24 @@
 //! one owner, and a dependency engine that runs a graph of them are all
 //! killed and waited for in the same way, so they nest.
 //!
+//! # Which supervisor do I need
+//!
+//! Four ways to run workers, from the least structure to the most; pick
+//! the first that does the job:
+//!
+//! | you have | use | because |
+//! |---|---|---|
+//! | one piece of work to run, stop and wait for | [`spawn`](fn@spawn), `task::spawn_on` (feature `tokio`), or [`Passive`] | no supervisor: kill and wait it yourself, or hold it with [`Worker::kill_on_drop`] |
+//! | a few workers that belong to one owner and live and die with it (a connection's reader and writer, an object's helper threads) | a catacomb (crate `worker-catacomb`) | the first error kills them all and the owner, and the owner's `wait` returns only when every one has ended; nothing restarts |
+//! | independent workers named at run time that should come back after a failure (one per tenant, per peer, per machine) | a runner (crate `worker-runner`) | restarts with delays and backoff, adds and removes by id while running, Erlang/OTP strategies and limits; a fatal error stops them all |
+//! | long-lived components that use each other (a database pool that an API server and a cache need) | a dependency engine (crate `worker-dependency`) | starts each component once its inputs run, restarts the users of one that restarted, stops them in order |
+//!
+//! They nest, because each is a worker: a typical service is an engine
+//! whose components include a runner of per-peer workers, one of which
+//! keeps its helpers in a catacomb. A supervisor handle is a cheap `Clone`
+//! that never stops it when dropped; a supervisor runs until killed or
+//! until it fails.
+//!
 //! # Writing a worker
 //!
 //! Getting kill/wait right by hand is subtle: kill must not block, wait

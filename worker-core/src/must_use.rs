@@ -36,6 +36,7 @@
 /// let _s = tomb.state();
 /// let _e = tomb.err();
 /// let _r = tomb.try_result();
+/// let _k = Passive::new().kill_on_drop();
 /// ```
 ///
 /// `Error::new`:
@@ -155,6 +156,14 @@
 /// ```compile_fail
 /// #![deny(unused_must_use)]
 /// worker_core::Tomb::new().dying();
+/// ```
+///
+/// `Worker::kill_on_drop` (a guard dropped at once kills at once):
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// use worker_core::Worker;
+/// worker_core::Passive::new().kill_on_drop();
 /// ```
 struct MustUse;
 

@@ -118,6 +118,7 @@ pub trait Worker: Any + Send + Sync {
     /// }
     /// assert!(tomb.try_result().is_some(), "killed with the scope");
     /// ```
+    #[must_use = "the guard kills the worker when dropped: dropped at once, it kills it at once"]
     fn kill_on_drop(self) -> KillOnDrop<Self>
     where
         Self: Sized,

@@ -24,6 +24,17 @@
 //! the whole engine, and [`wait`](worker_core::Worker::wait) returns the
 //! worst of them.
 //!
+//! # When to use an engine, and when not
+//!
+//! An engine is for the long-lived components of a service that use each
+//! other, declared once at start-up (installing later works too). When
+//! the workers are independent and named at run time (one per tenant,
+//! per peer), a runner (crate `worker-runner`) restarts each on its own
+//! and adds and removes them cheaply; when a few helpers simply live and
+//! die with one owner, a catacomb (crate `worker-catacomb`). A manifold's
+//! worker is often a runner of such workers (`worker_core`'s front page
+//! compares the four ways to run workers).
+//!
 //! # Writing a manifold
 //!
 //! A manifold is a start function plus builder calls. The start function
@@ -194,6 +205,7 @@
 
 pub mod from_go;
 
+mod compile_checks;
 mod config;
 mod context;
 mod engine;

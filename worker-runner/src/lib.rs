@@ -25,9 +25,27 @@
 //!   [`stop_and_remove_worker`](Runner::stop_and_remove_worker) take one
 //!   out.
 //!
+//! **Every error is fatal unless told otherwise.** A runner made with no
+//! [`is_fatal`](RunnerParams::is_fatal) stops all its workers at the first
+//! error any of them returns, as Go's does: a runner that silently
+//! restarts forever hides a broken service. So say which errors pass: a
+//! runner of per-connection workers that forgets `is_fatal` loses every
+//! connection when one client resets its own.
+//!
 //! The runner is itself a [`Worker`](worker_core::Worker) and a
 //! [`Reporter`](worker_core::Reporter): it can run inside another runner,
 //! a catacomb or a dependency engine, and its report nests its workers'.
+//!
+//! # When to use a runner, and when not
+//!
+//! A runner is for independent workers known by name, added and removed
+//! while it runs, each restarted on its own (or, with a
+//! [`Strategy`], with its siblings). When workers need each other's
+//! outputs and must restart when what they use restarts, use a dependency
+//! engine (crate `worker-dependency`); when a few helpers simply live and
+//! die with one owner and nothing restarts, a catacomb (crate
+//! `worker-catacomb`); for one worker, no supervisor at all
+//! (`worker_core`'s front page compares the four).
 //!
 //! # Example
 //!
@@ -37,7 +55,8 @@
 //! use worker_core::{spawn, Worker, WorkerState};
 //! use worker_runner::{Runner, RunnerParams};
 //!
-//! // Nothing is fatal; a failed worker comes back after 10 ms.
+//! // Every error is fatal unless `is_fatal` says otherwise: here none is,
+//! // so a failed worker comes back, after 10 ms.
 //! let runner = Runner::new(
 //!     RunnerParams::new("example")
 //!         .is_fatal(|_| false)
@@ -283,6 +302,7 @@
 pub mod from_go;
 pub mod otp;
 
+mod compile_checks;
 mod error;
 mod event;
 mod machine;
