@@ -6,16 +6,15 @@
 use std::sync::{Arc, OnceLock};
 
 use worker_core::supervisor::offloop::OffLoop;
-use worker_core::supervisor::{self, Call, DriverConfig, Handle, Reply};
+use worker_core::supervisor::{self, Call, DriverConfig, Handle, Lent, Reply};
 use worker_core::{
-    DoneCallback, Error, Passive, Report, Reporter, SharedWorker, Signal, TombState, Worker,
-    WouldDeadlock,
+    DoneCallback, Error, Passive, Report, Reporter, Signal, TombState, Worker, WouldDeadlock,
 };
 
 use crate::machine::{Machine, Policies, Policy, Snapshot};
 use crate::report::EngineReport;
 use crate::shell::starter::{self, StartJob};
-use crate::shell::{Event, Seen, Shell};
+use crate::shell::{Event, LentSeen, Seen, Shell};
 use crate::{ConfigError, EngineConfig, InstallError, Manifold, ShuttingDown, UninstallError};
 
 /// The dependency engine: a [`Worker`] that runs a graph of named
@@ -258,38 +257,36 @@ impl Engine {
 
     /// `render` of a snapshot, whose workers go back to the engine.
     fn rendered<T>(&self, render: impl FnOnce(&Snapshot) -> T) -> T {
-        let (snapshot, _) = self.seen();
+        let ((snapshot, _), lent) = self.seen();
         let rendered = render(&snapshot);
-        self.give_back(
-            snapshot
-                .manifolds
-                .into_iter()
-                .filter_map(|v| v.worker)
-                .collect(),
-        );
+        drop(snapshot);
+        drop(lent);
         rendered
     }
 
     /// A snapshot from the loop, or the final one once it has stopped,
     /// with the engine's error: its result once it has stopped, else the
-    /// fatal errors so far, ranked here.
-    pub(crate) fn snapshot(&self) -> Snapshot {
-        let (mut snapshot, fatal) = self.seen();
+    /// fatal errors so far, ranked here; and the guard of the workers it
+    /// lent, to drop after the snapshot.
+    pub(crate) fn snapshot(&self) -> (Snapshot, Lent<Event>) {
+        let ((mut snapshot, fatal), lent) = self.seen();
         let result = self.final_result().and_then(Result::err);
         if result.is_some() {
             snapshot.error = result;
         } else if !fatal.is_empty() {
             snapshot.error = self.shared.policies.worst(&fatal);
         }
-        snapshot
+        (snapshot, lent)
     }
 
     /// A snapshot from the loop, or the final one once it has stopped.
-    fn seen(&self) -> Seen {
-        if let Some(seen) = self.ask(|reply| Event::Snapshot { reply }) {
+    fn seen(&self) -> LentSeen {
+        let home = self.shared.driver.clone();
+        if let Some(seen) = self.ask(|reply| Event::Snapshot { reply, home }) {
             return seen;
         }
-        self.shared
+        let seen = self
+            .shared
             .final_snapshot
             .get()
             .cloned()
@@ -300,30 +297,8 @@ impl Engine {
                     manifolds: Vec::new(),
                 };
                 (empty, Vec::new())
-            })
-    }
-
-    /// Hands the workers lent to a report back to the engine, to be
-    /// dropped off its loop; once the engine has stopped, nobody else
-    /// holds them, and they are dropped here, with a panic in a `Drop`
-    /// contained.
-    pub(crate) fn give_back(&self, lent: Vec<SharedWorker>) {
-        if lent.is_empty() {
-            return;
-        }
-        let workers = lent.into_iter().map(OffLoop::new).collect();
-        if let Err(refused) = self.shared.driver.send(Event::Release { workers }) {
-            let dropped = worker_core::catch_panic(
-                || format!("drop of a worker of engine {:?}", self.name()),
-                || {
-                    drop(refused);
-                    Ok(())
-                },
-            );
-            if let Err(e) = dropped {
-                tracing::error!(error = %e, "a worker's Drop panicked");
-            }
-        }
+            });
+        (seen, Lent::none())
     }
 
     /// The engine's result, if it has stopped.

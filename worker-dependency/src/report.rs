@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::{Serialize, Serializer};
-use worker_core::{Error, Report, ReportScope, SharedWorker, WorkerState};
+use worker_core::{Error, Report, ReportScope, WorkerState};
 
 use crate::Engine;
 use crate::machine::{View, Why};
@@ -174,7 +174,7 @@ pub(crate) fn report(handle: &Engine) -> EngineReport {
     // A worker whose report asks for this engine's report again gets a
     // marker instead of its own report, rather than recursing.
     let scope = ReportScope::enter(handle.id());
-    let snapshot = handle.snapshot();
+    let (snapshot, lent) = handle.snapshot();
     let state = if handle.final_result().is_some() {
         WorkerState::Stopped
     } else if snapshot.dying {
@@ -182,13 +182,13 @@ pub(crate) fn report(handle: &Engine) -> EngineReport {
     } else {
         WorkerState::Started
     };
-    let mut lent = Vec::new();
     let manifolds = snapshot
         .manifolds
         .into_iter()
-        .map(|view| manifold_report(view, &scope, &mut lent))
+        .map(|view| manifold_report(view, &scope))
         .collect();
-    handle.give_back(lent);
+    // The snapshot's references are gone: the lent ones go home.
+    drop(lent);
     EngineReport {
         name: Arc::from(handle.name()),
         state,
@@ -197,22 +197,12 @@ pub(crate) fn report(handle: &Engine) -> EngineReport {
     }
 }
 
-/// One manifold's report; the worker the snapshot lent goes to `lent`,
-/// to be handed back to the engine (which may have let go of it
-/// meanwhile: whoever drops the last reference runs its `Drop`).
-fn manifold_report(
-    view: View,
-    scope: &ReportScope,
-    lent: &mut Vec<SharedWorker>,
-) -> ManifoldReport {
+/// One manifold's report.
+fn manifold_report(view: View, scope: &ReportScope) -> ManifoldReport {
     ManifoldReport {
         name: view.name,
         state: state_of(view.state),
-        report: view.worker.and_then(|w| {
-            let report = scope.worker_report(&*w);
-            lent.push(w);
-            report
-        }),
+        report: view.worker.and_then(|w| scope.worker_report(&*w)),
         inputs: view.inputs,
         start_count: view.start_count,
         start_attempts: view.start_attempts,

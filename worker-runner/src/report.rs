@@ -157,36 +157,30 @@ impl From<StateName> for WorkerState {
 }
 
 /// The report of the runner identified by `runner` (for the recursion
-/// guard), from the loop's snapshot; and the workers the snapshot lent,
-/// to give back to the runner (which may have let go of them meanwhile:
-/// whoever drops the last reference runs the worker's `Drop`).
+/// guard), from the loop's snapshot (whose references to the workers it
+/// drops: the runner lent them, and the caller sends them home).
 pub(crate) fn build(
     snapshot: Vec<EntrySnapshot<SharedWorker>>,
     clock: &dyn Clock,
     runner: *const (),
-) -> (RunnerReport, Vec<SharedWorker>) {
+) -> RunnerReport {
     let scope = ReportScope::enter(runner);
     let now = clock.now();
     let wall_now = clock.wall_now();
-    let mut lent = Vec::new();
     let workers = snapshot
         .into_iter()
         .map(|entry| WorkerReport {
             id: entry.id,
             state: entry.state.into(),
             started: wall_at(entry.started_at, now, wall_now),
-            report: entry.worker.and_then(|w| {
-                let report = scope.worker_report(&*w);
-                lent.push(w);
-                report
-            }),
+            report: entry.worker.and_then(|w| scope.worker_report(&*w)),
             reason: entry.cause.map(Restart::from),
             stuck: entry
                 .stuck_since
                 .map(|since| now.saturating_duration_since(since)),
         })
         .collect();
-    (RunnerReport { workers }, lent)
+    RunnerReport { workers }
 }
 
 /// The wall time of monotonic instant `at`, given the clock's two "nows".

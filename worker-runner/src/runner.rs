@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use worker_core::supervisor::{AsyncCall, Call, CallError, DriverConfig, Handle, Reply};
+use worker_core::supervisor::{
+    AsyncCall, Call, CallError, DriverConfig, Handle, Lending, Lent, Reply,
+};
 use worker_core::{
     AbortSignal, Aborted, Clock, Dead, DoneCallback, Error, Report, Reporter, SharedWorker, Signal,
     Worker, WouldDeadlock, into_shared,
@@ -67,6 +69,7 @@ impl Runner {
             policies: policies.clone(),
             hook: parts.hook.map(|hook| Arc::new(HookQueue::new(hook))),
             out: Vec::new(),
+            lending: Lending::default(),
         };
         let config = DriverConfig::new(name.clone(), parts.clock.clone())
             .threads(parts.start_threads)
@@ -488,47 +491,31 @@ impl Runner {
     /// delays only this call. Empty once the runner has finished.
     ///
     /// The workers are lent to this call while it asks for their reports,
-    /// and handed back to the runner afterwards: if the runner let go of
-    /// one meanwhile, it is still the runner that drops it, off its loop.
-    /// (Only if the runner has finished by then is it dropped here, with a
-    /// panic in its `Drop` contained.)
+    /// and go back to the runner afterwards (even if this call panics): if
+    /// the runner let go of one meanwhile, it is still the runner that
+    /// drops it, off its loop, and a runner that is stopping waits for
+    /// them before it ends. So a report never runs a worker's `Drop`, and
+    /// once [`wait`](Worker::wait) returns every worker has been dropped;
+    /// but a worker whose own report is slow delays the end of a runner
+    /// that stops meanwhile, as a slow `Drop` would. (A worker's report
+    /// must therefore not wait for its own runner to end.)
     pub fn report(&self) -> RunnerReport {
-        let snapshot = self
-            .query(|reply| Event::Snapshot { reply })
-            .unwrap_or_default();
+        let home = self.handle.clone();
+        let (snapshot, lent) = self
+            .query(|reply| Event::Snapshot { reply, home })
+            .unwrap_or_else(|| (Vec::new(), Lent::none()));
         // The runner's identity for the recursion guard (a worker whose
         // report asks for this report again gets a marker): the address of
         // its name, allocated once per runner and shared, not copied, by
         // everything that holds it.
-        let (report, lent) = report::build(
+        let report = report::build(
             snapshot,
             &*self.clock,
             Arc::as_ptr(self.handle.name()).cast(),
         );
-        self.give_back(lent);
+        // The snapshot's references are gone: the lent ones go home.
+        drop(lent);
         report
-    }
-
-    /// Hands workers lent to a report back to the runner.
-    fn give_back(&self, lent: Vec<SharedWorker>) {
-        if lent.is_empty() {
-            return;
-        }
-        let workers = lent.into_iter().map(OffLoop::new).collect();
-        let release = Event::Machine(machine::Event::Release { workers });
-        if let Err(refused) = self.handle.send(release) {
-            // The runner has finished: nobody else holds them.
-            let dropped = worker_core::catch_panic(
-                || format!("drop of a worker of runner {:?}", self.name()),
-                || {
-                    drop(refused);
-                    Ok(())
-                },
-            );
-            if let Err(e) = dropped {
-                tracing::error!(error = %e, "a worker's Drop panicked");
-            }
-        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Workers that break the rules, for testing that a supervisor survives
 //! them: one whose `Drop` panics, one whose `kill` blocks, one whose `Drop`
-//! blocks, and one whose report blocks and whose `Drop` panics. A supervisor must at worst report such a worker stuck; it must
+//! blocks, and one whose report blocks and which says where it was
+//! dropped. A supervisor must at worst report such a worker stuck; it must
 //! never freeze, crash, or lose another worker's error because of it.
 //!
 //! Each is a thread-free [`Tomb`]-based worker, so supervisors watch it
@@ -26,7 +27,7 @@
 //! ```
 
 use std::convert::Infallible;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
@@ -211,46 +212,70 @@ impl Worker for SlowDrop {
     worker_core::delegate_worker!(tomb, except kill);
 }
 
-/// A worker whose report blocks until its [`Gate`] opens, and whose
-/// `Drop` panics: it catches a caller that holds a worker's last
-/// reference while the supervisor lets go of it (a report in progress,
-/// say), and so would run the worker's `Drop` itself.
+/// A worker whose report blocks until its [`Gate`] opens, and which
+/// records the thread its `Drop` ran on ([`DroppedOn`]): it catches a
+/// caller that holds a worker's last reference while the supervisor lets
+/// go of it (a report in progress, say), and so runs the worker's `Drop`
+/// itself, or a supervisor whose `wait` returns before it was dropped.
 #[derive(Debug)]
-pub struct SlowReportBomb {
+pub struct SlowReport {
     tomb: Tomb,
     latch: Latch,
+    dropped: DroppedOn,
 }
 
-impl SlowReportBomb {
-    /// A new, alive worker and the gate that holds its report.
-    pub fn new() -> (Self, Gate) {
-        let (gate, latch) = gate();
-        (
-            SlowReportBomb {
-                tomb: Tomb::new(),
-                latch,
-            },
-            gate,
-        )
+/// Where a [`SlowReport`] was dropped.
+#[derive(Debug, Clone, Default)]
+pub struct DroppedOn(Arc<Mutex<Option<String>>>);
+
+impl DroppedOn {
+    /// The name of the thread that dropped it (`"<unnamed>"` for a thread
+    /// without a name), or `None` while it lives.
+    pub fn thread(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
-impl Reporter for SlowReportBomb {
+impl SlowReport {
+    /// A new, alive worker, the gate that holds its report, and where it
+    /// will have been dropped.
+    pub fn new() -> (Self, Gate, DroppedOn) {
+        let (gate, latch) = gate();
+        let dropped = DroppedOn::default();
+        let worker = SlowReport {
+            tomb: Tomb::new(),
+            latch,
+            dropped: dropped.clone(),
+        };
+        (worker, gate, dropped)
+    }
+}
+
+impl Reporter for SlowReport {
     fn report(&self) -> Report {
         self.latch.block();
         Report::new("reported late")
     }
 }
 
-impl Drop for SlowReportBomb {
+impl Drop for SlowReport {
     fn drop(&mut self) {
-        if !std::thread::panicking() {
-            panic!("SlowReportBomb was dropped");
-        }
+        let thread = std::thread::current()
+            .name()
+            .unwrap_or("<unnamed>")
+            .to_owned();
+        *self
+            .dropped
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(thread);
     }
 }
 
-impl Worker for SlowReportBomb {
+impl Worker for SlowReport {
     fn kill(&self) {
         self.tomb.kill(None);
         self.tomb.done(Ok(()));
@@ -266,7 +291,6 @@ impl Worker for SlowReportBomb {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[test]
     fn panic_on_drop_panics_only_when_dropped() {
@@ -288,8 +312,8 @@ mod tests {
     }
 
     #[test]
-    fn slow_report_bomb_blocks_its_report_and_panics_when_dropped() {
-        let (w, gate) = SlowReportBomb::new();
+    fn slow_report_blocks_its_report_and_records_where_it_was_dropped() {
+        let (w, gate, dropped) = SlowReport::new();
         let w = Arc::new(w);
         let reporter = {
             let w = w.clone();
@@ -301,9 +325,14 @@ mod tests {
         assert!(!reporter.is_finished());
         gate.open();
         reporter.join().unwrap();
-        let w = Arc::into_inner(w).unwrap();
-        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(w)));
-        assert!(dropped.is_err());
+        assert_eq!(dropped.thread(), None);
+        std::thread::Builder::new()
+            .name("the dropper".into())
+            .spawn(move || drop(w))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(dropped.thread().as_deref(), Some("the dropper"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use worker_core::supervisor::offloop::OffLoop;
-use worker_core::supervisor::{Effects, Finish, Reply};
+use worker_core::supervisor::{Effects, Finish, Handle, Lending, Lent, Reply};
 use worker_core::{Clock, Error, SharedWorker};
 
 use crate::config::Metrics;
@@ -31,6 +31,10 @@ use starter::StartJob;
 /// report's engine error is theirs to rank (on the caller's thread).
 pub(crate) type Seen = (Snapshot, Vec<Error>);
 
+/// A snapshot, and its workers' guard: the snapshot first, so that its
+/// references go before the guard sends the lent ones home.
+pub(crate) type LentSeen = (Seen, Lent<Event>);
+
 /// Everything the loop can be told: requests from handles, news from start
 /// jobs and workers' completion callbacks.
 pub(crate) enum Event {
@@ -42,8 +46,11 @@ pub(crate) enum Event {
         name: String,
         reply: Reply<Result<(), UninstallError>>,
     },
+    /// A snapshot; its workers are lent (see [`Lent`]) and come back
+    /// home, to this engine, as a `Release`.
     Snapshot {
-        reply: Reply<Seen>,
+        reply: Reply<LentSeen>,
+        home: Handle<Event>,
     },
     /// A report is done with the workers its snapshot lent: the engine
     /// lets go of them (off the loop), so that a report never runs a
@@ -98,6 +105,8 @@ pub(crate) struct Shell {
     dying: bool,
     /// The end was announced to the driver.
     finished: bool,
+    /// Workers lent to reports, which the engine's end waits for.
+    lending: Lending,
 }
 
 impl Shell {
@@ -122,6 +131,7 @@ impl Shell {
             hooks: Vec::new(),
             dying: false,
             finished: false,
+            lending: Lending::default(),
         }
     }
 }
@@ -143,8 +153,23 @@ impl worker_core::supervisor::Machine for Shell {
                     Err(e) => reply.send(Err(e)),
                 }
             }
-            Event::Snapshot { reply } => reply.send(self.seen(now)),
-            Event::Release { workers } => drop(workers),
+            Event::Snapshot { reply, home } => {
+                let seen = self.seen(now);
+                let workers = seen
+                    .0
+                    .manifolds
+                    .iter()
+                    .filter_map(|v| v.worker.clone())
+                    .collect();
+                let lent = self
+                    .lending
+                    .lend(workers, home, |workers| Event::Release { workers });
+                reply.send((seen, lent));
+            }
+            Event::Release { workers } => {
+                self.lending.back(workers.len(), fx);
+                drop(workers);
+            }
             Event::WaitingFor { reply } => reply.send(self.machine.waiting_for()),
             Event::Started {
                 node,
@@ -298,7 +323,8 @@ impl Shell {
                 }
             }
             self.call_hooks(fx);
-            fx.finish(self.end());
+            let end = self.end();
+            self.lending.finish(end, fx);
         }
     }
 

@@ -17,7 +17,7 @@ use worker_dependency::{
 };
 use worker_runner::{Runner, RunnerParams};
 use worker_testing::assert_threads_gone;
-use worker_testing::misbehaving::{BlockingKill, PanicOnDrop, SlowDrop, SlowReportBomb};
+use worker_testing::misbehaving::{BlockingKill, PanicOnDrop, SlowDrop, SlowReport};
 
 use crate::common::*;
 
@@ -396,17 +396,18 @@ fn a_tree_of_misbehaving_workers_stops_cleanly_and_leaves_no_thread() {
 
 /// Found by the chaos test: a report holds the workers it reports on
 /// (their reports are taken on the caller's thread). When the engine let
-/// go of a worker meanwhile, the report held the last reference, and the
-/// worker's `Drop` ran on the caller's thread, uncontained: a panicking
-/// `Drop` made `report()` panic.
+/// go of a worker meanwhile and stopped, the report held the last
+/// reference: the worker's `Drop` ran on the caller's thread (a slow one
+/// stalled `report()`), after the engine's `wait` had returned. The
+/// report now gives its workers back, and the engine waits for them.
 #[test]
-fn a_report_holding_the_last_reference_to_a_worker_does_not_panic() {
-    let h = Harness::new("dep-adv-report-last-ref");
-    let (worker, gate) = SlowReportBomb::new();
+fn an_engine_waits_for_the_workers_lent_to_a_report_and_drops_them_itself() {
+    let h = Harness::new("dep-adv-report-lent");
+    let (worker, gate, dropped) = SlowReport::new();
     let worker = Mutex::new(Some(worker));
     h.engine
         .install(
-            "bomb",
+            "slow",
             Manifold::new(move |_| {
                 worker
                     .lock()
@@ -416,19 +417,27 @@ fn a_report_holding_the_last_reference_to_a_worker_does_not_panic() {
             }),
         )
         .unwrap();
-    h.expect_started(&["bomb"]);
+    h.expect_started(&["slow"]);
     let reporter = {
         let engine = h.engine.clone();
-        std::thread::spawn(move || {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.report())).is_ok()
-        })
+        std::thread::spawn(move || engine.report())
     };
     gate.wait_entered().unwrap();
     // The engine lets go of the worker while its report is taken.
-    h.stop().unwrap();
+    h.engine.kill();
+    let waiter = {
+        let engine = h.engine.clone();
+        std::thread::spawn(move || (engine.wait(), dropped.thread()))
+    };
     gate.open();
+    let report = reporter.join().unwrap();
+    assert_eq!(report.manifolds.len(), 1);
+    let (result, dropped_on) = waiter.join().unwrap();
+    assert!(result.is_ok());
+    let thread = dropped_on.expect("the engine's wait returned before its worker was dropped");
     assert!(
-        reporter.join().unwrap(),
-        "report() ran the worker's Drop, and panicked"
+        thread.starts_with(&h.name),
+        "the worker was dropped on {thread}"
     );
+    assert!(h.stop().is_ok());
 }

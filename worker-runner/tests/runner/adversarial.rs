@@ -10,7 +10,7 @@ use std::time::Duration;
 use crossbeam_channel::bounded;
 use worker_core::{Error, Passive, SharedWorker, Worker, WouldDeadlock, spawn};
 use worker_runner::{Runner, Stage};
-use worker_testing::misbehaving::{BlockingKill, PanicOnDrop, SlowDrop, SlowReportBomb};
+use worker_testing::misbehaving::{BlockingKill, PanicOnDrop, SlowDrop, SlowReport};
 
 use crate::common::*;
 
@@ -289,28 +289,36 @@ fn policies_about_a_passive_worker_killed_by_the_loop_run_off_it() {
 
 /// Found by the chaos test: a report holds the workers it reports on
 /// (their reports are taken on the caller's thread). When the runner let
-/// go of a worker meanwhile, the report held the last reference, and the
-/// worker's `Drop` ran on the caller's thread, uncontained: a panicking
-/// `Drop` made `report()` panic.
+/// go of a worker meanwhile and finished, the report held the last
+/// reference: the worker's `Drop` ran on the caller's thread (a slow one
+/// stalled `report()`), after the runner's `wait` had returned. The
+/// report now gives its workers back, and the runner waits for them.
 #[test]
-fn a_report_holding_the_last_reference_to_a_worker_does_not_panic() {
-    let r = runner("rt-adv-report-last-ref", |p| p.is_fatal(none_fatal));
-    let (worker, gate) = SlowReportBomb::new();
+fn a_runner_waits_for_the_workers_lent_to_a_report_and_drops_them_itself() {
+    let name = "rt-adv-report-lent";
+    let r = runner(name, |p| p.is_fatal(none_fatal));
+    let (worker, gate, dropped) = SlowReport::new();
     r.start_worker_once("w", move || Ok(worker)).unwrap();
     drop(r.worker("w", None).unwrap());
     let reporter = {
         let r = r.clone();
-        std::thread::spawn(move || {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.report())).is_ok()
-        })
+        std::thread::spawn(move || r.report())
     };
     gate.wait_entered().unwrap();
     // The runner lets go of the worker while its report is taken.
     r.kill();
-    assert!(wait_gone(&r).is_ok());
+    let waiter = {
+        let r = r.clone();
+        std::thread::spawn(move || (r.wait(), dropped.thread()))
+    };
     gate.open();
+    let report = reporter.join().unwrap();
+    assert_eq!(report.workers.len(), 1);
+    let (result, dropped_on) = waiter.join().unwrap();
+    assert!(result.is_ok());
+    let thread = dropped_on.expect("the runner's wait returned before its worker was dropped");
     assert!(
-        reporter.join().unwrap(),
-        "report() ran the worker's Drop, and panicked"
+        thread.starts_with(name),
+        "the worker was dropped on {thread}"
     );
 }
