@@ -375,3 +375,46 @@ fn a_request_queued_at_the_end_is_refused_at_once_not_behind_a_slow_drop() {
     assert!(handle.wait().is_ok());
     assert_eq!(live_threads_with_prefix(name), 0);
 }
+
+/// A worker whose `Drop` panics (when it is not already unwinding).
+struct DropBomb(Passive);
+
+impl Drop for DropBomb {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("DropBomb dropped");
+        }
+    }
+}
+
+impl Worker for DropBomb {
+    fn kill(&self) {
+        self.0.kill();
+    }
+    fn wait(&self) -> Result<(), Error> {
+        self.0.wait()
+    }
+}
+
+/// Found by the chaos test: a kill item held the last reference to its
+/// worker and dropped it outside the panic containment, so a panicking
+/// `Drop` killed the executor thread and the rest of its batch was never
+/// done (then dropped, on the loop, as the supervisor closed).
+#[test]
+fn a_work_item_holding_a_workers_last_reference_contains_its_drop() {
+    use worker_core::supervisor::effects::{Batch, Work};
+    let (tx, dropped_on) = unbounded();
+    let value: Box<dyn Send> = Box::new(Tattletale(tx));
+    let killed: SharedWorker = Arc::new(DropBomb(Passive::new()));
+    let reaped: SharedWorker = Arc::new(DropBomb(Passive::new()));
+    reaped.kill();
+    let batch = Batch::new(vec![
+        Work::Kill(killed, Arc::from("bomb")),
+        Work::Reap(reaped),
+        Work::Drop(value),
+    ]);
+    let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| batch.work("items")));
+    assert!(worked.is_ok(), "a worker's Drop panic escaped its item");
+    assert!(batch.is_complete());
+    assert!(dropped_on.try_recv().is_ok(), "the last item was not done");
+}
