@@ -28,6 +28,9 @@ use super::effects::{Effects, Finish};
 use super::offloop::OffLoop;
 use crate::SharedWorker;
 
+/// Makes the event that brings lent workers back home.
+pub type Release<E> = fn(Vec<OffLoop<SharedWorker>>) -> E;
+
 /// The loop's side: how many lent workers are out, and the end that
 /// waits for them to come back.
 #[derive(Debug, Default)]
@@ -44,7 +47,7 @@ impl Lending {
         &mut self,
         workers: Vec<SharedWorker>,
         home: Handle<E>,
-        release: fn(Vec<OffLoop<SharedWorker>>) -> E,
+        release: Release<E>,
     ) -> Lent<E> {
         self.out += workers.len();
         Lent {
@@ -86,7 +89,7 @@ impl Lending {
 /// holds to those workers (the snapshot's) has been dropped.
 pub struct Lent<E: Send + 'static> {
     workers: Vec<SharedWorker>,
-    home: Option<(Handle<E>, fn(Vec<OffLoop<SharedWorker>>) -> E)>,
+    home: Option<(Handle<E>, Release<E>)>,
 }
 
 impl<E: Send + 'static> Lent<E> {
