@@ -241,6 +241,13 @@ impl Engine {
     /// workers' own reports (and the ranking of the fatal errors so far,
     /// while the engine stops) are taken on the calling thread, so a slow
     /// one never stalls the engine.
+    ///
+    /// The workers are lent to this call and go back to the engine
+    /// afterwards (even if it panics), which drops them off its loop: an
+    /// engine that stops meanwhile waits for them before it ends, so a
+    /// worker whose own report is slow delays that end, as a slow `Drop`
+    /// would. (A worker's report must therefore not wait for its own
+    /// engine to end.)
     pub fn report(&self) -> EngineReport {
         crate::report::report(self)
     }
