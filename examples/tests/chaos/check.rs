@@ -278,11 +278,7 @@ fn catacomb_result(
         Ok(()) => case.violation(format!(
             "catacomb {} ended Ok, losing {}",
             s.name,
-            required
-                .iter()
-                .map(Key::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            listed(&required)
         )),
         Err(e) => {
             if !required.iter().chain(&also_allowed).any(|k| k.matches(e)) {
@@ -290,13 +286,17 @@ fn catacomb_result(
                     "catacomb {} ended with {e:?}, which none of its workers returned \
                      (they returned: {})",
                     s.name,
-                    required
-                        .iter()
-                        .map(Key::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    listed(&required)
                 ));
             }
         }
     }
+}
+
+/// `keys`, for a message.
+fn listed(keys: &[Key]) -> String {
+    keys.iter()
+        .map(Key::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -26,7 +26,7 @@
 //! The test prints nothing when it passes. A failure names the seed of
 //! the failing case and its plan; `CHAOS_SEED=<seed>` replays that case
 //! (the same tree, misbehaviours and schedule; thread timing differs from
-//! run to run), `CHAOS_CASES=<n>` runs more or fewer cases (default 1000,
+//! run to run), `CHAOS_CASES=<n>` runs more or fewer cases (default 500,
 //! a few seconds in a debug build, from a seed drawn at random, or from
 //! `CHAOS_SEED`). `CHAOS_VERBOSE=1` prints
 //! what each case exercised; `CHAOS_STACKS=<file>` writes every thread's
@@ -192,7 +192,7 @@ fn trees_of_misbehaving_workers_end_cleanly_and_lose_no_error() {
     let cases: usize = std::env::var("CHAOS_CASES")
         .ok()
         .map(|s| s.parse().expect("CHAOS_CASES is a number"))
-        .unwrap_or(if seed.is_some() { 1 } else { 1000 });
+        .unwrap_or(if seed.is_some() { 1 } else { 500 });
     let base = seed.unwrap_or_else(|| {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -110,36 +110,35 @@ fn not_installed(e: &Error) -> bool {
     )
 }
 
-/// Runs `f`, which hands a start function to a supervisor. A supervisor
-/// that refuses it (it is dying) drops it on this thread, the caller's,
-/// whose own value it is: a panic in its `Drop` then comes back here,
-/// as it would if the caller dropped it itself.
-pub(crate) fn refused_bomb(case: &Case, f: impl FnOnce()) {
+/// Runs `f`; a panic whose message contains `expected` is the caller's
+/// to take (counted as `what`), any other goes on unwinding.
+fn callers_panic(case: &Case, expected: &str, what: &'static str, f: impl FnOnce()) {
     if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         let message = payload
             .downcast_ref::<String>()
             .map(String::as_str)
             .unwrap_or("");
-        if !message.contains("bomb]") {
+        if !message.contains(expected) {
             std::panic::resume_unwind(payload);
         }
-        case.count("refused start function's state panicked on the caller");
+        case.count(what);
     }
+}
+
+/// Runs `f`, which hands a start function to a supervisor. A supervisor
+/// that refuses it (it is dying) drops it on this thread, the caller's,
+/// whose own value it is: a panic in its `Drop` then comes back here,
+/// as it would if the caller dropped it itself.
+pub(crate) fn refused_bomb(case: &Case, f: impl FnOnce()) {
+    let what = "refused start function's state panicked on the caller";
+    callers_panic(case, "bomb]", what, f);
 }
 
 /// Drops a worker the caller was handed, whose `Drop` may be the
 /// caller's to run (a panic in it comes back here).
 fn callers_drop(case: &Case, worker: worker_core::SharedWorker) {
-    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(worker))) {
-        let message = payload
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .unwrap_or("");
-        if !message.contains("drop panic") {
-            std::panic::resume_unwind(payload);
-        }
-        case.count("a found worker's Drop panicked on the caller");
-    }
+    let what = "a found worker's Drop panicked on the caller";
+    callers_panic(case, "drop panic", what, || drop(worker));
 }
 
 pub(crate) fn run(case: &Arc<Case>, op: &Op, pending: &mut Vec<Pending>) {
