@@ -423,8 +423,10 @@ fn an_engine_waits_for_the_workers_lent_to_a_report_and_drops_them_itself() {
         std::thread::spawn(move || engine.report())
     };
     gate.wait_entered().unwrap();
-    // The engine lets go of the worker while its report is taken.
+    // The engine lets go of the worker while its report is taken; it
+    // said so (and, without the fix, ended) before the report goes on.
     h.engine.kill();
+    h.expect_stopped(&["slow"]);
     let waiter = {
         let engine = h.engine.clone();
         std::thread::spawn(move || (engine.wait(), dropped.thread()))

@@ -296,7 +296,14 @@ fn policies_about_a_passive_worker_killed_by_the_loop_run_off_it() {
 #[test]
 fn a_runner_waits_for_the_workers_lent_to_a_report_and_drops_them_itself() {
     let name = "rt-adv-report-lent";
-    let r = runner(name, |p| p.is_fatal(none_fatal));
+    let (stopped_tx, stopped) = bounded(1);
+    let r = runner(name, |p| {
+        p.is_fatal(none_fatal).on_event(move |e| {
+            if let worker_runner::RunnerEvent::Stopped { .. } = e {
+                let _ = stopped_tx.try_send(());
+            }
+        })
+    });
     let (worker, gate, dropped) = SlowReport::new();
     r.start_worker_once("w", move || Ok(worker)).unwrap();
     drop(r.worker("w", None).unwrap());
@@ -305,8 +312,10 @@ fn a_runner_waits_for_the_workers_lent_to_a_report_and_drops_them_itself() {
         std::thread::spawn(move || r.report())
     };
     gate.wait_entered().unwrap();
-    // The runner lets go of the worker while its report is taken.
+    // The runner lets go of the worker while its report is taken; it
+    // said so (and, without the fix, ended) before the report goes on.
     r.kill();
+    stopped.recv_timeout(LONG).unwrap();
     let waiter = {
         let r = r.clone();
         std::thread::spawn(move || (r.wait(), dropped.thread()))
