@@ -8,7 +8,8 @@ use std::sync::{Arc, OnceLock};
 use worker_core::supervisor::offloop::OffLoop;
 use worker_core::supervisor::{self, Call, DriverConfig, Handle, Lent, Reply};
 use worker_core::{
-    DoneCallback, Error, Passive, Report, Reporter, Signal, TombState, Worker, WouldDeadlock,
+    DoneCallback, Error, Passive, Report, ReportScope, Reporter, Signal, TombState, Worker,
+    WouldDeadlock,
 };
 
 use crate::machine::{Machine, Policies, Policy, Snapshot};
@@ -121,8 +122,15 @@ impl Worker for Engine {
     /// engine's filter), or an internal error. Fails at once with
     /// [`WouldDeadlock`] on one of the engine's own threads (a start
     /// function, or a worker body one started), where it would wait for
-    /// itself forever.
+    /// itself forever, and within its own report (a worker's report: the
+    /// engine waits for the workers lent to it).
     fn wait(&self) -> Result<(), Error> {
+        if ReportScope::in_progress(self.id()) {
+            return Err(Error::new(WouldDeadlock {
+                supervisor: self.name().to_owned(),
+                call: "wait (from the engine's own report)",
+            }));
+        }
         self.driver().wait()
     }
 
@@ -246,8 +254,8 @@ impl Engine {
     /// afterwards (even if it panics), which drops them off its loop: an
     /// engine that stops meanwhile waits for them before it ends, so a
     /// worker whose own report is slow delays that end, as a slow `Drop`
-    /// would. (A worker's report must therefore not wait for its own
-    /// engine to end.)
+    /// would. A worker's report that waits for its own engine, which would
+    /// then wait forever, gets [`WouldDeadlock`] at once.
     pub fn report(&self) -> EngineReport {
         crate::report::report(self)
     }

@@ -109,7 +109,7 @@
 //! | panics in its body, `kill`, `wait`, `report` or `Drop` | treats a panic in the body as the worker's error; logs the others and goes on |
 //! | blocks in `kill` | goes on answering, starting and stopping others; that worker is reported stuck after the stop timeout, and `wait` waits for it |
 //! | is slow or blocks in `Drop` | goes on; only its own disposal (and so the runner's final `wait`) waits for it |
-//! | is slow or blocks in its own `report` | only that report's caller waits; a runner that stops meanwhile ends once the report is done with its workers |
+//! | is slow or blocks in its own `report` | only that report's caller waits; a runner that stops meanwhile ends once the report is done with its workers (a report that waits for the runner gets [`WouldDeadlock`](worker_core::WouldDeadlock)) |
 //! | calls back into the runner from its start function, body or completion callback | answers at once what it can; a call that would wait for the runner itself (`wait`, `stop`, or waiting for its own id) fails with [`WouldDeadlock`](worker_core::WouldDeadlock) instead of hanging |
 //! | never ends after `kill` | is reported stuck after its shutdown timeout; is forced if it can be ([`Worker::abortable`](worker_core::Worker::abortable): an async task, never a thread) and its [`Shutdown`] says so; otherwise `wait` waits for it and [`Runner::waiting_for`] says so |
 //! | blocks in its start function after being stopped | is reported stuck the same way (a start function cannot be forced); killed as soon as it returns |

@@ -10,8 +10,8 @@ use worker_core::supervisor::{
     AsyncCall, Call, CallError, DriverConfig, Handle, Lending, Lent, Reply,
 };
 use worker_core::{
-    AbortSignal, Aborted, Clock, Dead, DoneCallback, Error, Report, Reporter, SharedWorker, Signal,
-    Worker, WouldDeadlock, into_shared,
+    AbortSignal, Aborted, Clock, Dead, DoneCallback, Error, Report, ReportScope, Reporter,
+    SharedWorker, Signal, Worker, WouldDeadlock, into_shared,
 };
 
 use crate::error::{LookupError, NewError, RemoveError, StartError};
@@ -427,6 +427,14 @@ impl Runner {
         self.handle.send(Event::Machine(event)).map_err(|_| Dead)
     }
 
+    /// The runner's identity for the report's recursion guard (a worker
+    /// whose report asks for this report again gets a marker): the address
+    /// of its name, allocated once per runner and shared, not copied, by
+    /// everything that holds it.
+    fn report_id(&self) -> *const () {
+        Arc::as_ptr(self.handle.name()).cast()
+    }
+
     /// A start function waiting for its own worker would wait forever.
     fn not_own_start(&self, id: &str, call: &'static str) -> Result<(), WouldDeadlock> {
         if starter::starting(self.handle.id(), id) {
@@ -465,8 +473,15 @@ impl Worker for Runner {
     /// Waits until every worker has finished and every thread the runner
     /// started has been joined, and returns the most important fatal error
     /// (`Ok` if there was none). Fails at once with [`WouldDeadlock`] on
-    /// one of the runner's own threads.
+    /// one of the runner's own threads, and within its own report (a
+    /// worker's report: the runner waits for the workers lent to it).
     fn wait(&self) -> Result<(), Error> {
+        if ReportScope::in_progress(self.report_id()) {
+            return Err(Error::new(WouldDeadlock {
+                supervisor: self.name().to_owned(),
+                call: "wait (from the runner's own report)",
+            }));
+        }
         self.handle.wait()
     }
 
@@ -497,22 +512,15 @@ impl Runner {
     /// them before it ends. So a report never runs a worker's `Drop`, and
     /// once [`wait`](Worker::wait) returns every worker has been dropped;
     /// but a worker whose own report is slow delays the end of a runner
-    /// that stops meanwhile, as a slow `Drop` would. (A worker's report
-    /// must therefore not wait for its own runner to end.)
+    /// that stops meanwhile, as a slow `Drop` would. A worker's report
+    /// that waits for its own runner, which would then wait forever, gets
+    /// [`WouldDeadlock`] at once.
     pub fn report(&self) -> RunnerReport {
         let home = self.handle.clone();
         let (snapshot, lent) = self
             .query(|reply| Event::Snapshot { reply, home })
             .unwrap_or_else(|| (Vec::new(), Lent::none()));
-        // The runner's identity for the recursion guard (a worker whose
-        // report asks for this report again gets a marker): the address of
-        // its name, allocated once per runner and shared, not copied, by
-        // everything that holds it.
-        let report = report::build(
-            snapshot,
-            &*self.clock,
-            Arc::as_ptr(self.handle.name()).cast(),
-        );
+        let report = report::build(snapshot, &*self.clock, self.report_id());
         // The snapshot's references are gone: the lent ones go home.
         drop(lent);
         report

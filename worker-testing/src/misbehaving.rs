@@ -1,7 +1,7 @@
 //! Workers that break the rules, for testing that a supervisor survives
 //! them: one whose `Drop` panics, one whose `kill` blocks, one whose `Drop`
-//! blocks, and one whose report blocks and which says where it was
-//! dropped. A supervisor must at worst report such a worker stuck; it must
+//! blocks, one whose report blocks and which says where it was dropped,
+//! and one whose report waits for its own supervisor. A supervisor must at worst report such a worker stuck; it must
 //! never freeze, crash, or lose another worker's error because of it.
 //!
 //! Each is a thread-free [`Tomb`]-based worker, so supervisors watch it
@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
-use worker_core::{Error, Report, Reporter, Tomb, Worker};
+use worker_core::{Error, Report, Reporter, SharedWorker, Tomb, Worker};
 
 use crate::KILL_TIMEOUT;
 
@@ -276,6 +276,50 @@ impl Drop for SlowReport {
 }
 
 impl Worker for SlowReport {
+    fn kill(&self) {
+        self.tomb.kill(None);
+        self.tomb.done(Ok(()));
+    }
+
+    fn reporter(&self) -> Option<&dyn Reporter> {
+        Some(self)
+    }
+
+    worker_core::delegate_worker!(tomb, except kill);
+}
+
+/// A worker whose report waits for another worker (its own supervisor,
+/// say) and says what that wait returned: a supervisor must refuse a wait
+/// made from within its own report, which holds workers it lent.
+#[derive(Debug)]
+pub struct WaitsInReport {
+    tomb: Tomb,
+    target: SharedWorker,
+    waited: Sender<Result<(), Error>>,
+}
+
+impl WaitsInReport {
+    /// A new, alive worker whose report waits for `target`, and where the
+    /// results of those waits go.
+    pub fn new(target: SharedWorker) -> (Self, Receiver<Result<(), Error>>) {
+        let (waited, results) = crossbeam_channel::unbounded();
+        let worker = WaitsInReport {
+            tomb: Tomb::new(),
+            target,
+            waited,
+        };
+        (worker, results)
+    }
+}
+
+impl Reporter for WaitsInReport {
+    fn report(&self) -> Report {
+        let _ = self.waited.send(self.target.wait());
+        Report::new("waited")
+    }
+}
+
+impl Worker for WaitsInReport {
     fn kill(&self) {
         self.tomb.kill(None);
         self.tomb.done(Ok(()));

@@ -17,7 +17,7 @@ use worker_dependency::{
 };
 use worker_runner::{Runner, RunnerParams};
 use worker_testing::assert_threads_gone;
-use worker_testing::misbehaving::{BlockingKill, PanicOnDrop, SlowDrop, SlowReport};
+use worker_testing::misbehaving::{BlockingKill, PanicOnDrop, SlowDrop, SlowReport, WaitsInReport};
 
 use crate::common::*;
 
@@ -441,5 +441,36 @@ fn an_engine_waits_for_the_workers_lent_to_a_report_and_drops_them_itself() {
         thread.starts_with(&h.name),
         "the worker was dropped on {thread}"
     );
+    assert!(h.stop().is_ok());
+}
+
+/// A worker's report that waits for its own engine would wait forever (the
+/// engine waits for the workers lent to that report): it gets
+/// [`WouldDeadlock`] at once.
+#[test]
+fn a_workers_report_that_waits_for_its_own_engine_gets_a_typed_error() {
+    let h = Harness::new("dep-adv-report-waits");
+    let (worker, waited) = WaitsInReport::new(Arc::new(h.engine.clone()));
+    let worker = Mutex::new(Some(worker));
+    h.engine
+        .install(
+            "waits",
+            Manifold::new(move |_| {
+                worker
+                    .lock()
+                    .unwrap()
+                    .take()
+                    .ok_or_else(|| Error::msg("started once only"))
+            }),
+        )
+        .unwrap();
+    h.expect_started(&["waits"]);
+    let reporter = {
+        let engine = h.engine.clone();
+        std::thread::spawn(move || engine.report())
+    };
+    let e = waited.recv_timeout(LONG).unwrap().unwrap_err();
+    assert_eq!(reporter.join().unwrap().manifolds.len(), 1);
+    assert!(e.is::<WouldDeadlock>(), "{e:?}");
     assert!(h.stop().is_ok());
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crossbeam_channel::bounded;
 use worker_core::{Error, Passive, SharedWorker, Worker, WouldDeadlock, spawn};
 use worker_runner::{Runner, Stage};
-use worker_testing::misbehaving::{BlockingKill, PanicOnDrop, SlowDrop, SlowReport};
+use worker_testing::misbehaving::{BlockingKill, PanicOnDrop, SlowDrop, SlowReport, WaitsInReport};
 
 use crate::common::*;
 
@@ -330,4 +330,23 @@ fn a_runner_waits_for_the_workers_lent_to_a_report_and_drops_them_itself() {
         thread.starts_with(name),
         "the worker was dropped on {thread}"
     );
+}
+
+/// A worker's report that waits for its own runner would wait forever (the
+/// runner waits for the workers lent to that report): it gets
+/// [`WouldDeadlock`] at once.
+#[test]
+fn a_workers_report_that_waits_for_its_own_runner_gets_a_typed_error() {
+    let r = runner("rt-adv-report-waits", |p| p.is_fatal(none_fatal));
+    let (worker, waited) = WaitsInReport::new(Arc::new(r.clone()));
+    r.start_worker_once("w", move || Ok(worker)).unwrap();
+    drop(r.worker("w", None).unwrap());
+    let reporter = {
+        let r = r.clone();
+        std::thread::spawn(move || r.report())
+    };
+    let e = waited.recv_timeout(LONG).unwrap().unwrap_err();
+    assert_eq!(reporter.join().unwrap().workers.len(), 1);
+    assert!(e.is::<WouldDeadlock>(), "{e:?}");
+    assert!(finish(&r).is_ok());
 }
