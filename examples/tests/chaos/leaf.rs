@@ -122,6 +122,29 @@ impl Leaf {
     }
 }
 
+impl Leaf {
+    /// A report that waits for its own runner or engine, which must
+    /// refuse at once (a catacomb's worker reports plainly: a catacomb
+    /// does not wait for its reports, so the wait would just block).
+    fn wait_own(&self) -> Report {
+        let runs_reports = matches!(self.parent.kind, KindSpec::Runner(_) | KindSpec::Engine(_));
+        let Some(handle) = self.parent.handle.get().filter(|_| runs_reports) else {
+            return Report::new(self.core.name.clone());
+        };
+        match handle.worker().wait() {
+            Err(e) if crate::calls::is_typed_deadlock(&e) => {
+                self.case.count("typed deadlock error in a report")
+            }
+            other => self.case.violation(format!(
+                "the report of {} waited for its own supervisor {}: {other:?}, \
+                 not a typed deadlock error",
+                self.core.name, self.parent.name
+            )),
+        }
+        Report::new("waited for my supervisor")
+    }
+}
+
 impl Worker for Leaf {
     fn kill(&self) {
         match self.core.spec.kill {
@@ -184,6 +207,7 @@ impl Reporter for Leaf {
                 Some(handle) => Report::new(handle.report()),
                 None => Report::new("no supervisor yet"),
             },
+            ReportKind::WaitOwn => self.wait_own(),
             ReportKind::None | ReportKind::Plain => Report::new(self.core.name.clone()),
         }
     }

@@ -143,6 +143,9 @@ pub(crate) enum ReportKind {
     Panic,
     /// Includes its own supervisor's report.
     Own,
+    /// Waits for its own supervisor (a runner's or an engine's worker),
+    /// which must refuse at once: it waits for the workers it lent.
+    WaitOwn,
 }
 
 #[derive(Debug, Clone)]
@@ -477,6 +480,7 @@ impl Planner {
                 ReportKind::Plain,
                 ReportKind::Panic,
                 ReportKind::Own,
+                ReportKind::WaitOwn,
             ]),
             kill_error: self.rng.chance(1, 4),
             body_call: if threaded {
