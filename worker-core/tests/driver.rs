@@ -34,6 +34,11 @@ enum Event {
     Count(Reply<usize>),
     /// Let go of a value (its Drop is user code).
     Forget(OffLoop<Box<dyn Send>>),
+    /// The loop waits (in the machine) until this disconnects, so that
+    /// what is sent meanwhile queues up.
+    Hold(Receiver<()>),
+    /// End now, with `Ok`.
+    End,
 }
 
 #[derive(Default)]
@@ -82,6 +87,13 @@ impl Machine for Toy {
             Event::Explode => panic!("the toy machine exploded"),
             Event::Count(reply) => reply.send(self.workers.iter().flatten().count()),
             Event::Forget(value) => drop(value),
+            Event::Hold(until) => {
+                let _ = until.recv();
+            }
+            Event::End => {
+                self.finished = true;
+                fx.finish(Finish::Now(Ok(())));
+            }
         }
         self.settle(fx);
     }
@@ -304,4 +316,105 @@ fn a_dead_supervisor_refuses_events_and_gives_them_back() {
     assert!(!dropped.load(Ordering::SeqCst), "given back, not dropped");
     drop(refused);
     assert!(dropped.load(Ordering::SeqCst));
+}
+
+/// A value whose `Drop` says it started, then blocks until `release`
+/// disconnects.
+struct SlowDrop {
+    entered: Sender<()>,
+    release: Receiver<()>,
+}
+
+impl Drop for SlowDrop {
+    fn drop(&mut self) {
+        let _ = self.entered.send(());
+        let _ = self.release.recv();
+    }
+}
+
+/// Found by the chaos test: a request still queued when the supervisor
+/// ended was buried whole, with the values the loop let go of, and its
+/// caller only learnt that the supervisor was gone once the executor got
+/// to it, behind a slow `Drop`: a query froze for as long.
+#[test]
+fn a_request_queued_at_the_end_is_refused_at_once_not_behind_a_slow_drop() {
+    let name = "drv-test-queued-at-end";
+    let handle = start(
+        DriverConfig::new(name, Arc::new(WallClock)).threads(1),
+        Toy::default(),
+        |(), _| {},
+        |(), _, _| {},
+    )
+    .expect("driver starts");
+    // The only executor thread blocks in a value's Drop.
+    let (entered_tx, entered) = bounded(1);
+    let (release, release_rx) = bounded::<()>(0);
+    let slow: Box<dyn Send> = Box::new(SlowDrop {
+        entered: entered_tx,
+        release: release_rx,
+    });
+    assert!(handle.send(Event::Forget(OffLoop::new(slow))).is_ok());
+    entered.recv_timeout(LONG).unwrap();
+    // The loop holds while the end and a query queue up behind it.
+    let (unhold, hold) = bounded::<()>(0);
+    assert!(handle.send(Event::Hold(hold)).is_ok());
+    assert!(handle.send(Event::End).is_ok());
+    let (call, reply) = Call::new();
+    assert!(handle.send(Event::Count(reply)).is_ok());
+    drop(unhold);
+    let (answered, answer) = bounded(1);
+    std::thread::spawn(move || {
+        let _ = answered.send(call.wait());
+    });
+    let got = answer.recv_timeout(LONG);
+    drop(release);
+    assert!(
+        matches!(got, Ok(Err(worker_core::supervisor::CallError::Closed))),
+        "the query was not refused at once: {got:?}"
+    );
+    assert!(handle.wait().is_ok());
+    assert_eq!(live_threads_with_prefix(name), 0);
+}
+
+/// A worker whose `Drop` panics (when it is not already unwinding).
+struct DropBomb(Passive);
+
+impl Drop for DropBomb {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("DropBomb dropped");
+        }
+    }
+}
+
+impl Worker for DropBomb {
+    fn kill(&self) {
+        self.0.kill();
+    }
+    fn wait(&self) -> Result<(), Error> {
+        self.0.wait()
+    }
+}
+
+/// Found by the chaos test: a kill item held the last reference to its
+/// worker and dropped it outside the panic containment, so a panicking
+/// `Drop` killed the executor thread and the rest of its batch was never
+/// done (then dropped, on the loop, as the supervisor closed).
+#[test]
+fn a_work_item_holding_a_workers_last_reference_contains_its_drop() {
+    use worker_core::supervisor::effects::{Batch, Work};
+    let (tx, dropped_on) = unbounded();
+    let value: Box<dyn Send> = Box::new(Tattletale(tx));
+    let killed: SharedWorker = Arc::new(DropBomb(Passive::new()));
+    let reaped: SharedWorker = Arc::new(DropBomb(Passive::new()));
+    reaped.kill();
+    let batch = Batch::new(vec![
+        Work::Kill(killed, Arc::from("bomb")),
+        Work::Reap(reaped),
+        Work::Drop(value),
+    ]);
+    let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| batch.work("items")));
+    assert!(worked.is_ok(), "a worker's Drop panic escaped its item");
+    assert!(batch.is_complete());
+    assert!(dropped_on.try_recv().is_ok(), "the last item was not done");
 }

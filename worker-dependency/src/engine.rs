@@ -6,15 +6,16 @@
 use std::sync::{Arc, OnceLock};
 
 use worker_core::supervisor::offloop::OffLoop;
-use worker_core::supervisor::{self, Call, DriverConfig, Handle, Reply};
+use worker_core::supervisor::{self, Call, DriverConfig, Handle, Lent, Reply};
 use worker_core::{
-    Clock, DoneCallback, Error, Passive, Report, Reporter, Signal, TombState, Worker, WouldDeadlock,
+    Clock, DoneCallback, Error, Passive, Report, ReportScope, Reporter, Signal, TombState, Worker,
+    WouldDeadlock,
 };
 
 use crate::machine::{Machine, Policies, Policy, Snapshot};
 use crate::report::EngineReport;
 use crate::shell::starter::{self, StartJob};
-use crate::shell::{Event, Seen, Shell};
+use crate::shell::{Event, LentSeen, Seen, Shell};
 use crate::{ConfigError, EngineConfig, InstallError, Manifold, ShuttingDown, UninstallError};
 
 /// The dependency engine: a [`Worker`] that runs a graph of named
@@ -128,8 +129,15 @@ impl Worker for Engine {
     /// engine's filter), or an internal error. Fails at once with
     /// [`WouldDeadlock`] on one of the engine's own threads (a start
     /// function, or a worker body one started), where it would wait for
-    /// itself forever.
+    /// itself forever, and within its own report (a worker's report: the
+    /// engine waits for the workers lent to it).
     fn wait(&self) -> Result<(), Error> {
+        if ReportScope::in_progress(self.id()) {
+            return Err(Error::new(WouldDeadlock {
+                supervisor: self.name().to_owned(),
+                call: "wait (from the engine's own report)",
+            }));
+        }
         self.driver().wait()
     }
 
@@ -248,40 +256,59 @@ impl Engine {
     /// workers' own reports (and the ranking of the fatal errors so far,
     /// while the engine stops) are taken on the calling thread, so a slow
     /// one never stalls the engine.
+    ///
+    /// The workers are lent to this call and go back to the engine
+    /// afterwards (even if it panics), which drops them off its loop: an
+    /// engine that stops meanwhile waits for them before it ends, so a
+    /// worker whose own report is slow delays that end, as a slow `Drop`
+    /// would. A worker's report that waits for its own engine, which would
+    /// then wait forever, gets [`WouldDeadlock`] at once.
     pub fn report(&self) -> EngineReport {
         crate::report::report(self)
     }
 
     /// The live graph in Graphviz DOT, each manifold coloured by state.
     pub fn dot(&self) -> String {
-        crate::report::dot(&self.seen().0)
+        self.rendered(crate::report::dot)
     }
 
     /// The live graph as JSON: `{"nodes": [...], "edges": [...]}`.
     pub fn graph_json(&self) -> serde_json::Value {
-        crate::report::graph_json(&self.seen().0)
+        self.rendered(crate::report::graph_json)
+    }
+
+    /// `render` of a snapshot, whose workers go back to the engine.
+    fn rendered<T>(&self, render: impl FnOnce(&Snapshot) -> T) -> T {
+        let ((snapshot, _), lent) = self.seen();
+        let rendered = render(&snapshot);
+        drop(snapshot);
+        drop(lent);
+        rendered
     }
 
     /// A snapshot from the loop, or the final one once it has stopped,
     /// with the engine's error: its result once it has stopped, else the
-    /// fatal errors so far, ranked here.
-    pub(crate) fn snapshot(&self) -> Snapshot {
-        let (mut snapshot, fatal) = self.seen();
+    /// fatal errors so far, ranked here; and the guard of the workers it
+    /// lent, to drop after the snapshot.
+    pub(crate) fn snapshot(&self) -> (Snapshot, Lent<Event>) {
+        let ((mut snapshot, fatal), lent) = self.seen();
         let result = self.final_result().and_then(Result::err);
         if result.is_some() {
             snapshot.error = result;
         } else if !fatal.is_empty() {
             snapshot.error = self.shared.policies.worst(&fatal);
         }
-        snapshot
+        (snapshot, lent)
     }
 
     /// A snapshot from the loop, or the final one once it has stopped.
-    pub(crate) fn seen(&self) -> Seen {
-        if let Some(seen) = self.ask(|reply| Event::Snapshot { reply }) {
+    pub(crate) fn seen(&self) -> LentSeen {
+        let home = self.shared.driver.clone();
+        if let Some(seen) = self.ask(|reply| Event::Snapshot { reply, home }) {
             return seen;
         }
-        self.shared
+        let seen = self
+            .shared
             .final_snapshot
             .get()
             .cloned()
@@ -292,7 +319,8 @@ impl Engine {
                     manifolds: Vec::new(),
                 };
                 (empty, Vec::new())
-            })
+            });
+        (seen, Lent::none())
     }
 
     /// The engine's result, if it has stopped.

@@ -137,7 +137,9 @@ pub enum ConfigError {
 }
 
 /// Why a manifold (or a set of them) could not be installed. Nothing is
-/// changed when installing fails.
+/// changed when installing fails. Turned into a
+/// [`worker_core::Error`] (with `?`), it keeps [`ShuttingDown`] in its
+/// source chain, so `err.is::<ShuttingDown>()` finds it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InstallError {
     /// Manifold names must not be empty.
@@ -167,22 +169,25 @@ pub enum InstallError {
         path: Vec<String>,
     },
     /// The engine is stopping or stopped.
-    #[error(transparent)]
+    #[error("{0}")]
     ShuttingDown(#[from] ShuttingDown),
 }
 
-/// Why [`Engine::uninstall`](crate::Engine::uninstall) failed.
+/// Why [`Engine::uninstall`](crate::Engine::uninstall) failed. Turned
+/// into a [`worker_core::Error`] (with `?`), it keeps [`ShuttingDown`]
+/// and [`WouldDeadlock`](worker_core::WouldDeadlock) in its source chain,
+/// so `is` finds them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UninstallError {
     /// No manifold of that name is installed.
     #[error("{0:?} manifold not installed")]
     NotInstalled(String),
     /// The engine is stopping or stopped.
-    #[error(transparent)]
+    #[error("{0}")]
     ShuttingDown(#[from] ShuttingDown),
     /// Called from the start (or output) function of the manifold to
     /// uninstall, which the uninstall would wait for forever.
-    #[error(transparent)]
+    #[error("{0}")]
     WouldDeadlock(#[from] worker_core::WouldDeadlock),
 }
 

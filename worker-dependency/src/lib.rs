@@ -182,8 +182,14 @@
 //! ```
 //!
 //! The loop only takes a snapshot; the workers' own reports are taken on
-//! the calling thread, so a slow one never stalls the engine. A worker
-//! whose report includes its own engine's report (through the
+//! the calling thread, so a slow one never stalls the engine. The
+//! snapshot lends the report its workers and they come back to the
+//! engine after it, so a worker the engine lets go of meanwhile is still
+//! dropped by the engine, never by the caller, and an engine that stops
+//! meanwhile waits for them before it ends (so a worker that blocks in
+//! its own report holds that end up)
+//! (`adversarial::an_engine_waits_for_the_workers_lent_to_a_report_and_drops_them_itself`).
+//! A worker whose report includes its own engine's report (through the
 //! [`self_manifold`], say) gets that report once, with
 //! [`NoReport::Recursive`](worker_core::NoReport) in its own place, instead
 //! of recursing ([`ReportScope`](worker_core::ReportScope)).

@@ -174,7 +174,7 @@ pub(crate) fn report(handle: &Engine) -> EngineReport {
     // A worker whose report asks for this engine's report again gets a
     // marker instead of its own report, rather than recursing.
     let scope = ReportScope::enter(handle.id());
-    let snapshot = handle.snapshot();
+    let (snapshot, lent) = handle.snapshot();
     let state = if handle.final_result().is_some() {
         WorkerState::Stopped
     } else if snapshot.dying {
@@ -187,6 +187,8 @@ pub(crate) fn report(handle: &Engine) -> EngineReport {
         .into_iter()
         .map(|view| manifold_report(view, &scope))
         .collect();
+    // The snapshot's references are gone: the lent ones go home.
+    drop(lent);
     EngineReport {
         name: Arc::from(handle.name()),
         state,
@@ -195,11 +197,12 @@ pub(crate) fn report(handle: &Engine) -> EngineReport {
     }
 }
 
+/// One manifold's report.
 fn manifold_report(view: View, scope: &ReportScope) -> ManifoldReport {
     ManifoldReport {
         name: view.name,
         state: state_of(view.state),
-        report: view.worker.as_deref().and_then(|w| scope.worker_report(w)),
+        report: view.worker.and_then(|w| scope.worker_report(&*w)),
         inputs: view.inputs,
         start_count: view.start_count,
         start_attempts: view.start_attempts,

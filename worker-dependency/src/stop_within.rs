@@ -52,7 +52,7 @@ impl Engine {
 
     /// Every manifold that has not stopped, from a snapshot.
     fn stragglers(&self) -> Vec<Straggler> {
-        let (snapshot, _) = self.seen();
+        let ((snapshot, _), lent) = self.seen();
         let mut list: Vec<Straggler> = snapshot
             .manifolds
             .iter()
@@ -66,6 +66,9 @@ impl Engine {
             })
             .collect();
         list.sort_by(|a, b| a.name.cmp(&b.name));
+        // The snapshot's workers go back to the engine with the guard.
+        drop(snapshot);
+        drop(lent);
         list
     }
 }

@@ -109,6 +109,7 @@
 //! | panics in its body, `kill`, `wait`, `report` or `Drop` | treats a panic in the body as the worker's error; logs the others and goes on |
 //! | blocks in `kill` | goes on answering, starting and stopping others; that worker is reported stuck after the stop timeout, and `wait` waits for it |
 //! | is slow or blocks in `Drop` | goes on; only its own disposal (and so the runner's final `wait`) waits for it |
+//! | is slow or blocks in its own `report` | only that report's caller waits; a runner that stops meanwhile ends once the report is done with its workers (a report that waits for the runner gets [`WouldDeadlock`](worker_core::WouldDeadlock)) |
 //! | calls back into the runner from its start function, body or completion callback | answers at once what it can; a call that would wait for the runner itself (`wait`, `stop`, or waiting for its own id) fails with [`WouldDeadlock`](worker_core::WouldDeadlock) instead of hanging |
 //! | never ends after `kill` | is reported stuck after its shutdown timeout; is forced if it can be ([`Worker::abortable`](worker_core::Worker::abortable): an async task, never a thread) and its [`Shutdown`] says so; otherwise `wait` waits for it and [`Runner::waiting_for`] says so |
 //! | blocks in its start function after being stopped | is reported stuck the same way (a start function cannot be forced); killed as soon as it returns |
@@ -282,8 +283,13 @@
 //! [`stuck`](KEY_STUCK) absent unless the worker is stuck. The loop only
 //! copies the list out; the entries and the workers' own reports are made
 //! on the caller's thread, so a slow worker report delays that caller and
-//! nothing else. A worker whose report includes its own runner's report
-//! gets that report once, with
+//! nothing else. The workers are lent to the report and come back to the
+//! runner after it, so one the runner lets go of meanwhile is still
+//! dropped by the runner, never by the caller, and a runner that stops
+//! meanwhile waits for them before it ends
+//! (`adversarial::a_runner_waits_for_the_workers_lent_to_a_report_and_drops_them_itself`).
+//! A worker whose report includes its own runner's report gets that
+//! report once, with
 //! [`NoReport::Recursive`](worker_core::NoReport) in its own place, instead
 //! of recursing until the stack overflows
 //! ([`ReportScope`](worker_core::ReportScope);

@@ -157,7 +157,8 @@ impl From<StateName> for WorkerState {
 }
 
 /// The report of the runner identified by `runner` (for the recursion
-/// guard), from the loop's snapshot.
+/// guard), from the loop's snapshot (whose references to the workers it
+/// drops: the runner lent them, and the caller sends them home).
 pub(crate) fn build(
     snapshot: Vec<EntrySnapshot<SharedWorker>>,
     clock: &dyn Clock,
@@ -172,7 +173,7 @@ pub(crate) fn build(
             id: entry.id,
             state: entry.state.into(),
             started: wall_at(entry.started_at, now, wall_now),
-            report: entry.worker.as_deref().and_then(|w| scope.worker_report(w)),
+            report: entry.worker.and_then(|w| scope.worker_report(&*w)),
             reason: entry.cause.map(Restart::from),
             stuck: entry
                 .stuck_since

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use worker_core::supervisor::{AsyncCall, Call, CallError, DriverConfig, Handle, Reply};
+use worker_core::supervisor::{
+    AsyncCall, Call, CallError, DriverConfig, Handle, Lending, Lent, Reply,
+};
 use worker_core::{
-    AbortSignal, Aborted, Clock, Dead, DoneCallback, Error, Report, Reporter, SharedWorker, Signal,
-    Worker, WouldDeadlock, into_shared,
+    AbortSignal, Aborted, Clock, Dead, DoneCallback, Error, Report, ReportScope, Reporter,
+    SharedWorker, Signal, Worker, WouldDeadlock, into_shared,
 };
 
 use crate::error::{LookupError, NewError, RemoveError, StartError};
@@ -67,6 +69,7 @@ impl Runner {
             policies: policies.clone(),
             hooks: worker_core::events::Delivery::new(name.clone(), parts.hooks),
             out: Vec::new(),
+            lending: Lending::default(),
         };
         let config = DriverConfig::new(name.clone(), parts.clock.clone())
             .threads(parts.start_threads)
@@ -427,6 +430,14 @@ impl Runner {
         self.handle.send(Event::Machine(event)).map_err(|_| Dead)
     }
 
+    /// The runner's identity for the report's recursion guard (a worker
+    /// whose report asks for this report again gets a marker): the address
+    /// of its name, allocated once per runner and shared, not copied, by
+    /// everything that holds it.
+    fn report_id(&self) -> *const () {
+        Arc::as_ptr(self.handle.name()).cast()
+    }
+
     /// A start function waiting for its own worker would wait forever.
     fn not_own_start(&self, id: &str, call: &'static str) -> Result<(), WouldDeadlock> {
         if starter::starting(self.handle.id(), id) {
@@ -465,8 +476,15 @@ impl Worker for Runner {
     /// Waits until every worker has finished and every thread the runner
     /// started has been joined, and returns the most important fatal error
     /// (`Ok` if there was none). Fails at once with [`WouldDeadlock`] on
-    /// one of the runner's own threads.
+    /// one of the runner's own threads, and within its own report (a
+    /// worker's report: the runner waits for the workers lent to it).
     fn wait(&self) -> Result<(), Error> {
+        if ReportScope::in_progress(self.report_id()) {
+            return Err(Error::new(WouldDeadlock {
+                supervisor: self.name().to_owned(),
+                call: "wait (from the runner's own report)",
+            }));
+        }
         self.handle.wait()
     }
 
@@ -489,19 +507,26 @@ impl Runner {
     /// see the [crate docs](crate#reports). The workers' own reports are
     /// called on this thread, never on the runner's loop, so a slow one
     /// delays only this call. Empty once the runner has finished.
+    ///
+    /// The workers are lent to this call while it asks for their reports,
+    /// and go back to the runner afterwards (even if this call panics): if
+    /// the runner let go of one meanwhile, it is still the runner that
+    /// drops it, off its loop, and a runner that is stopping waits for
+    /// them before it ends. So a report never runs a worker's `Drop`, and
+    /// once [`wait`](Worker::wait) returns every worker has been dropped;
+    /// but a worker whose own report is slow delays the end of a runner
+    /// that stops meanwhile, as a slow `Drop` would. A worker's report
+    /// that waits for its own runner, which would then wait forever, gets
+    /// [`WouldDeadlock`] at once.
     pub fn report(&self) -> RunnerReport {
-        let snapshot = self
-            .query(|reply| Event::Snapshot { reply })
-            .unwrap_or_default();
-        // The runner's identity for the recursion guard (a worker whose
-        // report asks for this report again gets a marker): the address of
-        // its name, allocated once per runner and shared, not copied, by
-        // everything that holds it.
-        report::build(
-            snapshot,
-            &*self.clock,
-            Arc::as_ptr(self.handle.name()).cast(),
-        )
+        let home = self.handle.clone();
+        let (snapshot, lent) = self
+            .query(|reply| Event::Snapshot { reply, home })
+            .unwrap_or_else(|| (Vec::new(), Lent::none()));
+        let report = report::build(snapshot, &*self.clock, self.report_id());
+        // The snapshot's references are gone: the lent ones go home.
+        drop(lent);
+        report
     }
 }
 

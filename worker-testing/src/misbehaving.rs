@@ -1,6 +1,7 @@
 //! Workers that break the rules, for testing that a supervisor survives
 //! them: one whose `Drop` panics, one whose `kill` blocks, one whose `Drop`
-//! blocks. A supervisor must at worst report such a worker stuck; it must
+//! blocks, one whose report blocks and which says where it was dropped,
+//! and one whose report waits for its own supervisor. A supervisor must at worst report such a worker stuck; it must
 //! never freeze, crash, or lose another worker's error because of it.
 //!
 //! Each is a thread-free [`Tomb`]-based worker, so supervisors watch it
@@ -26,11 +27,11 @@
 //! ```
 
 use std::convert::Infallible;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
-use worker_core::{Error, Tomb, Worker};
+use worker_core::{Error, Report, Reporter, SharedWorker, Tomb, Worker};
 
 use crate::KILL_TIMEOUT;
 
@@ -211,10 +212,129 @@ impl Worker for SlowDrop {
     worker_core::delegate_worker!(tomb, except kill);
 }
 
+/// A worker whose report blocks until its [`Gate`] opens, and which
+/// records the thread its `Drop` ran on ([`DroppedOn`]): it catches a
+/// caller that holds a worker's last reference while the supervisor lets
+/// go of it (a report in progress, say), and so runs the worker's `Drop`
+/// itself, or a supervisor whose `wait` returns before it was dropped.
+#[derive(Debug)]
+pub struct SlowReport {
+    tomb: Tomb,
+    latch: Latch,
+    dropped: DroppedOn,
+}
+
+/// Where a [`SlowReport`] was dropped.
+#[derive(Debug, Clone, Default)]
+pub struct DroppedOn(Arc<Mutex<Option<String>>>);
+
+impl DroppedOn {
+    /// The name of the thread that dropped it (`"<unnamed>"` for a thread
+    /// without a name), or `None` while it lives.
+    pub fn thread(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl SlowReport {
+    /// A new, alive worker, the gate that holds its report, and where it
+    /// will have been dropped.
+    pub fn new() -> (Self, Gate, DroppedOn) {
+        let (gate, latch) = gate();
+        let dropped = DroppedOn::default();
+        let worker = SlowReport {
+            tomb: Tomb::new(),
+            latch,
+            dropped: dropped.clone(),
+        };
+        (worker, gate, dropped)
+    }
+}
+
+impl Reporter for SlowReport {
+    fn report(&self) -> Report {
+        self.latch.block();
+        Report::new("reported late")
+    }
+}
+
+impl Drop for SlowReport {
+    fn drop(&mut self) {
+        let thread = std::thread::current()
+            .name()
+            .unwrap_or("<unnamed>")
+            .to_owned();
+        *self
+            .dropped
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(thread);
+    }
+}
+
+impl Worker for SlowReport {
+    fn kill(&self) {
+        self.tomb.kill(None);
+        self.tomb.done(Ok(()));
+    }
+
+    fn reporter(&self) -> Option<&dyn Reporter> {
+        Some(self)
+    }
+
+    worker_core::delegate_worker!(tomb, except kill);
+}
+
+/// A worker whose report waits for another worker (its own supervisor,
+/// say) and says what that wait returned: a supervisor must refuse a wait
+/// made from within its own report, which holds workers it lent.
+#[derive(Debug)]
+pub struct WaitsInReport {
+    tomb: Tomb,
+    target: SharedWorker,
+    waited: Sender<Result<(), Error>>,
+}
+
+impl WaitsInReport {
+    /// A new, alive worker whose report waits for `target`, and where the
+    /// results of those waits go.
+    pub fn new(target: SharedWorker) -> (Self, Receiver<Result<(), Error>>) {
+        let (waited, results) = crossbeam_channel::unbounded();
+        let worker = WaitsInReport {
+            tomb: Tomb::new(),
+            target,
+            waited,
+        };
+        (worker, results)
+    }
+}
+
+impl Reporter for WaitsInReport {
+    fn report(&self) -> Report {
+        let _ = self.waited.send(self.target.wait());
+        Report::new("waited")
+    }
+}
+
+impl Worker for WaitsInReport {
+    fn kill(&self) {
+        self.tomb.kill(None);
+        self.tomb.done(Ok(()));
+    }
+
+    fn reporter(&self) -> Option<&dyn Reporter> {
+        Some(self)
+    }
+
+    worker_core::delegate_worker!(tomb, except kill);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[test]
     fn panic_on_drop_panics_only_when_dropped() {
@@ -233,6 +353,30 @@ mod tests {
         assert!(!dropper.is_finished());
         gate.open();
         dropper.join().unwrap();
+    }
+
+    #[test]
+    fn slow_report_blocks_its_report_and_records_where_it_was_dropped() {
+        let (w, gate, dropped) = SlowReport::new();
+        let w = Arc::new(w);
+        let reporter = {
+            let w = w.clone();
+            std::thread::spawn(move || {
+                let _ = w.reporter().unwrap().report();
+            })
+        };
+        gate.wait_entered().unwrap();
+        assert!(!reporter.is_finished());
+        gate.open();
+        reporter.join().unwrap();
+        assert_eq!(dropped.thread(), None);
+        std::thread::Builder::new()
+            .name("the dropper".into())
+            .spawn(move || drop(w))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(dropped.thread().as_deref(), Some("the dropper"));
     }
 
     #[test]

@@ -99,6 +99,15 @@ impl ReportScope {
         })
     }
 
+    /// Whether the report of the supervisor identified by `id` is in
+    /// progress on this thread: this thread then holds workers that
+    /// supervisor lent it, and must not wait for the supervisor to end.
+    pub fn in_progress(id: *const ()) -> bool {
+        IN_PROGRESS
+            .try_with(|set| set.borrow().contains(&id))
+            .unwrap_or(false)
+    }
+
     /// Whether the same supervisor's report was already in progress on this
     /// thread when this scope was entered.
     pub fn is_nested(&self) -> bool {

@@ -861,6 +861,13 @@ impl<M: Machine> Loop<M> {
         while let Ok(msg) = rx.try_recv() {
             match msg {
                 Inbox::Watcher(handle) => watchers.push(handle),
+                // Dropped here, not buried whole: what an event holds of
+                // user code is `OffLoop` and goes to the graveyard anyway,
+                // while a request's reply goes now, so that its caller
+                // learns at once that the supervisor is gone rather than
+                // after the executor has dropped, behind a slow `Drop`,
+                // everything the loop let go of.
+                Inbox::Event(event) => drop(event),
                 other => bury(other),
             }
         }

@@ -86,23 +86,32 @@ impl Work {
     /// supervisor's stuck reporting).
     fn run(self, supervisor: &str) {
         let result = match self {
-            Work::Kill(worker, label) => catch_panic(
-                || format!("kill of {label:?} (supervisor {supervisor:?})"),
-                || {
-                    worker.kill();
-                    Ok(())
-                },
-            ),
-            Work::Reap(worker) => catch_panic(
-                || format!("wait or drop of a finished worker (supervisor {supervisor:?})"),
-                || {
-                    // It has finished: its result is known; this joins
-                    // its threads.
-                    let _ = worker.wait();
-                    drop(worker);
-                    Ok(())
-                },
-            ),
+            Work::Kill(worker, label) => {
+                let killed = catch_panic(
+                    || format!("kill of {label:?} (supervisor {supervisor:?})"),
+                    || {
+                        worker.kill();
+                        Ok(())
+                    },
+                );
+                // This may be the last reference: its `Drop` is user code
+                // too, contained apart (not while a panic unwinds).
+                contained_drop(worker, supervisor);
+                killed
+            }
+            Work::Reap(worker) => {
+                let waited = catch_panic(
+                    || format!("wait of a finished worker (supervisor {supervisor:?})"),
+                    || {
+                        // It has finished: its result is known; this joins
+                        // its threads.
+                        let _ = worker.wait();
+                        Ok(())
+                    },
+                );
+                contained_drop(worker, supervisor);
+                waited
+            }
             Work::Call(call) => catch_panic(
                 || format!("a hook of supervisor {supervisor:?}"),
                 || {
@@ -128,6 +137,20 @@ impl Work {
         if let Err(e) = result {
             tracing::error!(supervisor, error = %e, "user code panicked off the loop");
         }
+    }
+}
+
+/// Drops `worker`, containing a panic in its `Drop` (logged).
+fn contained_drop(worker: SharedWorker, supervisor: &str) {
+    let dropped = catch_panic(
+        || format!("drop of a worker (supervisor {supervisor:?})"),
+        move || {
+            drop(worker);
+            Ok(())
+        },
+    );
+    if let Err(e) = dropped {
+        tracing::error!(supervisor, error = %e, "user code panicked off the loop");
     }
 }
 

@@ -54,7 +54,8 @@
 //!
 //! The machine says it is done with [`Effects::finish`], with its result
 //! or with a function that computes it from user policies (ranking fatal
-//! errors) off the loop. The driver then closes its channel (callers
+//! errors) off the loop; a machine that lent workers to a report holds
+//! that back until they have all come back ([`lend`]). The driver then closes its channel (callers
 //! waiting for answers learn that the supervisor is gone), has the
 //! executor drop the machine and everything still queued, joins the
 //! executor and watcher threads, and only then marks the supervisor dead:
@@ -63,6 +64,7 @@
 pub mod driver;
 pub mod effects;
 mod error;
+pub mod lend;
 pub mod offloop;
 mod quiet;
 pub mod ready;
@@ -72,6 +74,7 @@ pub mod timers;
 pub use driver::{DriverConfig, Events, Handle, Machine, finished, start};
 pub use effects::{Effects, Finish};
 pub use error::{SupervisorFailed, WouldDeadlock};
+pub use lend::{Lending, Lent};
 pub use quiet::watch;
 pub use reply::{AsyncCall, Call, CallError, Reply};
 pub use timers::Timers;

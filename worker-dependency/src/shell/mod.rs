@@ -16,7 +16,7 @@ use std::time::Instant;
 use worker_core::events::Delivery;
 use worker_core::supervisor::offloop::OffLoop;
 use worker_core::supervisor::ready::{ReadyRequest, ReadyWaiters};
-use worker_core::supervisor::{Effects, Finish, Reply};
+use worker_core::supervisor::{Effects, Finish, Handle, Lending, Lent, Reply};
 use worker_core::{Clock, Error, SharedWorker};
 
 use crate::graph::NodeId;
@@ -34,6 +34,10 @@ use starter::StartJob;
 /// report's engine error is theirs to rank (on the caller's thread).
 pub(crate) type Seen = (Snapshot, Vec<Error>);
 
+/// A snapshot, and its workers' guard: the snapshot first, so that its
+/// references go before the guard sends the lent ones home.
+pub(crate) type LentSeen = (Seen, Lent<Event>);
+
 /// Everything the loop can be told: requests from handles, news from start
 /// jobs and workers' completion callbacks.
 pub(crate) enum Event {
@@ -45,8 +49,17 @@ pub(crate) enum Event {
         name: String,
         reply: Reply<Result<(), UninstallError>>,
     },
+    /// A snapshot; its workers are lent (see [`Lent`]) and come back
+    /// home, to this engine, as a `Release`.
     Snapshot {
-        reply: Reply<Seen>,
+        reply: Reply<LentSeen>,
+        home: Handle<Event>,
+    },
+    /// A report is done with the workers its snapshot lent: the engine
+    /// lets go of them (off the loop), so that a report never runs a
+    /// worker's `Drop`.
+    Release {
+        workers: Vec<OffLoop<SharedWorker>>,
     },
     WaitingFor {
         reply: Reply<Vec<String>>,
@@ -96,6 +109,8 @@ pub(crate) struct Shell {
     dying: bool,
     /// The end was announced to the driver.
     finished: bool,
+    /// Workers lent to reports, which the engine's end waits for.
+    lending: Lending,
 }
 
 impl Shell {
@@ -120,6 +135,7 @@ impl Shell {
             out: Vec::new(),
             dying: false,
             finished: false,
+            lending: Lending::default(),
         }
     }
 }
@@ -141,7 +157,23 @@ impl worker_core::supervisor::Machine for Shell {
                     Err(e) => reply.send(Err(e)),
                 }
             }
-            Event::Snapshot { reply } => reply.send(self.seen(now)),
+            Event::Snapshot { reply, home } => {
+                let seen = self.seen(now);
+                let workers = seen
+                    .0
+                    .manifolds
+                    .iter()
+                    .filter_map(|v| v.worker.clone())
+                    .collect();
+                let lent = self
+                    .lending
+                    .lend(workers, home, |workers| Event::Release { workers });
+                reply.send((seen, lent));
+            }
+            Event::Release { workers } => {
+                self.lending.back(workers.len(), fx);
+                drop(workers);
+            }
             Event::WaitingFor { reply } => reply.send(self.machine.waiting_for()),
             Event::Ready(request) => self.ready_request(request, now),
             Event::CancelReady { waiter } => drop(self.ready.cancel(waiter)),
@@ -297,7 +329,8 @@ impl Shell {
                     reply.send(Err(ShuttingDown(self.name.to_string()).into()));
                 }
             }
-            fx.finish(self.end());
+            let end = self.end();
+            self.lending.finish(end, fx);
         }
     }
 

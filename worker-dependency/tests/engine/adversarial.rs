@@ -17,7 +17,7 @@ use worker_dependency::{
 };
 use worker_runner::{Runner, RunnerParams};
 use worker_testing::assert_threads_gone;
-use worker_testing::misbehaving::{BlockingKill, PanicOnDrop, SlowDrop};
+use worker_testing::misbehaving::{BlockingKill, PanicOnDrop, SlowDrop, SlowReport, WaitsInReport};
 
 use crate::common::*;
 
@@ -392,4 +392,85 @@ fn a_tree_of_misbehaving_workers_stops_cleanly_and_leaves_no_thread() {
     assert!(engine.wait().is_ok());
     assert_eq!(engine.report().state, worker_core::WorkerState::Stopped);
     assert_threads_gone(name);
+}
+
+/// Found by the chaos test: a report holds the workers it reports on
+/// (their reports are taken on the caller's thread). When the engine let
+/// go of a worker meanwhile and stopped, the report held the last
+/// reference: the worker's `Drop` ran on the caller's thread (a slow one
+/// stalled `report()`), after the engine's `wait` had returned. The
+/// report now gives its workers back, and the engine waits for them.
+#[test]
+fn an_engine_waits_for_the_workers_lent_to_a_report_and_drops_them_itself() {
+    let h = Harness::new("dep-adv-report-lent");
+    let (worker, gate, dropped) = SlowReport::new();
+    let worker = Mutex::new(Some(worker));
+    h.engine
+        .install(
+            "slow",
+            Manifold::new(move |_| {
+                worker
+                    .lock()
+                    .unwrap()
+                    .take()
+                    .ok_or_else(|| Error::msg("started once only"))
+            }),
+        )
+        .unwrap();
+    h.expect_started(&["slow"]);
+    let reporter = {
+        let engine = h.engine.clone();
+        std::thread::spawn(move || engine.report())
+    };
+    gate.wait_entered().unwrap();
+    // The engine lets go of the worker while its report is taken; it
+    // said so (and, without the fix, ended) before the report goes on.
+    h.engine.kill();
+    h.expect_stopped(&["slow"]);
+    let waiter = {
+        let engine = h.engine.clone();
+        std::thread::spawn(move || (engine.wait(), dropped.thread()))
+    };
+    gate.open();
+    let report = reporter.join().unwrap();
+    assert_eq!(report.manifolds.len(), 1);
+    let (result, dropped_on) = waiter.join().unwrap();
+    assert!(result.is_ok());
+    let thread = dropped_on.expect("the engine's wait returned before its worker was dropped");
+    assert!(
+        thread.starts_with(&h.name),
+        "the worker was dropped on {thread}"
+    );
+    assert!(h.stop().is_ok());
+}
+
+/// A worker's report that waits for its own engine would wait forever (the
+/// engine waits for the workers lent to that report): it gets
+/// [`WouldDeadlock`] at once.
+#[test]
+fn a_workers_report_that_waits_for_its_own_engine_gets_a_typed_error() {
+    let h = Harness::new("dep-adv-report-waits");
+    let (worker, waited) = WaitsInReport::new(Arc::new(h.engine.clone()));
+    let worker = Mutex::new(Some(worker));
+    h.engine
+        .install(
+            "waits",
+            Manifold::new(move |_| {
+                worker
+                    .lock()
+                    .unwrap()
+                    .take()
+                    .ok_or_else(|| Error::msg("started once only"))
+            }),
+        )
+        .unwrap();
+    h.expect_started(&["waits"]);
+    let reporter = {
+        let engine = h.engine.clone();
+        std::thread::spawn(move || engine.report())
+    };
+    let e = waited.recv_timeout(LONG).unwrap().unwrap_err();
+    assert_eq!(reporter.join().unwrap().manifolds.len(), 1);
+    assert!(e.is::<WouldDeadlock>(), "{e:?}");
+    assert!(h.stop().is_ok());
 }

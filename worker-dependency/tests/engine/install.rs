@@ -1,8 +1,9 @@
 //! Installing and uninstalling (Go's install tests).
 
-use worker_core::{Passive, Worker};
+use worker_core::{Error, Passive, Worker, WouldDeadlock};
 use worker_dependency::{
-    ConfigError, Engine, EngineConfig, InstallError, Manifold, UninstallError, validate,
+    ConfigError, Engine, EngineConfig, InstallError, Manifold, ShuttingDown, UninstallError,
+    validate,
 };
 
 use crate::common::*;
@@ -127,6 +128,34 @@ fn install_and_uninstall_after_kill_are_refused_at_once() {
             .unwrap_err()
             .to_string(),
         "engine \"dep-install-after-kill\" is shutting down"
+    );
+    h.stop().unwrap();
+}
+
+/// Found by the chaos test: with `#[error(transparent)]` the wrapped
+/// error was not in the chain once converted, so `is::<ShuttingDown>()`
+/// said no.
+#[test]
+fn the_specific_error_stays_findable_through_worker_core_error() {
+    let h = Harness::new("dep-install-error-chain");
+    h.engine.kill();
+    h.engine.wait().unwrap();
+    let install = Error::from(h.engine.install("a", h.manifold(&[])).unwrap_err());
+    assert!(install.is::<ShuttingDown>(), "{install:?}");
+    assert_eq!(
+        install.to_string(),
+        "engine \"dep-install-error-chain\" is shutting down"
+    );
+    let uninstall = Error::from(h.engine.uninstall("a").unwrap_err());
+    assert!(uninstall.is::<ShuttingDown>(), "{uninstall:?}");
+    let deadlock = Error::from(UninstallError::from(WouldDeadlock {
+        supervisor: "e".into(),
+        call: "uninstall",
+    }));
+    assert!(deadlock.is::<WouldDeadlock>(), "{deadlock:?}");
+    assert_eq!(
+        deadlock.to_string(),
+        "\"e\": uninstall from one of its own threads would wait for itself forever"
     );
     h.stop().unwrap();
 }

@@ -157,6 +157,10 @@ pub(crate) enum Event<T: Io> {
         outcome: worker_core::Outcome,
         verdict: Verdict,
     },
+    /// A report is done with the workers it was lent: the machine lets go
+    /// of them, as of any other (the shell's workers are dropped off the
+    /// loop), so that a report never runs a worker's `Drop`.
+    Release { workers: Vec<T::Worker> },
 }
 
 /// What the shell must do.
@@ -398,6 +402,7 @@ impl<T: Io> Machine<T> {
                 outcome,
                 verdict,
             } => self.exited(slot, generation, outcome, verdict, now, out),
+            Event::Release { workers } => drop(workers),
         }
         self.settle(now, out);
     }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use worker_core::supervisor::offloop::OffLoop;
-use worker_core::supervisor::{Effects, Finish, Reply};
+use worker_core::supervisor::{Effects, Finish, Handle, Lending, Lent, Reply};
 use worker_core::{Error, ReadyError, SharedWorker};
 
 use crate::error::{LookupError, RemoveError, StartError};
@@ -36,9 +36,11 @@ pub(crate) type Held = OffLoop<SharedWorker>;
 pub(crate) enum Event {
     /// For the state machine.
     Machine(machine::Event<ShellIo>),
-    /// The report's snapshot.
+    /// The report's snapshot; its workers are lent (see [`Lent`]) and
+    /// come back home, to this runner, as a `Release`.
     Snapshot {
-        reply: Reply<Vec<EntrySnapshot<SharedWorker>>>,
+        reply: Reply<LentSnapshot>,
+        home: Handle<Event>,
     },
     /// `waiting_for`.
     WaitingFor { reply: Reply<Vec<WaitingFor>> },
@@ -49,6 +51,10 @@ pub(crate) enum Event {
     /// `worker_names`.
     Names { reply: Reply<Vec<String>> },
 }
+
+/// A report's snapshot, and its workers' guard: the snapshot first, so
+/// that its references go before the guard sends the lent ones home.
+pub(crate) type LentSnapshot = (Vec<EntrySnapshot<SharedWorker>>, Lent<Event>);
 
 /// The shell's types, as the machine sees them.
 pub(crate) struct ShellIo;
@@ -70,6 +76,8 @@ pub(crate) struct Shell {
     pub(crate) hooks: Option<Arc<worker_core::events::Delivery>>,
     /// Reused between events.
     pub(crate) out: Actions<ShellIo>,
+    /// Workers lent to reports, which the runner's end waits for.
+    pub(crate) lending: Lending,
 }
 
 impl worker_core::supervisor::Machine for Shell {
@@ -78,6 +86,10 @@ impl worker_core::supervisor::Machine for Shell {
 
     fn handle(&mut self, event: Event, now: Instant, fx: &mut Effects<StartJob>) {
         match event {
+            Event::Machine(machine::Event::Release { workers }) => {
+                self.lending.back(workers.len(), fx);
+                drop(workers);
+            }
             Event::Machine(event) => {
                 // A burst of start requests hands its jobs over once, when
                 // it pauses.
@@ -104,13 +116,19 @@ impl worker_core::supervisor::Machine for Shell {
                 self.execute(&mut out, fx);
                 self.out = out;
             }
-            Event::Snapshot { reply } => reply.send(
-                self.machine
+            Event::Snapshot { reply, home } => {
+                let snapshot: Vec<EntrySnapshot<SharedWorker>> = self
+                    .machine
                     .snapshot()
                     .into_iter()
                     .map(|e| e.map_worker(OffLoop::into_inner))
-                    .collect(),
-            ),
+                    .collect();
+                let workers = snapshot.iter().filter_map(|e| e.worker.clone()).collect();
+                let lent = self.lending.lend(workers, home, |workers| {
+                    Event::Machine(machine::Event::Release { workers })
+                });
+                reply.send((snapshot, lent));
+            }
             Event::WaitingFor { reply } => reply.send(self.machine.waiting_for(now)),
             Event::Stragglers { reply } => reply.send(self.machine.stragglers(now)),
             Event::Names { reply } => reply.send(self.machine.names()),
@@ -191,7 +209,10 @@ impl Shell {
                 Action::Removed { to, result } => to.send(result.map_err(|e| *e)),
                 Action::Ready { to, result } => to.send(result.map_err(|e| *e)),
                 Action::Dying => fx.dying(),
-                Action::Finished { errors } => fx.finish(self.end(errors)),
+                Action::Finished { errors } => {
+                    let end = self.end(errors);
+                    self.lending.finish(end, fx);
+                }
             }
         }
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crossbeam_channel::bounded;
 use worker_core::{Error, Passive, SharedWorker, Worker, WouldDeadlock, spawn};
 use worker_runner::{Runner, Stage};
-use worker_testing::misbehaving::{BlockingKill, PanicOnDrop, SlowDrop};
+use worker_testing::misbehaving::{BlockingKill, PanicOnDrop, SlowDrop, SlowReport, WaitsInReport};
 
 use crate::common::*;
 
@@ -284,5 +284,69 @@ fn policies_about_a_passive_worker_killed_by_the_loop_run_off_it() {
     r.stop_and_remove_worker("p", None).unwrap_err();
     let thread = seen.recv_timeout(LONG).unwrap().unwrap_or_default();
     assert!(!thread.ends_with("-loop"), "is_fatal ran on {thread}");
+    assert!(finish(&r).is_ok());
+}
+
+/// Found by the chaos test: a report holds the workers it reports on
+/// (their reports are taken on the caller's thread). When the runner let
+/// go of a worker meanwhile and finished, the report held the last
+/// reference: the worker's `Drop` ran on the caller's thread (a slow one
+/// stalled `report()`), after the runner's `wait` had returned. The
+/// report now gives its workers back, and the runner waits for them.
+#[test]
+fn a_runner_waits_for_the_workers_lent_to_a_report_and_drops_them_itself() {
+    let name = "rt-adv-report-lent";
+    let (stopped_tx, stopped) = bounded(1);
+    let r = runner(name, |p| {
+        p.is_fatal(none_fatal).on_event(move |e| {
+            if let worker_core::events::EventKind::Removed = e.kind {
+                let _ = stopped_tx.try_send(());
+            }
+        })
+    });
+    let (worker, gate, dropped) = SlowReport::new();
+    r.start_worker_once("w", move || Ok(worker)).unwrap();
+    drop(r.worker("w", None).unwrap());
+    let reporter = {
+        let r = r.clone();
+        std::thread::spawn(move || r.report())
+    };
+    gate.wait_entered().unwrap();
+    // The runner lets go of the worker while its report is taken; it
+    // said so (and, without the fix, ended) before the report goes on.
+    r.kill();
+    stopped.recv_timeout(LONG).unwrap();
+    let waiter = {
+        let r = r.clone();
+        std::thread::spawn(move || (r.wait(), dropped.thread()))
+    };
+    gate.open();
+    let report = reporter.join().unwrap();
+    assert_eq!(report.workers.len(), 1);
+    let (result, dropped_on) = waiter.join().unwrap();
+    assert!(result.is_ok());
+    let thread = dropped_on.expect("the runner's wait returned before its worker was dropped");
+    assert!(
+        thread.starts_with(name),
+        "the worker was dropped on {thread}"
+    );
+}
+
+/// A worker's report that waits for its own runner would wait forever (the
+/// runner waits for the workers lent to that report): it gets
+/// [`WouldDeadlock`] at once.
+#[test]
+fn a_workers_report_that_waits_for_its_own_runner_gets_a_typed_error() {
+    let r = runner("rt-adv-report-waits", |p| p.is_fatal(none_fatal));
+    let (worker, waited) = WaitsInReport::new(Arc::new(r.clone()));
+    r.start_worker_once("w", move || Ok(worker)).unwrap();
+    drop(r.worker("w", None).unwrap());
+    let reporter = {
+        let r = r.clone();
+        std::thread::spawn(move || r.report())
+    };
+    let e = waited.recv_timeout(LONG).unwrap().unwrap_err();
+    assert_eq!(reporter.join().unwrap().workers.len(), 1);
+    assert!(e.is::<WouldDeadlock>(), "{e:?}");
     assert!(finish(&r).is_ok());
 }
