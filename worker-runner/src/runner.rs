@@ -20,7 +20,6 @@ use crate::report::{self, RunnerReport};
 use crate::shell::starter::{self, StartJob};
 use crate::shell::{Event, HookQueue, Shell, StartFn};
 use crate::status::WaitingFor;
-use worker_core::supervisor::offloop::OffLoop;
 
 /// Runs named workers, restarting them when they fail; see the
 /// [crate docs](crate) for the model and an example.
@@ -125,7 +124,7 @@ impl Runner {
         self.start_boxed(
             id.into(),
             None,
-            OffLoop::new(Box::new(move || start().map(into_shared))),
+            StartFn::new(move || start().map(into_shared)),
         )
     }
 
@@ -147,7 +146,7 @@ impl Runner {
         self.start_boxed(
             id.into(),
             options,
-            OffLoop::new(Box::new(move || start().map(into_shared))),
+            StartFn::new(move || start().map(into_shared)),
         )
     }
 
@@ -179,11 +178,11 @@ impl Runner {
         self.start_boxed(
             id.into(),
             Some(Box::new(options)),
-            OffLoop::new(Box::new(move || match start.take() {
+            StartFn::new(move || match start.take() {
                 Some(start) => start().map(into_shared),
                 // A temporary worker is never started twice.
                 None => Err(Error::msg("a one-shot start function was called twice")),
-            })),
+            }),
         )
     }
 

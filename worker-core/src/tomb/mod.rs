@@ -218,6 +218,25 @@ impl Tomb {
             if (inner.state == TombState::Alive && hooks) || (finish && inner.foreign_callbacks) {
                 return false;
             }
+            if finish
+                && inner.state == TombState::Alive
+                && inner.waiters == 0
+                && inner.extras.is_none()
+                && matches!(inner.wakers, Wakers::Empty)
+            {
+                // The commonest case by far (a supervisor stopping its
+                // passive workers): nobody waits, nothing was asked for but
+                // the callbacks, so the tomb goes straight to dead with no
+                // aftermath to gather.
+                inner.state = TombState::Dead;
+                let callbacks = std::mem::take(&mut inner.callbacks);
+                drop(inner);
+                let outcome = Ok(());
+                for callback in callbacks {
+                    run_callback(callback, &outcome);
+                }
+                return true;
+            }
             let mut after = inner.record(None);
             if finish && inner.state != TombState::Dead {
                 let finished = inner.finish(Ok(()));

@@ -240,8 +240,8 @@ impl<T: Io> Machine<T> {
             }
             let entry = self.entry_mut(slot);
             match &mut entry.state {
-                State::Running(w) => {
-                    let worker = w.clone();
+                State::Running(_) => {
+                    let worker = entry.state.take_running();
                     self.set_member(slot, Member::Stopping);
                     self.kill_instance(slot, worker, StopMark::new(since), now, out);
                 }

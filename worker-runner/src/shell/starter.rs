@@ -64,7 +64,10 @@ pub(crate) fn run_job(
         permanent,
     } = job;
     STARTING.with(|s| *s.borrow_mut() = Some((runner, id.clone())));
-    let result = catch_panic(|| format!("start function of worker {id:?}"), &mut *start);
+    let result = catch_panic(
+        || format!("start function of worker {id:?}"),
+        || start.call(),
+    );
     STARTING.with(|s| *s.borrow_mut() = None);
     let verdict = match &result {
         Ok(_) => STARTED,
