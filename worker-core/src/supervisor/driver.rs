@@ -809,7 +809,7 @@ impl<M: Machine> Loop<M> {
                     return None;
                 }
             };
-            let Some(at) = next else { return None };
+            let at = next?;
             let now = self.clock.now();
             if at > now {
                 // Nothing is due: this reading of the clock is still "now"

@@ -60,13 +60,16 @@ pub(crate) fn can_kill(worker: &SharedWorker) -> bool {
 /// [burying](super::offloop::bury) it. Gives it back if it did not kill it.
 pub(crate) fn kill(worker: SharedWorker) -> Result<(), SharedWorker> {
     match tomb_of(&worker) {
-        Some((tomb, finish)) if tomb.kill_quietly(finish) => {
-            if !(finish && tomb.is_spent()) {
-                super::offloop::bury(worker);
+        Some((tomb, finish)) => match tomb.kill_quietly(finish) {
+            Some(spent) => {
+                if !(finish && spent) {
+                    super::offloop::bury(worker);
+                }
+                Ok(())
             }
-            Ok(())
-        }
-        _ => Err(worker),
+            None => Err(worker),
+        },
+        None => Err(worker),
     }
 }
 
