@@ -361,7 +361,6 @@ where
         fx: Some(Effects::on_loop()),
         work: Vec::new(),
         batches: Vec::new(),
-        graves: None,
         retry: Vec::new(),
         rescue_at: None,
         stall,
@@ -457,16 +456,12 @@ const BATCH: usize = 256;
 /// before it handles the endings they caused.
 const KILL_CHUNK: usize = 512;
 
-/// How many values the loop's graveyard gathers before they go to the
-/// executor as one batch (they are only dropped: a large batch costs one
-/// job, and one message when it is done).
-const GRAVES_LIMIT: usize = 4 * BATCH_LIMIT;
-
-/// While the last batch of the graveyard is still being dropped, the next
-/// waits until it has gathered this many values: one batch at a time keeps
-/// the executor's job count (and so its stall rule, which the loop feeds
-/// only as it gets to the news of finished jobs) out of a flood of drops.
-const GRAVES_CAP: usize = 64 * BATCH_LIMIT;
+/// How many values the loop's graveyard gathers during a burst before
+/// they go to the executor as one batch; the rest go at the end of the
+/// burst. They are only dropped, so they wait without harm, and the
+/// executor's threads do not compete with the loop for the CPU (nor for
+/// the allocator) while it is busiest.
+const GRAVES_LIMIT: usize = 64 * BATCH_LIMIT;
 
 /// The most jobs held back during a burst of requests.
 const HOLD_BACK: usize = 8192;
@@ -494,8 +489,6 @@ struct Loop<M: Machine> {
     /// Batches handed over and not complete, with how many of their items
     /// were done at the last progress check.
     batches: Vec<(Arc<Batch>, usize)>,
-    /// The graveyard's last batch (see [`GRAVES_CAP`]).
-    graves: Option<Arc<Batch>>,
     /// Batches no thread could be had for.
     retry: Vec<Arc<Batch>>,
     /// When batches' progress is checked next (real time).
@@ -698,9 +691,7 @@ impl<M: Machine> Loop<M> {
         // values it let go of wait in its graveyard until a batch of them
         // is due (they are only dropped: the order does not matter).
         let graves = super::offloop::take_calls_into(&mut self.work);
-        if graves >= GRAVES_LIMIT
-            && (graves >= GRAVES_CAP || self.graves.as_ref().is_none_or(|b| b.is_complete()))
-        {
+        if graves >= GRAVES_LIMIT {
             self.hand_over_graves();
         }
         if self.work.len() >= BATCH_LIMIT && !self.killing {
@@ -867,7 +858,6 @@ impl<M: Machine> Loop<M> {
         }
         let batch = Batch::graves(workers, values);
         self.executor.push(Job::Work(batch.clone()));
-        self.graves = Some(batch.clone());
         self.batches.push((batch, 0));
         self.arm_rescue();
         self.flush = true;
