@@ -22,7 +22,6 @@ use crate::report::{self, RunnerReport};
 use crate::shell::starter::{self, StartJob};
 use crate::shell::{Event, Shell, StartFn};
 use crate::status::WaitingFor;
-use worker_core::supervisor::offloop::OffLoop;
 
 /// Runs named workers, restarting them when they fail; see the
 /// [crate docs](crate) for the model and an example.
@@ -128,7 +127,7 @@ impl Runner {
         self.start_boxed(
             id.into(),
             None,
-            OffLoop::new(Box::new(move || start().map(into_shared))),
+            StartFn::new(move || start().map(into_shared)),
         )
     }
 
@@ -150,7 +149,7 @@ impl Runner {
         self.start_boxed(
             id.into(),
             options,
-            OffLoop::new(Box::new(move || start().map(into_shared))),
+            StartFn::new(move || start().map(into_shared)),
         )
     }
 
@@ -182,11 +181,11 @@ impl Runner {
         self.start_boxed(
             id.into(),
             Some(Box::new(options)),
-            OffLoop::new(Box::new(move || match start.take() {
+            StartFn::new(move || match start.take() {
                 Some(start) => start().map(into_shared),
                 // A temporary worker is never started twice.
                 None => Err(Error::msg("a one-shot start function was called twice")),
-            })),
+            }),
         )
     }
 

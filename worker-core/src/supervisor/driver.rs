@@ -365,7 +365,7 @@ where
         clock: config.clock,
         tomb: tomb.clone(),
         executor,
-        fx: Effects::new(),
+        fx: Some(Effects::on_loop()),
         work: Vec::new(),
         batches: Vec::new(),
         retry: Vec::new(),
@@ -377,6 +377,7 @@ where
         broken: false,
         flush: false,
         holding: false,
+        killing: false,
     };
     let thread = JoinSlot::default();
     let loop_tomb = tomb.clone();
@@ -457,6 +458,17 @@ fn bury_graveyard(work: &mut Vec<Work>) {
 /// a flood of messages cannot delay a due deadline.
 const BATCH: usize = 256;
 
+/// How many workers the loop kills itself (see `Loop::kill_quietly`)
+/// before it handles the endings they caused.
+const KILL_CHUNK: usize = 512;
+
+/// How many values the loop's graveyard gathers during a burst before
+/// they go to the executor as one batch; the rest go at the end of the
+/// burst. They are only dropped, so they wait without harm, and the
+/// executor's threads do not compete with the loop for the CPU (nor for
+/// the allocator) while it is busiest.
+const GRAVES_LIMIT: usize = 64 * BATCH_LIMIT;
+
 /// The most jobs held back during a burst of requests.
 const HOLD_BACK: usize = 8192;
 
@@ -476,8 +488,8 @@ struct Loop<M: Machine> {
     clock: Arc<dyn Clock>,
     tomb: Tomb,
     executor: StartQueue<Job<M::Job>>,
-    /// Reused between transitions.
-    fx: Effects<M::Job>,
+    /// Reused between transitions (taken out during one).
+    fx: Option<Effects<M::Job>>,
     /// Work asked for and not yet packed into a batch.
     work: Vec<Work>,
     /// Batches handed over and not complete, with how many of their items
@@ -501,6 +513,9 @@ struct Loop<M: Machine> {
     flush: bool,
     /// Jobs are held back for the end of a burst of requests.
     holding: bool,
+    /// The loop is killing workers itself (`Loop::kill_quietly`): the
+    /// work asked for meanwhile waits until it is done.
+    killing: bool,
 }
 
 impl<M: Machine> Loop<M> {
@@ -591,12 +606,12 @@ impl<M: Machine> Loop<M> {
                 // Whatever arrives after a deadline has passed sees that
                 // deadline's effects, even if the timer's wake-up is still
                 // queued.
-                self.tick_due();
-                self.step(|m, now, fx| m.handle(event, now, fx));
+                let now = self.tick_due();
+                self.step_at(now, |m, now, fx| m.handle(event, now, fx));
             }
             Inbox::Kill => {
-                self.tick_due();
-                self.step(|m, now, fx| m.kill(now, fx));
+                let now = self.tick_due();
+                self.step_at(now, |m, now, fx| m.kill(now, fx));
             }
             Inbox::Worked => {
                 self.executor.finished();
@@ -624,18 +639,30 @@ impl<M: Machine> Loop<M> {
     /// Runs one machine call and carries out its effects. A panic marks
     /// the machine broken and ends the supervisor (see [`Loop::fail`]).
     fn step(&mut self, call: impl FnOnce(&mut M, Instant, &mut Effects<M::Job>)) {
+        self.step_at(None, call);
+    }
+
+    /// [`Loop::step`] at `now`, if the clock was just read (by
+    /// [`Loop::tick_due`]: one reading serves both).
+    fn step_at(
+        &mut self,
+        now: Option<Instant>,
+        call: impl FnOnce(&mut M, Instant, &mut Effects<M::Job>),
+    ) {
         if self.broken {
             return;
         }
-        let now = self.clock.now();
-        let mut fx = std::mem::take(&mut self.fx);
+        let now = now.unwrap_or_else(|| self.clock.now());
+        // (The transitions of the news handled while this one's kills are
+        // done, see `kill_quietly`, make effects of their own.)
+        let mut fx = self.fx.take().unwrap_or_else(Effects::on_loop);
         let machine = &mut self.machine;
         let outcome = catch_unwind(AssertUnwindSafe(|| call(machine, now, &mut fx)));
         match outcome {
             Ok(()) => self.apply(&mut fx),
             Err(payload) => self.fail(&*payload, &mut fx),
         }
-        self.fx = fx;
+        self.fx = Some(fx);
         if self.flush || self.executor.held() >= HOLD_BACK {
             self.flush = false;
             self.executor.flush();
@@ -651,30 +678,29 @@ impl<M: Machine> Loop<M> {
                 self.flush = true;
             }
         }
-        for job in fx.drain_jobs() {
-            self.executor.push(Job::Machine(job));
-        }
-        for work in fx.drain_work() {
-            match work {
-                // The library's own thread-free workers are killed and let
-                // go of here, when that runs no user code: no thread hop.
-                Work::Kill(worker, label) => {
-                    if super::quiet::kill(&worker) {
-                        bury(worker);
-                    } else {
-                        self.work.push(Work::Kill(worker, label));
-                    }
-                }
-                Work::Reap(worker) | Work::DropWorker(worker)
-                    if super::quiet::is_spent(&worker) =>
-                {
-                    drop(worker);
-                }
-                other => self.work.push(other),
+        if !fx.jobs().is_empty() {
+            for job in fx.drain_jobs() {
+                self.executor.push(Job::Machine(job));
             }
         }
-        bury_graveyard(&mut self.work);
-        if self.work.len() >= BATCH_LIMIT {
+        // The work goes out in order, but the kills the loop may do itself
+        // are done first, here (see `Effects::on_loop`): none of the work
+        // is handed over while they are being done, so it still sees them
+        // done first.
+        if !fx.work().is_empty() {
+            self.work.extend(fx.drain_work());
+        }
+        if fx.has_quiet() {
+            self.kill_quietly(fx);
+        }
+        // Calls deferred on the loop go out in order with the rest; the
+        // values it let go of wait in its graveyard until a batch of them
+        // is due (they are only dropped: the order does not matter).
+        let graves = super::offloop::take_calls_into(&mut self.work);
+        if graves >= GRAVES_LIMIT {
+            self.hand_over_graves();
+        }
+        if self.work.len() >= BATCH_LIMIT && !self.killing {
             self.pack_work();
             self.flush = true;
         }
@@ -691,6 +717,46 @@ impl<M: Machine> Loop<M> {
         }
     }
 
+    /// Kills, on the loop, the workers `fx` kept apart for it: the
+    /// library's own thread-free ones, whose kill runs no user code (no
+    /// thread hop either). Each such kill makes its worker report its end
+    /// at once, so every [`KILL_CHUNK`] kills the news that came meanwhile
+    /// is handled before the next ones: stopping 100,000 workers never
+    /// queues 100,000 endings (the memory they take, and the cache misses
+    /// of handling them long after their entries were last touched). A
+    /// kill the worker refuses to be quiet about (a dying hook was
+    /// registered since) goes to the executor instead.
+    fn kill_quietly(&mut self, fx: &mut Effects<M::Job>) {
+        // News handled meanwhile hands no work over before these kills
+        // are done (see `apply`); and its own kills are done at once.
+        let outer = !std::mem::replace(&mut self.killing, true);
+        let mut killed = 0usize;
+        for (worker, label) in fx.drain_quiet() {
+            match super::quiet::kill(worker) {
+                Ok(()) => {
+                    killed += 1;
+                    if outer && killed % KILL_CHUNK == 0 {
+                        self.take_news();
+                    }
+                }
+                Err(worker) => self.work.push(Work::Kill(worker, label)),
+            }
+        }
+        if outer {
+            self.killing = false;
+        }
+    }
+
+    /// Handles the messages queued now (not those that come meanwhile).
+    fn take_news(&mut self) {
+        for _ in 0..self.rx.len() {
+            match self.rx.try_recv() {
+                Ok(msg) => self.receive(msg),
+                Err(_) => return,
+            }
+        }
+    }
+
     /// A machine call panicked: the machine is not trusted again. Every
     /// worker it holds is killed and waited for, and the supervisor ends
     /// with [`SupervisorFailed`].
@@ -702,6 +768,10 @@ impl<M: Machine> Loop<M> {
             self.work.push(Work::Drop(Box::new(job)));
         }
         self.work.extend(fx.drain_work());
+        self.work.extend(
+            fx.drain_quiet()
+                .map(|(worker, label)| Work::Kill(worker, label)),
+        );
         let _ = fx.take_flags();
         self.tomb.kill(None);
         let machine = &mut self.machine;
@@ -721,28 +791,31 @@ impl<M: Machine> Loop<M> {
     }
 
     /// Handles the machine's deadlines that are due.
-    fn tick_due(&mut self) {
+    fn tick_due(&mut self) -> Option<Instant> {
         if self.broken {
-            return;
+            return None;
         }
         loop {
             let machine = &mut self.machine;
             let next = match catch_unwind(AssertUnwindSafe(|| machine.poll_timeout())) {
                 Ok(next) => next,
                 Err(payload) => {
-                    let mut fx = std::mem::take(&mut self.fx);
+                    let mut fx = self.fx.take().unwrap_or_else(Effects::on_loop);
                     self.fail(&*payload, &mut fx);
-                    self.fx = fx;
-                    return;
+                    self.fx = Some(fx);
+                    return None;
                 }
             };
-            let Some(at) = next else { return };
-            if at > self.clock.now() {
-                return;
+            let at = next?;
+            let now = self.clock.now();
+            if at > now {
+                // Nothing is due: this reading of the clock is still "now"
+                // for whatever is handled next.
+                return Some(now);
             }
-            self.step(|m, now, fx| m.handle_timeout(now, fx));
+            self.step_at(Some(now), |m, now, fx| m.handle_timeout(now, fx));
             if self.broken {
-                return;
+                return None;
             }
         }
     }
@@ -778,9 +851,41 @@ impl<M: Machine> Loop<M> {
         }
     }
 
-    /// Packs pending work into batches for the executor.
+    /// Hands what the loop let go of (its graveyard's values) to the
+    /// executor, to be dropped there: one batch for all of them, with no
+    /// item made for each on the loop. A value whose `Drop` blocks holds up
+    /// only the drops behind it, and those for about one stall period (a
+    /// second ticket takes them, as for any batch); kills and calls are
+    /// never in such a batch.
+    fn hand_over_graves(&mut self) {
+        let (workers, values) = super::offloop::take_graves();
+        if workers.is_empty() && values.is_empty() {
+            return;
+        }
+        let batch = Batch::graves(workers, values);
+        self.executor.push(Job::Work(batch.clone()));
+        self.batches.push((batch, 0));
+        self.arm_rescue();
+        self.flush = true;
+    }
+
+    /// Packs pending work, and the loop's graveyard, into batches for the
+    /// executor.
     fn pack_work(&mut self) {
-        let mut items = std::mem::take(&mut self.work).into_iter();
+        self.hand_over_graves();
+        let work = std::mem::take(&mut self.work);
+        if work.is_empty() {
+            return;
+        }
+        if work.len() <= BATCH_LIMIT {
+            // The common case: the list is the batch, as it is.
+            let batch = Batch::new(work);
+            self.executor.push(Job::Work(batch.clone()));
+            self.batches.push((batch, 0));
+            self.arm_rescue();
+            return;
+        }
+        let mut items = work.into_iter();
         loop {
             let chunk: Vec<Work> = items.by_ref().take(BATCH_LIMIT).collect();
             if chunk.is_empty() {
@@ -794,7 +899,7 @@ impl<M: Machine> Loop<M> {
     }
 
     fn flush_all(&mut self) {
-        if !self.work.is_empty() {
+        if !self.work.is_empty() || super::offloop::graves() > 0 {
             self.pack_work();
         }
         self.executor.flush();
@@ -808,7 +913,7 @@ impl<M: Machine> Loop<M> {
     /// jobs are held for the end of a burst of requests: they would go
     /// with it.
     fn hand_over_work(&mut self) {
-        if self.work.is_empty() || self.holding {
+        if self.holding || (self.work.is_empty() && super::offloop::graves() == 0) {
             return;
         }
         self.pack_work();

@@ -157,9 +157,40 @@ fn contained_drop(worker: SharedWorker, supervisor: &str) {
 /// Items of [`Work`] that any number of executor threads work through,
 /// each claiming the next item; see the [module docs](self).
 pub struct Batch {
-    items: Mutex<std::vec::IntoIter<Work>>,
+    items: Mutex<Items>,
     len: usize,
     done: AtomicUsize,
+}
+
+/// A batch's items not yet claimed.
+enum Items {
+    Work(std::vec::IntoIter<Work>),
+    /// What a loop let go of: worker handles, then other values, each an
+    /// item of its own (as [`Work::DropWorker`] and [`Work::Drop`]),
+    /// handed over as the loop collected them.
+    Graves {
+        workers: std::vec::IntoIter<SharedWorker>,
+        values: std::vec::IntoIter<Box<dyn Send + 'static>>,
+    },
+}
+
+impl Items {
+    fn next(&mut self) -> Option<Work> {
+        match self {
+            Items::Work(items) => items.next(),
+            Items::Graves { workers, values } => workers
+                .next()
+                .map(Work::DropWorker)
+                .or_else(|| values.next().map(Work::Drop)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Items::Work(items) => items.len(),
+            Items::Graves { workers, values } => workers.len() + values.len(),
+        }
+    }
 }
 
 impl Batch {
@@ -167,7 +198,20 @@ impl Batch {
     pub fn new(items: Vec<Work>) -> Arc<Batch> {
         Arc::new(Batch {
             len: items.len(),
-            items: Mutex::new(items.into_iter()),
+            items: Mutex::new(Items::Work(items.into_iter())),
+            done: AtomicUsize::new(0),
+        })
+    }
+
+    /// A batch that drops `workers`, then `values`: a loop's graveyard,
+    /// as it is (no item made for each on the loop).
+    pub fn graves(workers: Vec<SharedWorker>, values: Vec<Box<dyn Send + 'static>>) -> Arc<Batch> {
+        Arc::new(Batch {
+            len: workers.len() + values.len(),
+            items: Mutex::new(Items::Graves {
+                workers: workers.into_iter(),
+                values: values.into_iter(),
+            }),
             done: AtomicUsize::new(0),
         })
     }
@@ -238,6 +282,10 @@ pub struct Effects<J> {
     hold: bool,
     dying: bool,
     finish: Option<Finish>,
+    /// A loop's own: see [`Effects::on_loop`].
+    on_loop: bool,
+    /// Kills the loop may do itself, apart from the rest of the work.
+    quiet: Vec<(SharedWorker, Arc<str>)>,
 }
 
 impl<J> Default for Effects<J> {
@@ -248,6 +296,8 @@ impl<J> Default for Effects<J> {
             hold: false,
             dying: false,
             finish: None,
+            on_loop: false,
+            quiet: Vec::new(),
         }
     }
 }
@@ -270,14 +320,34 @@ impl<J> Effects<J> {
         self.hold = true;
     }
 
+    /// The effects of a driver's loop. The kills of the library's own
+    /// thread-free workers are kept apart, for the loop to do itself (see
+    /// `quiet`) before any other work of the transition runs; and a reaped
+    /// worker that is spent is let go of at once (dropping it runs no user
+    /// code, and it has no thread to join).
+    pub(crate) fn on_loop() -> Self {
+        Effects {
+            on_loop: true,
+            ..Effects::default()
+        }
+    }
+
     /// Kill `worker` (off the loop); `label` names it in logs.
     pub fn kill(&mut self, worker: SharedWorker, label: Arc<str>) {
-        self.work.push(Work::Kill(worker, label));
+        if self.on_loop && super::quiet::can_kill(&worker) {
+            self.quiet.push((worker, label));
+        } else {
+            self.work.push(Work::Kill(worker, label));
+        }
     }
 
     /// `worker` has finished: wait for it (joining its threads) and drop
     /// it, off the loop.
     pub fn reap(&mut self, worker: SharedWorker) {
+        if self.on_loop && super::quiet::is_spent(&worker) {
+            // Dropping it runs no user code, and it has no thread to join.
+            return;
+        }
         self.work.push(Work::Reap(worker));
     }
 
@@ -337,6 +407,17 @@ impl<J> Effects<J> {
         self.work.drain(..)
     }
 
+    /// Whether kills were kept apart for the loop.
+    pub(crate) fn has_quiet(&self) -> bool {
+        !self.quiet.is_empty()
+    }
+
+    /// Takes out the kills kept apart for the loop (see
+    /// [`Effects::on_loop`]).
+    pub(crate) fn drain_quiet(&mut self) -> std::vec::Drain<'_, (SharedWorker, Arc<str>)> {
+        self.quiet.drain(..)
+    }
+
     /// Takes the rest out: (hold, dying, finish), leaving it empty.
     pub(crate) fn take_flags(&mut self) -> (bool, bool, Option<Finish>) {
         let flags = (self.hold, self.dying, self.finish.take());
@@ -351,6 +432,7 @@ impl<J> fmt::Debug for Effects<J> {
         f.debug_struct("Effects")
             .field("jobs", &self.jobs.len())
             .field("work", &self.work)
+            .field("quiet", &self.quiet.len())
             .field("hold", &self.hold)
             .field("dying", &self.dying)
             .field("finish", &self.finish)
@@ -405,5 +487,70 @@ mod tests {
         batch.work("test");
         assert!(after.load(Ordering::SeqCst));
         assert!(batch.is_complete());
+    }
+
+    struct Counted(Arc<AtomicUsize>, bool);
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            if self.1 {
+                panic!("a Drop that panics");
+            }
+        }
+    }
+
+    #[test]
+    fn a_graveyard_batch_drops_each_value_and_contains_panics() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let worker: SharedWorker = Arc::new(crate::Passive::new());
+        let values: Vec<Box<dyn Send>> = vec![
+            Box::new(Counted(drops.clone(), true)),
+            Box::new(Counted(drops.clone(), false)),
+            Box::new(Counted(drops.clone(), true)),
+        ];
+        let batch = Batch::graves(vec![worker.clone()], values);
+        assert_eq!(batch.len(), 4);
+        batch.work("test");
+        assert_eq!(drops.load(Ordering::SeqCst), 3, "every value dropped");
+        assert!(batch.is_complete());
+        assert!(!batch.has_unclaimed());
+        assert_eq!(Arc::strong_count(&worker), 1, "the handle was dropped");
+    }
+
+    /// A worker of the user's: its kill may run anything.
+    struct Foreign;
+
+    impl crate::Worker for Foreign {
+        fn kill(&self) {}
+        fn wait(&self) -> Result<(), Error> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn on_a_loop_the_librarys_own_kills_are_kept_apart_and_spent_reaps_dropped() {
+        let passive = Arc::new(crate::Passive::new());
+        let worker: SharedWorker = passive.clone();
+        let label: Arc<str> = Arc::from("w");
+        // Outside a loop's effects, everything is work, in order.
+        let mut fx = Effects::<()>::new();
+        fx.kill(worker.clone(), label.clone());
+        assert_eq!(fx.work().len(), 1);
+        assert_eq!(fx.drain_quiet().count(), 0);
+        // A loop's own: the kill is kept for the loop to do itself...
+        let mut fx = Effects::<()>::on_loop();
+        fx.kill(worker.clone(), label.clone());
+        assert!(fx.work().is_empty());
+        assert_eq!(fx.drain_quiet().count(), 1);
+        // ...and a worker that is not the library's is killed off the loop.
+        let foreign: SharedWorker = Arc::new(Foreign);
+        fx.kill(foreign, label);
+        assert_eq!(fx.work().len(), 1);
+        let _ = fx.drain_work();
+        // A spent worker reaped: nothing left to do.
+        crate::Worker::kill(&*passive);
+        fx.reap(worker);
+        assert!(fx.work().is_empty());
     }
 }

@@ -23,12 +23,19 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 
+use super::effects::Work;
 use crate::SharedWorker;
 
 thread_local! {
     /// Whether this thread is a supervisor's loop.
     static ON_LOOP: Cell<bool> = const { Cell::new(false) };
-    static GRAVEYARD: RefCell<Graveyard> = RefCell::new(Graveyard::default());
+    static GRAVEYARD: RefCell<Graveyard> = const {
+        RefCell::new(Graveyard {
+            workers: Vec::new(),
+            values: Vec::new(),
+            calls: Vec::new(),
+        })
+    };
 }
 
 /// What a loop thread let go of and must not drop itself, and the calls
@@ -99,6 +106,39 @@ pub fn graveyard_is_empty() -> bool {
     GRAVEYARD.with(|g| g.borrow().is_empty())
 }
 
+/// Moves the calls this thread's graveyard holds into `work`, in order,
+/// and returns how many values (worker handles and others) it still holds.
+pub(crate) fn take_calls_into(work: &mut Vec<Work>) -> usize {
+    GRAVEYARD.with(|g| {
+        let mut g = g.borrow_mut();
+        if !g.calls.is_empty() {
+            work.extend(g.calls.drain(..).map(Work::Call));
+        }
+        g.workers.len() + g.values.len()
+    })
+}
+
+/// How many values (worker handles and others) this thread's graveyard
+/// holds.
+pub(crate) fn graves() -> usize {
+    GRAVEYARD.with(|g| {
+        let g = g.borrow();
+        g.workers.len() + g.values.len()
+    })
+}
+
+/// Takes the values (worker handles, then others) this thread's graveyard
+/// holds, leaving its calls.
+pub(crate) fn take_graves() -> (Vec<SharedWorker>, Vec<Box<dyn Send>>) {
+    GRAVEYARD.with(|g| {
+        let mut g = g.borrow_mut();
+        (
+            std::mem::take(&mut g.workers),
+            std::mem::take(&mut g.values),
+        )
+    })
+}
+
 /// Takes what this thread's graveyard holds.
 pub fn take_graveyard() -> Graveyard {
     GRAVEYARD.with(|g| std::mem::take(&mut *g.borrow_mut()))
@@ -123,6 +163,16 @@ pub fn bury<T: Send + 'static>(value: T) {
     }
     let boxed: Box<dyn Send> = Box::new(value);
     GRAVEYARD.with(|g| g.borrow_mut().values.push(boxed));
+}
+
+/// [`bury`] for a value that is already boxed: on a loop thread it goes
+/// to the graveyard as it is, without a second box. A type that holds a
+/// boxed closure (a supervisor's start function, say) buries it with this
+/// in its own `Drop`, rather than being an [`OffLoop`] of the box.
+pub fn bury_box(value: Box<dyn Send>) {
+    if on_loop() {
+        GRAVEYARD.with(|g| g.borrow_mut().values.push(value));
+    }
 }
 
 /// Makes `call` now, unless this is a loop thread: there it is handed to
@@ -291,5 +341,27 @@ mod tests {
         // The mark ends with the guard.
         drop(OffLoop::new(Counted(drops.clone())));
         assert_eq!(drops.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn a_boxed_value_is_buried_as_it_is() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        bury_box(Box::new(Counted(drops.clone())));
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            1,
+            "dropped at once off a loop"
+        );
+        {
+            let _loop = LoopGuard::enter();
+            bury_box(Box::new(Counted(drops.clone())));
+            assert_eq!(graves(), 1);
+        }
+        assert_eq!(drops.load(Ordering::SeqCst), 1, "not dropped on the loop");
+        let (workers, values) = take_graves();
+        assert!(workers.is_empty());
+        assert_eq!(values.len(), 1);
+        drop(values);
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
     }
 }

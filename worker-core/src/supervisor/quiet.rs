@@ -48,12 +48,28 @@ pub(crate) fn is_spent(worker: &SharedWorker) -> bool {
         .is_some_and(|w| w.tomb().is_spent())
 }
 
+/// Whether `worker` is one of the library's own, which [`kill`] may kill
+/// here (it still checks that no user code would run).
+pub(crate) fn can_kill(worker: &SharedWorker) -> bool {
+    tomb_of(worker).is_some()
+}
+
 /// Kills `worker` here if it is one of the library's own and its kill
-/// runs no user code; returns whether it did.
-pub(crate) fn kill(worker: &SharedWorker) -> bool {
-    match tomb_of(worker) {
-        Some((tomb, finish)) => tomb.kill_quietly(finish),
-        None => false,
+/// runs no user code, and then lets go of it: here if that runs no user
+/// code either (a [`Passive`] worker its kill finished cleanly), else by
+/// [burying](super::offloop::bury) it. Gives it back if it did not kill it.
+pub(crate) fn kill(worker: SharedWorker) -> Result<(), SharedWorker> {
+    match tomb_of(&worker) {
+        Some((tomb, finish)) => match tomb.kill_quietly(finish) {
+            Some(spent) => {
+                if !(finish && spent) {
+                    super::offloop::bury(worker);
+                }
+                Ok(())
+            }
+            None => Err(worker),
+        },
+        None => Err(worker),
     }
 }
 

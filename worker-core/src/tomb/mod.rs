@@ -201,32 +201,55 @@ impl Tomb {
     /// [`Passive`](crate::Passive) worker's kill does) if doing so runs no
     /// code but this library's: no [dying hook](Tomb::on_dying) is
     /// registered and, with `finish`, no completion callback but those of
-    /// the library's supervisors. Returns whether it did; otherwise it
-    /// changes nothing, and the caller kills the worker the ordinary way.
+    /// the library's supervisors. Otherwise it changes nothing, and the
+    /// caller kills the worker the ordinary way.
     ///
     /// This is how a supervisor's loop, which must run no user code, still
     /// kills the library's own thread-free workers at once rather than a
     /// thread hop away. Wakers of waiting futures are woken (waking must
     /// not block, by the contract of `Waker`).
-    pub(crate) fn kill_quietly(&self, finish: bool) -> bool {
-        let after = {
+    ///
+    /// Returns `None` if it did not kill, else whether the tomb is then
+    /// spent (see [`Tomb::is_spent`]).
+    pub(crate) fn kill_quietly(&self, finish: bool) -> Option<bool> {
+        let (after, spent) = {
             let mut inner = self.lock();
             let hooks = inner
                 .extras
                 .as_ref()
                 .is_some_and(|extras| !extras.hooks.is_empty());
             if (inner.state == TombState::Alive && hooks) || (finish && inner.foreign_callbacks) {
-                return false;
+                return None;
+            }
+            if finish
+                && inner.state == TombState::Alive
+                && inner.waiters == 0
+                && inner.extras.is_none()
+                && matches!(inner.wakers, Wakers::Empty)
+            {
+                // The commonest case by far (a supervisor stopping its
+                // passive workers): nobody waits, nothing was asked for but
+                // the callbacks, so the tomb goes straight to dead with no
+                // aftermath to gather.
+                inner.state = TombState::Dead;
+                let callbacks = std::mem::take(&mut inner.callbacks);
+                drop(inner);
+                let outcome = Ok(());
+                for callback in callbacks {
+                    run_callback(callback, &outcome);
+                }
+                return Some(true);
             }
             let mut after = inner.record(None);
             if finish && inner.state != TombState::Dead {
                 let finished = inner.finish(Ok(()));
                 after.absorb(finished);
             }
-            after
+            let spent = inner.state == TombState::Dead && inner.reason.is_none();
+            (after, spent)
         };
         after.run(self);
-        true
+        Some(spent)
     }
 
     /// Registers a completion callback of one of the library's
@@ -517,7 +540,7 @@ mod tests {
     fn a_quiet_kill_runs_no_code_but_the_librarys() {
         // Nothing registered: killed (and finished) at once.
         let tomb = Tomb::new();
-        assert!(tomb.kill_quietly(true));
+        assert_eq!(tomb.kill_quietly(true), Some(true));
         assert!(tomb.try_result().unwrap().is_ok());
 
         // A supervisor's callback does not count.
@@ -526,31 +549,72 @@ mod tests {
         tomb.on_done_supervised(Box::new(move |o: &Outcome| {
             let _ = tx.send(o.is_ok());
         }));
-        assert!(tomb.kill_quietly(true));
+        assert_eq!(tomb.kill_quietly(true), Some(true));
         assert_eq!(rx.try_recv(), Ok(true), "ran, here");
 
         // Someone else's callback does, when the kill finishes the tomb.
         let tomb = Tomb::new();
         tomb.on_done(|_| {});
-        assert!(!tomb.kill_quietly(true));
+        assert_eq!(tomb.kill_quietly(true), None);
         assert!(tomb.is_alive(), "nothing changed");
-        assert!(tomb.kill_quietly(false), "a kill alone runs no callback");
+        assert_eq!(
+            tomb.kill_quietly(false),
+            Some(false),
+            "a kill alone runs no callback"
+        );
         assert_eq!(tomb.state(), TombState::Dying);
 
         // A dying hook always does, while alive.
         let tomb = Tomb::new();
         tomb.on_dying(|| {});
-        assert!(!tomb.kill_quietly(false));
+        assert_eq!(tomb.kill_quietly(false), None);
         assert!(tomb.is_alive());
         tomb.kill(None);
-        assert!(tomb.kill_quietly(true), "the hook has run already");
+        assert_eq!(
+            tomb.kill_quietly(true),
+            Some(true),
+            "the hook has run already"
+        );
         assert_eq!(tomb.state(), TombState::Dead);
 
         // A recorded error is the result of a finishing quiet kill.
         let tomb = Tomb::new();
         tomb.kill(Some(Error::msg("failing")));
-        assert!(tomb.kill_quietly(true));
+        assert_eq!(
+            tomb.kill_quietly(true),
+            Some(false),
+            "not spent: it holds the error"
+        );
         assert_eq!(tomb.wait().unwrap_err().to_string(), "failing");
+    }
+
+    #[test]
+    fn a_quiet_kill_still_tells_whoever_listens() {
+        // Signals taken before the kill: they disconnect, as with `kill`.
+        let tomb = Tomb::new();
+        let (dying, dead) = (tomb.dying(), tomb.dead());
+        assert_eq!(tomb.kill_quietly(true), Some(true));
+        assert_eq!(
+            dying.try_recv(),
+            Err(crossbeam_channel::TryRecvError::Disconnected)
+        );
+        assert_eq!(
+            dead.try_recv(),
+            Err(crossbeam_channel::TryRecvError::Disconnected)
+        );
+        // A thread blocked in `wait` is woken.
+        let tomb = Tomb::new();
+        let (started_tx, started) = crossbeam_channel::bounded(0);
+        let waiter = {
+            let tomb = tomb.clone();
+            std::thread::spawn(move || {
+                started_tx.send(()).unwrap();
+                tomb.wait()
+            })
+        };
+        started.recv().unwrap();
+        assert_eq!(tomb.kill_quietly(true), Some(true));
+        assert!(waiter.join().unwrap().is_ok());
     }
 
     /// The unit a supervisor holds a million of: keep it small. An idle

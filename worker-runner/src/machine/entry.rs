@@ -219,6 +219,16 @@ impl<W> State<W> {
         }
     }
 
+    /// Moves the instance out of a `Running` state, for the caller to
+    /// make it `Stopping`; meanwhile the state is `Held`. (Moved, not
+    /// cloned: a handle let go of on the loop costs a burial.)
+    pub(crate) fn take_running(&mut self) -> W {
+        match std::mem::replace(self, State::Held) {
+            State::Running(worker) => worker,
+            _ => unreachable!("take_running: not running"),
+        }
+    }
+
     pub(crate) fn worker(&self) -> Option<&W> {
         match self {
             State::Running(w) | State::Stopping { worker: w, .. } => Some(w),

@@ -237,8 +237,8 @@ impl<T: Io> Machine<T> {
             }
             let entry = self.entry_mut(slot);
             match &mut entry.state {
-                State::Running(w) => {
-                    let worker = w.clone();
+                State::Running(_) => {
+                    let worker = entry.state.take_running();
                     self.set_member(slot, Member::Stopping);
                     self.emit_for(out, slot, || EventKind::Stopping);
                     self.kill_instance(slot, worker, StopMark::new(since), now, out);

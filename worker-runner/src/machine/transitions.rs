@@ -24,8 +24,8 @@ impl<T: Io> Machine<T> {
         let since = self.stamp(now);
         let entry = self.entry_mut(slot);
         match &mut entry.state {
-            State::Running(w) => {
-                let worker = w.clone();
+            State::Running(_) => {
+                let worker = entry.state.take_running();
                 self.emit_for(out, slot, || EventKind::Stopping);
                 self.kill_instance(slot, worker, StopMark::new(since), now, out);
             }

@@ -14,7 +14,7 @@ pub(crate) mod starter;
 use std::sync::Arc;
 use std::time::Instant;
 
-use worker_core::supervisor::offloop::OffLoop;
+use worker_core::supervisor::offloop::{self, OffLoop};
 use worker_core::supervisor::{Effects, Finish, Handle, Lending, Lent, Reply};
 use worker_core::{Error, ReadyError, SharedWorker};
 
@@ -26,8 +26,33 @@ use self::starter::StartJob;
 
 /// A start function, boxed: what the runner calls to make each
 /// incarnation. Its captured state is user code, so it is never dropped on
-/// the loop.
-pub(crate) type StartFn = OffLoop<Box<dyn FnMut() -> Result<SharedWorker, Error> + Send + 'static>>;
+/// the loop: let go of there, the box goes to the loop's graveyard as it
+/// is ([`offloop::bury_box`]; an [`OffLoop`] would box it again).
+pub(crate) struct StartFn(Option<BoxedStart>);
+
+type BoxedStart = Box<dyn FnMut() -> Result<SharedWorker, Error> + Send + 'static>;
+
+impl StartFn {
+    pub(crate) fn new(start: impl FnMut() -> Result<SharedWorker, Error> + Send + 'static) -> Self {
+        StartFn(Some(Box::new(start)))
+    }
+
+    /// Calls it (user code: the caller contains its panics).
+    pub(crate) fn call(&mut self) -> Result<SharedWorker, Error> {
+        (self
+            .0
+            .as_mut()
+            .expect("a start function is held until dropped"))()
+    }
+}
+
+impl Drop for StartFn {
+    fn drop(&mut self) {
+        if let Some(start) = self.0.take() {
+            offloop::bury_box(start);
+        }
+    }
+}
 
 /// A worker instance as the machine holds it.
 pub(crate) type Held = OffLoop<SharedWorker>;

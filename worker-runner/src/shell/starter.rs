@@ -78,8 +78,12 @@ pub(crate) fn run_job(
     // The incarnation's span: the start function runs in it, and so do
     // the bodies of the workers it spawns.
     let span = worker_core::events::worker_span(name, Some(&id), generation);
-    let result =
-        span.in_scope(|| catch_panic(|| format!("start function of worker {id:?}"), &mut *start));
+    let result = span.in_scope(|| {
+        catch_panic(
+            || format!("start function of worker {id:?}"),
+            || start.call(),
+        )
+    });
     STARTING.with(|s| *s.borrow_mut() = None);
     let verdict = match &result {
         Ok(_) => STARTED,
