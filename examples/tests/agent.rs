@@ -141,10 +141,12 @@ const ORDERED: [(&str, &str); 3] = [
     ("status", "engine"),
 ];
 
-/// Orderly: after "shutting down", inputs stop after the workers that use
-/// them.
+/// Orderly: after the agent says it is shutting down, inputs stop after
+/// the workers that use them. (Anchored on the agent's own line: nested
+/// runners and catacombs log "supervisor shutting down" whenever a
+/// manifold that holds one restarts, and manifolds stop mid-run too.)
 fn assert_stopped_in_order(log: &str) {
-    let shutdown = log.find("shutting down").expect("a shutdown");
+    let shutdown = log.find("shutting down (").expect("a shutdown");
     let stopped = |name: &str| {
         log[shutdown..]
             .find(&format!("stopped manifold=\"{name}\""))
@@ -392,7 +394,7 @@ fn the_observer_shows_the_live_agent_then_stops_with_it() {
     assert!(status.success(), "agent ended with {status}:\n{log}");
     assert_stopped_in_order(&log);
     // The observer stops after the engine's last manifold, before the end.
-    let shutdown = log.find("shutting down").expect("a shutdown");
+    let shutdown = log.find("shutting down (").expect("a shutdown");
     let at = |needle: &str| {
         log[shutdown..]
             .find(needle)
