@@ -467,7 +467,20 @@ impl<T: Io> Machine<T> {
     /// How many ids are known.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.index.len()
+        self.live()
+    }
+
+    /// How many entries there are (the index may hold more while dying).
+    fn live(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    /// The slot of `id`, if the runner knows it. The index alone is not
+    /// enough while dying: it keeps the ids removed since (see
+    /// `Machine::remove`), whose slots are then empty.
+    fn slot_of(&self, id: &str) -> Option<Slot> {
+        let slot = *self.index.get(id)?;
+        self.entry(slot).filter(|e| &*e.id == id).map(|_| slot)
     }
 
     /// How many deadlines are pending (each for a live entry).
@@ -530,7 +543,12 @@ impl<T: Io> Machine<T> {
 
     /// Every known id, sorted.
     pub(crate) fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.index.keys().map(|k| k.to_string()).collect();
+        let mut names: Vec<String> = self
+            .index
+            .keys()
+            .filter(|id| self.slot_of(id).is_some())
+            .map(|k| k.to_string())
+            .collect();
         names.sort();
         names
     }
@@ -649,7 +667,7 @@ impl<T: Io> Machine<T> {
 impl<T: Io> std::fmt::Debug for Machine<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Machine")
-            .field("entries", &self.index.len())
+            .field("entries", &self.live())
             .field("deadlines", &self.deadlines.len())
             .field("dying", &self.dying)
             .field("finished", &self.finished)

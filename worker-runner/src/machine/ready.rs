@@ -56,7 +56,7 @@ impl<T: Io> Machine<T> {
 
     /// Where `id` stands for a readiness wait.
     fn name_state(&self, id: &str) -> NameState {
-        let Some(entry) = self.index.get(id).and_then(|&slot| self.entry(slot)) else {
+        let Some(entry) = self.slot_of(id).and_then(|slot| self.entry(slot)) else {
             return NameState::Unknown;
         };
         match entry.state {

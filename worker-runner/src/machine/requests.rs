@@ -112,7 +112,7 @@ impl<T: Io> Machine<T> {
         if self.dying {
             return;
         }
-        if let Some(&slot) = self.index.get(id) {
+        if let Some(slot) = self.slot_of(id) {
             self.stop_slot(slot, now, out);
         }
     }
@@ -138,7 +138,7 @@ impl<T: Io> Machine<T> {
             });
             return;
         }
-        let Some(&slot) = self.index.get(id) else {
+        let Some(slot) = self.slot_of(id) else {
             out.push(Action::Removed {
                 to: reply,
                 result: Err(Box::new(RemoveError::NotFound(NotFound::new(id)))),
@@ -176,7 +176,7 @@ impl<T: Io> Machine<T> {
             });
             return;
         }
-        let Some(&slot) = self.index.get(id) else {
+        let Some(slot) = self.slot_of(id) else {
             out.push(Action::Reply {
                 to: reply,
                 result: Err(Box::new(LookupError::NotFound(NotFound::new(id)))),
@@ -195,7 +195,7 @@ impl<T: Io> Machine<T> {
     /// An aborted `worker()` or `stop_and_remove_worker()` caller withdraws
     /// (the stop itself goes on).
     pub(crate) fn cancel_wait(&mut self, id: &str, waiter: WaiterId) {
-        let Some(&slot) = self.index.get(id) else {
+        let Some(slot) = self.slot_of(id) else {
             return;
         };
         if let Some(extra) = self.entry_mut(slot).extra.as_mut() {

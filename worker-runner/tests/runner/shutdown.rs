@@ -189,3 +189,44 @@ fn a_foreign_worker_is_watched_by_a_named_thread_that_is_joined() {
     assert!(r.wait().is_ok());
     assert_eq!(live_threads_with_prefix(r.name()), 0);
 }
+
+/// While the runner dies its id index is not kept entry by entry (a
+/// quarter of the stop of 100,000 workers went to those removals): what
+/// it answers must not show it. Ids already gone are neither named nor
+/// found; ids still stopping are.
+#[test]
+fn during_a_shutdown_ids_already_gone_are_not_named() {
+    let (removed_tx, removed) = crossbeam_channel::unbounded();
+    let r = runner("rt-shutdown-names", |p| {
+        p.is_fatal(none_fatal).on_event(move |e| {
+            if let worker_core::events::EventKind::Removed = e.kind {
+                let _ = removed_tx.send(e.worker.as_deref().unwrap_or("").to_owned());
+            }
+        })
+    });
+    let (stubborn, gate) = worker_testing::misbehaving::BlockingKill::new();
+    let stubborn: SharedWorker = Arc::new(stubborn);
+    let held = stubborn.clone();
+    r.start_worker("stubborn", move || Ok(held.clone()))
+        .unwrap();
+    for id in ["a", "b", "c"] {
+        r.start_worker(id, || Ok(worker_core::Passive::new()))
+            .unwrap();
+    }
+    r.wait_ready(worker_core::Names::All, LONG, None).unwrap();
+    r.kill();
+    gate.wait_entered().unwrap();
+    let mut gone: Vec<String> = (0..3)
+        .map(|_| removed.recv_timeout(LONG).unwrap())
+        .collect();
+    gone.sort();
+    assert_eq!(gone, ["a", "b", "c"]);
+    assert_eq!(r.worker_names(), vec!["stubborn"]);
+    let waiting = r.waiting_for();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].id, "stubborn");
+    gate.open();
+    assert!(r.wait().is_ok());
+    assert!(r.worker_names().is_empty());
+    assert!(stubborn.wait().is_ok());
+}
