@@ -132,14 +132,28 @@ pub fn voluntary_switches() -> u64 {
         .unwrap_or(0)
 }
 
-/// The number of threads in this process (`Threads:` of `/proc/self/status`).
+/// The number of threads in this process that are not exiting.
+///
+/// A thread joined a moment ago can still be listed by the kernel: `join`
+/// returns when the thread's id is released, a little before the kernel
+/// takes the thread off the process's list. Such a thread has its
+/// `PF_EXITING` flag set (field 9 of `/proc/self/task/<tid>/stat`), so it
+/// is not counted; counting `Threads:` of `/proc/self/status` instead made
+/// a loaded machine see a thread "left behind" that had been joined.
 pub fn thread_count() -> usize {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:"))
-                .and_then(|v| v.trim().parse().ok())
+    /// `PF_EXITING` of the kernel's task flags.
+    const PF_EXITING: u64 = 0x4;
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.ok()?.path().join("stat")).ok()?;
+            // After "pid (comm) ", the fields from `state` (3) on; `comm`
+            // may hold spaces and parentheses, so cut at the last ')'.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            rest.split(' ').nth(6)?.parse::<u64>().ok()
         })
-        .unwrap_or(0)
+        .filter(|flags| flags & PF_EXITING == 0)
+        .count()
 }
