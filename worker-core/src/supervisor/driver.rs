@@ -928,10 +928,6 @@ impl<M: Machine> Loop<M> {
         }
         let machine = &mut self.machine;
         let Ok(Some(deadline)) = catch_unwind(AssertUnwindSafe(|| machine.poll_timeout())) else {
-            // Nothing is due any more (a waiter was answered, a restart
-            // was cancelled): a timer left armed would only wake the loop
-            // for nothing, and a test clock would count it as live.
-            self.timer = None;
             return;
         };
         if let Some((_, armed)) = &self.timer {
