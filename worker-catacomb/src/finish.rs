@@ -45,11 +45,11 @@ impl Catacomb {
         if let Err(e) = &result {
             tracing::debug!(catacomb = %self.shared.name, error = %e, "catacomb work failed");
         }
-        // A bound worker's error may have been recorded (and woken the
-        // work) before its own shutdown began: the catacomb dies of that
-        // error, so that is the cause, whoever gets to say it first.
-        let real = self.record(result.err());
-        let cause = match real || self.shared.tomb.err().is_some() {
+        // The cause is the error the catacomb dies of, whoever recorded
+        // it: a bound worker's error may have woken the work before that
+        // worker's own shutdown began.
+        self.record(result.err());
+        let cause = match self.shared.tomb.err().is_some() {
             true => ShutdownCause::Fatal { worker: None },
             false => ShutdownCause::Finished,
         };
