@@ -249,7 +249,7 @@ impl<T: Io> Machine<T> {
         // date entry by entry (at 100,000 ids, those scattered removals
         // were a quarter of the loop's stop): lookups check that the slot
         // still holds the id ([`Machine::slot_of`]), and the index goes
-        // at once when the last entry does.
+        // with the machine, off the loop.
         if !self.dying {
             self.index.remove(&entry.id);
         }
@@ -325,7 +325,6 @@ impl<T: Io> Machine<T> {
         }
         if self.dying && !self.finished && self.live() == 0 {
             self.finished = true;
-            self.index = Default::default();
             out.push(Action::Finished {
                 errors: std::mem::take(&mut self.fatal_errors),
             });
