@@ -250,8 +250,9 @@ fn the_add_error_of_a_dying_catacomb_passed_on_keeps_the_kill_reason() {
     scope.finish();
 }
 
-/// A bound worker's failure is told before the shutdown it causes, and
-/// the dying catacomb tells that worker no `stopping`. (It once raced: the
+/// A bound worker's failure is told before the shutdown it causes, that
+/// shutdown says it is fatal, and the dying catacomb tells that worker no
+/// `stopping`. (It once raced: the
 /// work, woken by the recorded error, shut the catacomb down before the
 /// failure was told; seen under load, in the `Plan::on_event` doctest.)
 /// Repeated, since the wrong order needs the work's thread to win a race.
@@ -266,7 +267,16 @@ fn a_failure_is_told_before_the_shutdown_it_causes() {
                 Err(c.err_dying())
             })
             .on_event(move |e| {
-                let _ = tx.send(e.name());
+                // The shutdown's cause is the worker's error, whichever
+                // thread said so first (the woken work, or the worker's
+                // own end).
+                let fatal = matches!(
+                    e.kind,
+                    worker_core::events::EventKind::ShuttingDown {
+                        cause: worker_core::events::ShutdownCause::Fatal { .. }
+                    }
+                );
+                let _ = tx.send(if fatal { "fatal shutdown" } else { e.name() });
             }),
         )
         .unwrap();
@@ -277,11 +287,7 @@ fn a_failure_is_told_before_the_shutdown_it_causes() {
         let seen: Vec<&str> = events.try_iter().collect();
         assert_eq!(
             seen,
-            [
-                "worker started",
-                "worker failed",
-                "supervisor shutting down"
-            ],
+            ["worker started", "worker failed", "fatal shutdown"],
             "round {round}"
         );
     }
