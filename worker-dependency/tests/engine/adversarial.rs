@@ -192,14 +192,7 @@ fn a_blocking_kill_during_shutdown_delays_only_itself() {
 fn a_slow_drop_stalls_no_query() {
     let h = Harness::new("dep-adv-slow-drop");
     let (slow, gate) = SlowDrop::new();
-    let slow = Mutex::new(Some(slow));
-    let m = Manifold::new(move |_| {
-        slow.lock()
-            .unwrap()
-            .take()
-            .ok_or_else(|| Error::msg("started once only"))
-    });
-    h.engine.install("slow", m).unwrap();
+    h.engine.install("slow", once(slow)).unwrap();
     h.expect_started(&["slow"]);
     h.engine.uninstall("slow").unwrap();
     // The engine lets go of the worker at once, off its loop: the Drop
@@ -404,19 +397,7 @@ fn a_tree_of_misbehaving_workers_stops_cleanly_and_leaves_no_thread() {
 fn an_engine_waits_for_the_workers_lent_to_a_report_and_drops_them_itself() {
     let h = Harness::new("dep-adv-report-lent");
     let (worker, gate, dropped) = SlowReport::new();
-    let worker = Mutex::new(Some(worker));
-    h.engine
-        .install(
-            "slow",
-            Manifold::new(move |_| {
-                worker
-                    .lock()
-                    .unwrap()
-                    .take()
-                    .ok_or_else(|| Error::msg("started once only"))
-            }),
-        )
-        .unwrap();
+    h.engine.install("slow", once(worker)).unwrap();
     h.expect_started(&["slow"]);
     let reporter = {
         let engine = h.engine.clone();
@@ -451,19 +432,7 @@ fn an_engine_waits_for_the_workers_lent_to_a_report_and_drops_them_itself() {
 fn a_workers_report_that_waits_for_its_own_engine_gets_a_typed_error() {
     let h = Harness::new("dep-adv-report-waits");
     let (worker, waited) = WaitsInReport::new(Arc::new(h.engine.clone()));
-    let worker = Mutex::new(Some(worker));
-    h.engine
-        .install(
-            "waits",
-            Manifold::new(move |_| {
-                worker
-                    .lock()
-                    .unwrap()
-                    .take()
-                    .ok_or_else(|| Error::msg("started once only"))
-            }),
-        )
-        .unwrap();
+    h.engine.install("waits", once(worker)).unwrap();
     h.expect_started(&["waits"]);
     let reporter = {
         let engine = h.engine.clone();
@@ -473,4 +442,16 @@ fn a_workers_report_that_waits_for_its_own_engine_gets_a_typed_error() {
     assert_eq!(reporter.join().unwrap().manifolds.len(), 1);
     assert!(e.is::<WouldDeadlock>(), "{e:?}");
     assert!(h.stop().is_ok());
+}
+
+/// A manifold that starts `worker` once; a restart fails.
+fn once<W: Worker>(worker: W) -> Manifold {
+    let worker = Mutex::new(Some(worker));
+    Manifold::new(move |_| {
+        worker
+            .lock()
+            .unwrap()
+            .take()
+            .ok_or_else(|| Error::msg("started once only"))
+    })
 }
