@@ -257,29 +257,27 @@ fn metrics_read_the_report_off_the_tree() {
     let attempts = format!(
         "worker_manifold_start_attempts{{engine=\"metrics-test\",manifold=\"broken\"}} {attempts}"
     );
-    for line in [
-        "worker_engine_up{engine=\"metrics-test\"} 1",
-        "worker_engine_dying{engine=\"metrics-test\"} 0",
-        "worker_manifold_state{engine=\"metrics-test\",manifold=\"queue\",state=\"started\"} 1",
-        "worker_manifold_state{engine=\"metrics-test\",manifold=\"queue\",state=\"stopped\"} 0",
-        "worker_manifold_starts_total{engine=\"metrics-test\",manifold=\"queue\"} 1",
-        "worker_manifold_starts_total{engine=\"metrics-test\",manifold=\"broken\"} 0",
-        &attempts,
-        "worker_manifold_start_attempts{engine=\"metrics-test\",manifold=\"queue\"} 0",
-        "worker_manifold_failed{engine=\"metrics-test\",manifold=\"broken\"} 1",
-        "worker_manifold_failed{engine=\"metrics-test\",manifold=\"needs-broken\"} 0",
-        "worker_manifold_stuck{engine=\"metrics-test\",manifold=\"queue\"} 0",
-        "worker_runner_worker_state{runner=\"metrics-test/fleet/catacomb/runner\",worker=\"m-1\",state=\"started\"} 1",
-        "worker_runner_worker_restarts{runner=\"metrics-test/fleet/catacomb/runner\",worker=\"m-1\"} 0",
-        "worker_runner_worker_stuck{runner=\"metrics-test/fleet/catacomb/runner\",worker=\"m-1\"} 0",
-        "worker_catacomb_state{catacomb=\"metrics-test/helpers/catacomb\",state=\"alive\"} 1",
-        "worker_catacomb_workers{catacomb=\"metrics-test/helpers/catacomb\"} 2",
-    ] {
-        assert!(
-            text.lines().any(|l| l == line),
-            "no line {line:?} in:\n{text}"
-        );
-    }
+    assert_lines(
+        &text,
+        &[
+            "worker_engine_up{engine=\"metrics-test\"} 1",
+            "worker_engine_dying{engine=\"metrics-test\"} 0",
+            "worker_manifold_state{engine=\"metrics-test\",manifold=\"queue\",state=\"started\"} 1",
+            "worker_manifold_state{engine=\"metrics-test\",manifold=\"queue\",state=\"stopped\"} 0",
+            "worker_manifold_starts_total{engine=\"metrics-test\",manifold=\"queue\"} 1",
+            "worker_manifold_starts_total{engine=\"metrics-test\",manifold=\"broken\"} 0",
+            &attempts,
+            "worker_manifold_start_attempts{engine=\"metrics-test\",manifold=\"queue\"} 0",
+            "worker_manifold_failed{engine=\"metrics-test\",manifold=\"broken\"} 1",
+            "worker_manifold_failed{engine=\"metrics-test\",manifold=\"needs-broken\"} 0",
+            "worker_manifold_stuck{engine=\"metrics-test\",manifold=\"queue\"} 0",
+            "worker_runner_worker_state{runner=\"metrics-test/fleet/catacomb/runner\",worker=\"m-1\",state=\"started\"} 1",
+            "worker_runner_worker_restarts{runner=\"metrics-test/fleet/catacomb/runner\",worker=\"m-1\"} 0",
+            "worker_runner_worker_stuck{runner=\"metrics-test/fleet/catacomb/runner\",worker=\"m-1\"} 0",
+            "worker_catacomb_state{catacomb=\"metrics-test/helpers/catacomb\",state=\"alive\"} 1",
+            "worker_catacomb_workers{catacomb=\"metrics-test/helpers/catacomb\"} 2",
+        ],
+    );
     stop(&engine).unwrap();
     let mut out = Exposition::new();
     report_metrics(&tree(&engine.report()), &mut out).unwrap();
@@ -379,37 +377,33 @@ fn the_observer_serves_every_endpoint_then_stops_without_a_trace() {
 
     // The engine's own counts are in while it runs: the hook is told
     // before the test's `Events`, which `installed` waited for.
-    for line in [
-        "worker_starts_total{supervisor=\"serve-test\",worker=\"queue\"} 1",
-        "worker_live{supervisor=\"serve-test\",worker=\"queue\"} 1",
-        "worker_failures_total{supervisor=\"serve-test\",worker=\"broken\",kind=\"start\"} 1",
-    ] {
-        assert!(
-            metrics.lines().any(|l| l == line),
-            "no {line:?} in:\n{metrics}"
-        );
-    }
+    assert_lines(
+        &metrics,
+        &[
+            "worker_starts_total{supervisor=\"serve-test\",worker=\"queue\"} 1",
+            "worker_live{supervisor=\"serve-test\",worker=\"queue\"} 1",
+            "worker_failures_total{supervisor=\"serve-test\",worker=\"broken\",kind=\"start\"} 1",
+        ],
+    );
 
     stop(&engine).unwrap();
     // Stopped, every supervisor has delivered its last event: the nested
     // runner and catacombs counted their workers' whole lives.
     let metrics = get_ok(&client, address, "/metrics", "text/plain; version=0.0.4");
     assert_families(&metrics, HOOK_FAMILIES);
-    for line in [
-        "worker_starts_total{supervisor=\"serve-test\",worker=\"fleet\"} 1",
-        "worker_starts_total{supervisor=\"serve-test-runner\",worker=\"m-1\"} 1",
-        "worker_starts_total{supervisor=\"serve-test-fleet\"} 1",
-        "worker_starts_total{supervisor=\"serve-test-helpers\"} 2",
-        "worker_live{supervisor=\"serve-test\",worker=\"queue\"} 0",
-        "worker_live{supervisor=\"serve-test-runner\",worker=\"m-1\"} 0",
-        "worker_live{supervisor=\"serve-test-helpers\"} 0",
-        "worker_stop_seconds_count{supervisor=\"serve-test-helpers\"} 2",
-    ] {
-        assert!(
-            metrics.lines().any(|l| l == line),
-            "no {line:?} in:\n{metrics}"
-        );
-    }
+    assert_lines(
+        &metrics,
+        &[
+            "worker_starts_total{supervisor=\"serve-test\",worker=\"fleet\"} 1",
+            "worker_starts_total{supervisor=\"serve-test-runner\",worker=\"m-1\"} 1",
+            "worker_starts_total{supervisor=\"serve-test-fleet\"} 1",
+            "worker_starts_total{supervisor=\"serve-test-helpers\"} 2",
+            "worker_live{supervisor=\"serve-test\",worker=\"queue\"} 0",
+            "worker_live{supervisor=\"serve-test-runner\",worker=\"m-1\"} 0",
+            "worker_live{supervisor=\"serve-test-helpers\"} 0",
+            "worker_stop_seconds_count{supervisor=\"serve-test-helpers\"} 2",
+        ],
+    );
     // The engine stopped, the observer serves its final report.
     let report: serde_json::Value = serde_json::from_str(&get_ok(
         &client,
@@ -515,4 +509,15 @@ fn a_dropped_observer_stops_serving() {
     // Killed on drop; its thread ends on its own, unjoined.
     worker_testing::assert_threads_gone_within(&format!("observer[{address}]"), LONG);
     stop(&engine).unwrap();
+}
+
+/// Fails unless `text` has each of `lines` as a whole line.
+#[track_caller]
+fn assert_lines(text: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(
+            text.lines().any(|l| l == *line),
+            "no line {line:?} in:\n{text}"
+        );
+    }
 }
