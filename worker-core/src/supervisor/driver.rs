@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, select};
 use super::effects::{BATCH_LIMIT, Batch, Effects, Finalize, Finish, Work};
 use super::error::{SupervisorFailed, WouldDeadlock};
 use super::offloop::{LoopGuard, bury, take_graveyard};
+use super::own_news::OwnNews;
 use super::reply::Spin;
 use crate::threads::JoinSlot;
 use crate::{
@@ -149,12 +150,16 @@ enum Job<J> {
 /// How jobs and completion callbacks talk to the loop.
 pub struct Events<E> {
     tx: Sender<Inbox<E>>,
+    /// The supervisor's id: sent from its own loop thread, an event skips
+    /// the channel (see [`own_news`](super::own_news)).
+    id: u64,
 }
 
 impl<E> Clone for Events<E> {
     fn clone(&self) -> Self {
         Events {
             tx: self.tx.clone(),
+            id: self.id,
         }
     }
 }
@@ -163,6 +168,12 @@ impl<E: Send + 'static> Events<E> {
     /// Tells the machine `event`; gives it back if the supervisor has
     /// finished.
     pub fn send(&self, event: E) -> Result<(), E> {
+        // On the loop's own thread (a worker it killed itself has ended),
+        // straight into the loop's own queue.
+        let event = match super::own_news::push(self.id, event) {
+            Ok(()) => return Ok(()),
+            Err(event) => event,
+        };
         self.tx.send(Inbox::Event(event)).map_err(|e| match e.0 {
             Inbox::Event(event) => event,
             _ => unreachable!("sent an event"),
@@ -310,7 +321,7 @@ where
 {
     let id = crate::threads::supervisor_id();
     let (tx, rx) = crossbeam_channel::unbounded();
-    let events = Events { tx: tx.clone() };
+    let events = Events { tx: tx.clone(), id };
     let tomb = Tomb::new();
     let name = config.name.clone();
 
@@ -359,6 +370,8 @@ where
 
     let stall = config.stall;
     let event_loop = Loop {
+        id,
+        own: None,
         name: name.clone(),
         machine,
         rx,
@@ -482,6 +495,11 @@ const SPIN: Duration = Duration::from_micros(5);
 
 /// The loop thread's state.
 struct Loop<M: Machine> {
+    /// The supervisor's id.
+    id: u64,
+    /// The loop's own news (see [`own_news`](super::own_news)), while it
+    /// runs.
+    own: Option<OwnNews<M::Event>>,
     name: Arc<str>,
     machine: M,
     rx: Receiver<Inbox<M::Event>>,
@@ -520,6 +538,7 @@ struct Loop<M: Machine> {
 
 impl<M: Machine> Loop<M> {
     fn run(mut self) -> Result<(), Error> {
+        self.own = Some(OwnNews::install(self.id));
         while self.result.is_none() {
             self.block();
             self.stay_busy();
@@ -529,12 +548,19 @@ impl<M: Machine> Loop<M> {
             self.flush_all();
             self.arm_timer();
         }
+        // Sends from this thread go to the channel again, where `close`
+        // finds them.
+        self.own = None;
         self.close()
     }
 
     /// Blocks until a message, the machine's timer, or a real-time check
-    /// (the executor's stall rule, batches' progress) is due.
+    /// (the executor's stall rule, batches' progress) is due; or, if the
+    /// loop's own news is waiting, handles it instead.
     fn block(&mut self) {
+        if self.take_own_news() {
+            return;
+        }
         let check_at = match (self.executor.stall_deadline(), self.rescue_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -574,6 +600,10 @@ impl<M: Machine> Loop<M> {
         let mut handled = 0usize;
         let mut spin = Spin::new();
         while self.result.is_none() {
+            if self.take_own_news() {
+                spin = Spin::new();
+                continue;
+            }
             match self.rx.try_recv() {
                 Ok(msg) => {
                     self.receive(msg);
@@ -747,12 +777,56 @@ impl<M: Machine> Loop<M> {
         }
     }
 
-    /// Handles the messages queued now (not those that come meanwhile).
+    /// Handles the loop's own news, then the messages queued now (not
+    /// those that come meanwhile).
     fn take_news(&mut self) {
+        self.take_own_news();
         for _ in 0..self.rx.len() {
             match self.rx.try_recv() {
                 Ok(msg) => self.receive(msg),
                 Err(_) => return,
+            }
+        }
+    }
+
+    /// Handles the news the loop made itself (the ends of the workers it
+    /// killed), all of it, including what handling it makes; returns
+    /// whether there was any. One reading of the clock serves a batch:
+    /// its news came at once.
+    fn take_own_news(&mut self) -> bool {
+        let Some(own) = &mut self.own else {
+            return false;
+        };
+        if own.is_empty() {
+            return false;
+        }
+        loop {
+            let Some(own) = &mut self.own else {
+                return true;
+            };
+            let mut news = own.take();
+            if news.is_empty() {
+                own.give_back(news);
+                return true;
+            }
+            let now = match self.tick_due() {
+                Some(now) => now,
+                // No deadline to look at: the clock was not read.
+                None => self.clock.now(),
+            };
+            for event in news.drain(..) {
+                if self.result.is_some() {
+                    // The supervisor has finished: dropped, as `close`
+                    // drops what its channel still holds.
+                    continue;
+                }
+                if M::ends_job(&event) {
+                    self.executor.finished();
+                }
+                self.step_at(Some(now), |m, now, fx| m.handle(event, now, fx));
+            }
+            if let Some(own) = &mut self.own {
+                own.give_back(news);
             }
         }
     }

@@ -20,6 +20,10 @@
 //!   of the values they carry, hooks) is done on a few executor threads
 //!   (`<name>-start-<n>`, a [`StartQueue`](crate::StartQueue)), never on
 //!   the loop;
+//! - **its own news**: the end of a worker the loop killed itself (one of
+//!   the library's thread-free workers: no user code runs) is reported on
+//!   the loop's own thread, and goes to the loop through a thread-local
+//!   queue rather than its channel (the notes in `own_news.rs` say why);
 //! - **defence in depth**: a panic in a machine call (a bug) ends the
 //!   supervisor with [`SupervisorFailed`] after killing and waiting for
 //!   every worker it held; a panic of the loop itself still ends the
@@ -66,6 +70,7 @@ pub mod effects;
 mod error;
 pub mod lend;
 pub mod offloop;
+mod own_news;
 mod quiet;
 pub mod ready;
 pub mod reply;
