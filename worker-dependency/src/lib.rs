@@ -155,7 +155,10 @@
 //! does not end), and a worker body that uninstalls its own manifold and
 //! waits deadlocks (the uninstall waits for the worker, which waits for
 //! the uninstall; the engine cannot tell which manifold a thread works
-//! for): return [`Uninstall`] from the worker instead.
+//! for): return [`Uninstall`] from the worker instead. Errors are data:
+//! the engine keeps them (for reports, `worst_error` and the final
+//! result) and lets go of them on its loop, so an error type's own `Drop`
+//! must not block.
 //!
 //! # Reports
 //!

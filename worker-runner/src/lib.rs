@@ -123,7 +123,9 @@
 //! returns holds the runner's final `wait` (nothing can join a thread that
 //! does not end), and a worker body spawned *outside* the runner's start
 //! functions that stops the runner deadlocks (the runner cannot know the
-//! thread is one of its workers).
+//! thread is one of its workers). Errors are data: the runner keeps them
+//! (the last error of each worker, for reports and restarts) and lets go
+//! of them on its loop, so an error type's own `Drop` must not block.
 //!
 //! Nothing costs a thread per worker beyond the worker's own. Start
 //! functions run on a few start threads (two by default; see

@@ -23,11 +23,14 @@
 //! [`Events::send`]: super::Events::send
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 thread_local! {
     /// The loop this thread runs (its supervisor id) and its queue.
     static OWN: RefCell<Option<(u64, Box<dyn Any>)>> = const { RefCell::new(None) };
+    /// Whether the queue may hold anything: the loop looks at this every
+    /// time it looks for messages, so it is a plain flag, not the queue.
+    static PENDING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Puts `event` in the queue of loop `id` if this thread runs that loop;
@@ -43,6 +46,7 @@ pub(super) fn push<E: 'static>(id: u64, event: E) -> Result<(), E> {
             if *owner == id {
                 if let Some(queue) = queue.downcast_mut::<Vec<E>>() {
                     queue.extend(event.take());
+                    PENDING.set(true);
                 }
             }
         }
@@ -72,6 +76,7 @@ impl<E: 'static> OwnNews<E> {
     /// Takes what the queue holds, oldest first (empty if nothing).
     pub(super) fn take(&mut self) -> Vec<E> {
         let mut taken = std::mem::take(&mut self.spare);
+        PENDING.set(false);
         OWN.with(|own| {
             if let Some((_, queue)) = &mut *own.borrow_mut() {
                 if let Some(queue) = queue.downcast_mut::<Vec<E>>() {
@@ -91,12 +96,9 @@ impl<E: 'static> OwnNews<E> {
         }
     }
 
-    /// Whether the queue holds anything.
+    /// Whether the queue holds nothing.
     pub(super) fn is_empty(&self) -> bool {
-        OWN.with(|own| match &*own.borrow() {
-            Some((_, queue)) => queue.downcast_ref::<Vec<E>>().is_none_or(Vec::is_empty),
-            None => true,
-        })
+        !PENDING.get()
     }
 }
 
@@ -107,6 +109,7 @@ impl<E: 'static> Drop for OwnNews<E> {
         // the loop drops what its channel still holds when it ends; during
         // a panic's unwind, it is leaked instead, as the graveyard is.
         let left = OWN.try_with(|own| own.borrow_mut().take()).ok().flatten();
+        let _ = PENDING.try_with(|pending| pending.set(false));
         if std::thread::panicking() {
             std::mem::forget(left);
         }

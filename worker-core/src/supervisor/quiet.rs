@@ -38,10 +38,17 @@ fn tomb_of(worker: &SharedWorker) -> Option<(&Tomb, bool)> {
 }
 
 /// Whether dropping `worker` here (and skipping its `wait`) runs no code
-/// but the library's: a [`Passive`] worker that has finished cleanly
-/// holds no user code any more (its callbacks ran and are gone, and there
-/// is no error value whose `Drop` could be the user's) and has no thread
-/// to join. A supervisor's loop then lets go of it itself.
+/// but the library's: a [`Passive`] worker that has finished holds no
+/// user code any more (its callbacks and hooks ran and are gone) and has
+/// no thread to join. A supervisor's loop then lets go of it itself.
+///
+/// What it still holds is its error, if it failed: data, whose last handle
+/// may be dropped anywhere, as the loop drops the errors in the news it
+/// handles (the same error, shared: the outcome a completion callback
+/// reports is a clone of it). So this does not wait for a clean finish: a
+/// worker that fails and restarts every microsecond would otherwise cost
+/// the executor a job for each ending, and the runner a second start
+/// thread.
 pub(crate) fn is_spent(worker: &SharedWorker) -> bool {
     let any: &dyn Any = &**worker;
     any.downcast_ref::<Passive>()

@@ -245,7 +245,7 @@ impl Tomb {
                 let finished = inner.finish(Ok(()));
                 after.absorb(finished);
             }
-            let spent = inner.state == TombState::Dead && inner.reason.is_none();
+            let spent = inner.state == TombState::Dead;
             (after, spent)
         };
         after.run(self);
@@ -298,12 +298,11 @@ impl Tomb {
         inner.outcome()
     }
 
-    /// Whether the tomb is dead without an error: it then holds nothing of
-    /// the user's (see `supervisor::quiet::is_spent`). Cheaper
-    /// than [`try_result`](Self::try_result), which clones the result.
+    /// Whether the tomb is dead: it then holds nothing of the user's but
+    /// its error, if any (see `supervisor::quiet::is_spent`). Cheaper than
+    /// [`try_result`](Self::try_result), which clones the result.
     pub(crate) fn is_spent(&self) -> bool {
-        let inner = self.lock();
-        inner.state == TombState::Dead && inner.reason.is_none()
+        self.lock().state == TombState::Dead
     }
 
     /// The result if the tomb is dead, without blocking.
@@ -577,14 +576,12 @@ mod tests {
         );
         assert_eq!(tomb.state(), TombState::Dead);
 
-        // A recorded error is the result of a finishing quiet kill.
+        // A recorded error is the result of a finishing quiet kill; the
+        // tomb is spent all the same (an error is data).
         let tomb = Tomb::new();
         tomb.kill(Some(Error::msg("failing")));
-        assert_eq!(
-            tomb.kill_quietly(true),
-            Some(false),
-            "not spent: it holds the error"
-        );
+        assert_eq!(tomb.kill_quietly(true), Some(true));
+        assert!(tomb.is_spent());
         assert_eq!(tomb.wait().unwrap_err().to_string(), "failing");
     }
 
