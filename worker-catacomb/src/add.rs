@@ -192,7 +192,15 @@ impl Catacomb {
 
     /// Arranges for `released(key, outcome)` to run once `worker` finishes.
     fn watch(&self, worker: &SharedWorker, key: Key) -> Result<(), AddError> {
-        let callback = self.completion(key);
+        // The library's own thread-free workers take the callback as a
+        // supervisor's, which lets a kill of the catacomb kill them on the
+        // killer's thread (see `Catacomb::kill_here`): the callback runs no
+        // user code.
+        let callback = match worker_core::supervisor::on_done_quietly(worker, self.completion(key))
+        {
+            Ok(()) => return Ok(()),
+            Err(callback) => callback,
+        };
         let (registered, itself) = while_adding_to(self.shared.id, || {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.on_done(callback)))
         });

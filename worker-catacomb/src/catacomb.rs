@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use worker_core::events::{EventKind, ShutdownCause};
+use worker_core::supervisor::QuietKill;
 use worker_core::threads::JoinSlot;
 use worker_core::{DoneCallback, Error, Reporter, SharedWorker, Signal, Tomb, TombState, Worker};
 
@@ -184,7 +185,12 @@ impl Catacomb {
     /// bound worker killed, on the catacomb's own threads
     /// (`<name>-stop-<n>`): it does not call any worker's code itself, so
     /// it returns at once, even if a worker's `kill` blocks. (Only if the
-    /// system refuses that thread are the kills made here instead.)
+    /// system refuses that thread are the kills made here instead.) The
+    /// library's own workers ([`Passive`](worker_core::Passive) ones, and
+    /// those [`spawn`](worker_core::spawn()) and task workers make) are the
+    /// exception: their kill runs no user code unless the user gave them a
+    /// dying hook or a completion callback, so this kills them itself, and
+    /// a passive worker is dead by the time it returns.
     ///
     /// [`Worker::kill`] is `kill_with(None)`. (Go's `Kill(err)`; the name
     /// differs so that `c.kill()` is the worker's kill, as on every other
@@ -210,7 +216,7 @@ impl Catacomb {
     /// killed (the first time), saying why it shuts down.
     pub(crate) fn close(&self, cause: ShutdownCause) {
         let mut told = Told::default();
-        let stranded = {
+        let (stranded, here) = {
             let mut state = self.lock_state();
             if !state.open {
                 return;
@@ -230,14 +236,64 @@ impl Catacomb {
                 }
             }
             let mut stranded = self.hand_over(&mut state, &told);
-            if !workers.is_empty() {
-                KillBatch::push(&mut state.errands, self, workers);
+            // The library's own workers are killed here, the others by
+            // kill errands.
+            let (here, errands): (Vec<_>, Vec<_>) = workers
+                .into_iter()
+                .partition(|(_, worker)| worker_core::supervisor::can_kill_quietly(worker));
+            if !errands.is_empty() {
+                KillBatch::push(&mut state.errands, self, errands);
                 stranded.extend(state.errands.flush(&self.shared));
             }
-            stranded
+            (stranded, here)
         };
         self.run_stranded(stranded);
         told.log();
+        self.kill_here(here);
+    }
+
+    /// Kills the library's own workers among those lent for a kill, on
+    /// this thread: their kill runs no user code (no thread hop, as a
+    /// supervisor's loop kills them: see
+    /// [`kill_quietly`](worker_core::supervisor::kill_quietly)), and the
+    /// callback each reports its end with is the catacomb's, which runs
+    /// none either. A worker that has finished with it (a passive one) is
+    /// let go of here, since it has no thread to wait for; one still
+    /// running goes back to its binding, or to the reaping errand if it
+    /// has ended meanwhile; one whose kill would run user code after all
+    /// (a hook registered since it was added) goes to a kill errand.
+    fn kill_here(&self, workers: Vec<(Key, SharedWorker)>) {
+        if workers.is_empty() {
+            return;
+        }
+        let mut running = Vec::new();
+        let mut refused = Vec::new();
+        for (key, worker) in workers {
+            match worker_core::supervisor::kill_quietly(&worker) {
+                // Its binding was released inside the kill.
+                QuietKill::Finished => drop(worker),
+                QuietKill::Refused => refused.push((key, worker)),
+                _ => running.push((key, worker)),
+            }
+        }
+        let stranded = {
+            let mut state = self.lock_state();
+            let mut stranded = Vec::new();
+            for (key, worker) in running {
+                if let Err(ended) = state.bindings.lend_back(key, worker) {
+                    stranded.extend(self.reap_later(&mut state, ended));
+                }
+            }
+            if !refused.is_empty() {
+                KillBatch::push(&mut state.errands, self, refused);
+                stranded.extend(state.errands.flush(&self.shared));
+            }
+            // The work thread may be waiting for the last binding, which
+            // no errand's end tells it of if it went here.
+            self.shared.settled.notify_all();
+            stranded
+        };
+        self.run_stranded(stranded);
     }
 
     /// What a kill reason really means to this catacomb (see

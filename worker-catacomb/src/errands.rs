@@ -1,6 +1,11 @@
 //! Errands: the calls into bound workers' code (`kill`, `wait` and the
 //! last `Drop`) that the catacomb makes off its callers' threads.
 //!
+//! (The library's own thread-free workers are the exception: killing them
+//! runs no user code, so a kill of the catacomb kills them on its
+//! caller's thread, as a supervisor's loop does; see
+//! `Catacomb::kill_here`.)
+//!
 //! # Why not on the caller's thread
 //!
 //! Whoever kills a catacomb may be a runner's or an engine's thread, or a

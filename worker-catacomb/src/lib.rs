@@ -161,7 +161,11 @@
 //!   has returned) (`misbehaving::kill_returns_while_a_bound_workers_kill_blocks`,
 //!   `misbehaving::kills_that_block_do_not_hold_up_the_other_kills`). The
 //!   catacomb is not dead until that `kill` has returned: its thread must
-//!   be joined.
+//!   be joined. (The library's own workers, whose kill runs no user code,
+//!   are killed by the caller itself, with no thread hop:
+//!   `kill::kill_kills_the_librarys_own_workers_itself`; but not one the
+//!   user gave a dying hook or a completion callback:
+//!   `misbehaving::user_hooks_and_callbacks_of_passive_workers_do_not_run_on_the_killers_thread`.)
 //! - **Calling back into the catacomb** from a bound worker's code is
 //!   allowed: `add`, `kill_with`, `err`, `state` and the signals never wait
 //!   for a worker (`misbehaving::completion_callbacks_of_bound_workers_may_call_add_kill_and_err`).

@@ -403,3 +403,51 @@ fn completion_callbacks_of_bound_workers_may_call_add_kill_and_err() {
     );
     scope.finish();
 }
+
+/// The library's own workers are killed on the killer's thread (see the
+/// next test), but only while that runs no user code: a passive worker
+/// the user gave a dying hook, or a completion callback of their own, is
+/// killed by the catacomb's kill thread, where its hook and callback run.
+#[test]
+fn user_hooks_and_callbacks_of_passive_workers_do_not_run_on_the_killers_thread() {
+    let scope = Scope::new("quiet_refused");
+    let name = scope.name("c");
+    let c = invoke_until_dying(name.clone(), vec![]);
+    let (ran, where_) = crossbeam_channel::unbounded::<(&str, Option<String>)>();
+    let this_thread = || std::thread::current().name().map(str::to_owned);
+    let hooked = Arc::new(Passive::new());
+    let told = ran.clone();
+    hooked.tomb().on_dying(move || {
+        let _ = told.send(("hook", this_thread()));
+    });
+    let called = Arc::new(Passive::new());
+    let told = ran.clone();
+    called.tomb().on_done(move |_| {
+        let _ = told.send(("callback", this_thread()));
+    });
+    let plain = Arc::new(Passive::new());
+    for worker in [&hooked, &called, &plain] {
+        c.add(worker.clone()).unwrap();
+    }
+    let killer = scope.name("killer");
+    let handle = {
+        let c = c.clone();
+        worker_core::threads::spawn_named(killer.clone(), move || c.kill()).unwrap()
+    };
+    handle.join().unwrap();
+    let mut seen: Vec<(&str, Option<String>)> = (0..2)
+        .map(|_| where_.recv_timeout(TIMEOUT).unwrap())
+        .collect();
+    seen.sort();
+    for (what, thread) in &seen {
+        let thread = thread.as_deref().unwrap_or("");
+        assert!(
+            thread.starts_with(&format!("{name}-stop")),
+            "the {what} ran on {thread:?}, not on a kill thread"
+        );
+    }
+    assert_eq!(seen[0].0, "callback");
+    assert_eq!(seen[1].0, "hook");
+    assert!(wait_for(&c).is_ok());
+    scope.finish();
+}

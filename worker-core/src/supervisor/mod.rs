@@ -80,6 +80,6 @@ pub use driver::{DriverConfig, Events, Handle, Machine, finished, start};
 pub use effects::{Effects, Finish};
 pub use error::{SupervisorFailed, WouldDeadlock};
 pub use lend::{Lending, Lent};
-pub use quiet::watch;
+pub use quiet::{QuietKill, can_kill_quietly, kill_quietly, on_done_quietly, watch};
 pub use reply::{AsyncCall, Call, CallError, Reply};
 pub use timers::Timers;

@@ -61,6 +61,65 @@ pub(crate) fn can_kill(worker: &SharedWorker) -> bool {
     tomb_of(worker).is_some()
 }
 
+/// How a [`kill_quietly`] went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QuietKill {
+    /// The worker is killed, and has finished: a [`Passive`] worker, which
+    /// has no thread, so there is nothing to wait for, and dropping it
+    /// runs no user code.
+    Finished,
+    /// The worker is killed and may still be running (its thread or task
+    /// sees the kill next): wait for it as usual.
+    Killed,
+    /// Not killed: not one of the library's own, or its kill would run
+    /// user code (a dying hook, or a completion callback of the user's
+    /// that finishing it would run). Kill it the ordinary way.
+    Refused,
+}
+
+/// Whether `worker` is one of the library's own, which [`kill_quietly`]
+/// may kill (it still checks, when it kills, that no user code would
+/// run). A look at its type, nothing more.
+pub fn can_kill_quietly(worker: &SharedWorker) -> bool {
+    tomb_of(worker).is_some()
+}
+
+/// Kills `worker` on this thread if that runs no code but the library's:
+/// the quiet kill a supervisor's loop makes of the library's thread-free
+/// workers ([`Passive`], and the tombs of [`ThreadWorker`]s and task
+/// workers), for a supervisor that must not run user code on the calling
+/// thread (a catacomb killed from any thread, say).
+///
+/// The completion callbacks registered with [`on_done_quietly`] (and
+/// [`watch`]) may run here, on this thread; others make it refuse.
+pub fn kill_quietly(worker: &SharedWorker) -> QuietKill {
+    match tomb_of(worker) {
+        Some((tomb, finish)) => match tomb.kill_quietly(finish) {
+            Some(spent) if finish && spent => QuietKill::Finished,
+            Some(_) => QuietKill::Killed,
+            None => QuietKill::Refused,
+        },
+        None => QuietKill::Refused,
+    }
+}
+
+/// Registers `callback` as a supervisor's own completion callback of
+/// `worker`, if it is one of the library's thread-free workers: one that
+/// leaves [`kill_quietly`] free to kill it, and that must therefore run no
+/// user code wherever it runs (the killer's thread, a supervisor's loop).
+/// Gives the callback back for any other worker, to be registered with
+/// its [`on_done`](crate::Worker::on_done) as usual.
+pub fn on_done_quietly(worker: &SharedWorker, callback: DoneCallback) -> Result<(), DoneCallback> {
+    match tomb_of(worker) {
+        Some((tomb, _)) => {
+            tomb.on_done_supervised(callback);
+            Ok(())
+        }
+        None => Err(callback),
+    }
+}
+
 /// Kills `worker` here if it is one of the library's own and its kill
 /// runs no user code, and then lets go of it: here if that runs no user
 /// code either (a [`Passive`] worker its kill finished cleanly), else by
