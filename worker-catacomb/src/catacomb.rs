@@ -278,12 +278,7 @@ impl Catacomb {
         }
         let stranded = {
             let mut state = self.lock_state();
-            let mut stranded = Vec::new();
-            for (key, worker) in running {
-                if let Err(ended) = state.bindings.lend_back(key, worker) {
-                    stranded.extend(self.reap_later(&mut state, ended));
-                }
-            }
+            let mut stranded = self.lend_back(&mut state, running);
             if !refused.is_empty() {
                 KillBatch::push(&mut state.errands, self, refused);
                 stranded.extend(state.errands.flush(&self.shared));

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use worker_core::SharedWorker;
 
 use crate::bindings::Key;
-use crate::catacomb::Catacomb;
+use crate::catacomb::{Catacomb, State};
 use crate::errands::{Errand, Errands};
 
 /// The workers one kill of the catacomb must kill, lent by its bindings
@@ -141,16 +141,25 @@ impl Catacomb {
         if running.is_empty() {
             return;
         }
-        let stranded = {
-            let mut state = self.lock_state();
-            let mut stranded = Vec::new();
-            for (key, worker) in running {
-                if let Err(ended) = state.bindings.lend_back(key, worker) {
-                    stranded.extend(self.reap_later(&mut state, ended));
-                }
-            }
-            stranded
-        };
+        let stranded = self.lend_back(&mut self.lock_state(), running);
         self.run_stranded(stranded);
+    }
+
+    /// Gives killed workers that may still run back to their bindings, or
+    /// to the reaping errand if they have ended meanwhile (their bindings
+    /// are gone). Returns the errands no thread could be had for.
+    #[must_use]
+    pub(crate) fn lend_back(
+        &self,
+        state: &mut State,
+        workers: Vec<(Key, SharedWorker)>,
+    ) -> Vec<Errand> {
+        let mut stranded = Vec::new();
+        for (key, worker) in workers {
+            if let Err(ended) = state.bindings.lend_back(key, worker) {
+                stranded.extend(self.reap_later(state, ended));
+            }
+        }
+        stranded
     }
 }
