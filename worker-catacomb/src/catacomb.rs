@@ -81,6 +81,10 @@ pub(crate) struct State {
     /// are not released yet: a shutdown in between does not tell them
     /// `stopping` (see [`Catacomb::released`]).
     pub(crate) told_ended: Vec<Key>,
+    /// Kills of the library's own workers going on on a killer's thread
+    /// (`Catacomb::kill_here`): the catacomb does not finish before they
+    /// have given back the workers they hold.
+    pub(crate) killing_here: usize,
 }
 
 impl Catacomb {
@@ -125,6 +129,7 @@ impl Catacomb {
                     watchers: Vec::new(),
                     dying_since: None,
                     told_ended: Vec::new(),
+                    killing_here: 0,
                 }),
                 settled: Condvar::new(),
                 errands_pending: AtomicUsize::new(0),
@@ -245,6 +250,12 @@ impl Catacomb {
                 KillBatch::push(&mut state.errands, self, errands);
                 stranded.extend(state.errands.flush(&self.shared));
             }
+            if !here.is_empty() {
+                // Until `kill_here` has given the workers back, the
+                // catacomb must not finish: this thread holds workers that
+                // may have ended without being waited for.
+                state.killing_here += 1;
+            }
             (stranded, here)
         };
         self.run_stranded(stranded);
@@ -262,6 +273,9 @@ impl Catacomb {
     /// running goes back to its binding, or to the reaping errand if it
     /// has ended meanwhile; one whose kill would run user code after all
     /// (a hook registered since it was added) goes to a kill errand.
+    ///
+    /// `close` counts it in `killing_here` when `workers` is not empty;
+    /// this uncounts it.
     fn kill_here(&self, workers: Vec<(Key, SharedWorker)>) {
         if workers.is_empty() {
             return;
@@ -283,9 +297,12 @@ impl Catacomb {
                 KillBatch::push(&mut state.errands, self, refused);
                 stranded.extend(state.errands.flush(&self.shared));
             }
-            // The work thread may be waiting for the last binding, which
-            // no errand's end tells it of if it went here.
-            self.shared.settled.notify_all();
+            // Done (see `close`); the finishing thread may be waiting for
+            // it, and checks the count under this lock.
+            state.killing_here -= 1;
+            if state.killing_here == 0 {
+                self.shared.settled.notify_all();
+            }
             stranded
         };
         self.run_stranded(stranded);

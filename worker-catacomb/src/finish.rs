@@ -79,9 +79,9 @@ impl Catacomb {
         );
     }
 
-    /// Waits until no binding is held and no errand is pending (so every
-    /// bound worker has ended and been waited for), applying the errand
-    /// queue's stall rule meanwhile.
+    /// Waits until no binding is held, no errand is pending and no killer
+    /// holds lent workers (so every bound worker has ended and been waited
+    /// for), applying the errand queue's stall rule meanwhile.
     fn settle(&self) {
         let mut state = self.lock_state();
         state.work_done = true;
@@ -97,7 +97,7 @@ impl Catacomb {
                 .shared
                 .errands_pending
                 .load(std::sync::atomic::Ordering::Acquire);
-            if state.bindings.is_empty() && pending == 0 {
+            if state.bindings.is_empty() && pending == 0 && state.killing_here == 0 {
                 debug_assert!(state.ended.is_empty(), "reaped before its errand ended");
                 return;
             }
