@@ -334,7 +334,7 @@ impl<J> Effects<J> {
 
     /// Kill `worker` (off the loop); `label` names it in logs.
     pub fn kill(&mut self, worker: SharedWorker, label: Arc<str>) {
-        if self.on_loop && super::quiet::can_kill(&worker) {
+        if self.on_loop && super::quiet::can_kill_quietly(&worker) {
             self.quiet.push((worker, label));
         } else {
             self.work.push(Work::Kill(worker, label));

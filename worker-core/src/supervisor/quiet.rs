@@ -55,12 +55,6 @@ pub(crate) fn is_spent(worker: &SharedWorker) -> bool {
         .is_some_and(|w| w.tomb().is_spent())
 }
 
-/// Whether `worker` is one of the library's own, which [`kill`] may kill
-/// here (it still checks that no user code would run).
-pub(crate) fn can_kill(worker: &SharedWorker) -> bool {
-    tomb_of(worker).is_some()
-}
-
 /// How a [`kill_quietly`] went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -120,22 +114,18 @@ pub fn on_done_quietly(worker: &SharedWorker, callback: DoneCallback) -> Result<
     }
 }
 
-/// Kills `worker` here if it is one of the library's own and its kill
-/// runs no user code, and then lets go of it: here if that runs no user
-/// code either (a [`Passive`] worker its kill finished cleanly), else by
-/// [burying](super::offloop::bury) it. Gives it back if it did not kill it.
+/// [`kill_quietly`] for a supervisor's loop, which then lets go of the
+/// worker: here if that runs no user code (a [`Passive`] worker its kill
+/// finished), else by [burying](super::offloop::bury) it. Gives it back if
+/// it did not kill it.
 pub(crate) fn kill(worker: SharedWorker) -> Result<(), SharedWorker> {
-    match tomb_of(&worker) {
-        Some((tomb, finish)) => match tomb.kill_quietly(finish) {
-            Some(spent) => {
-                if !(finish && spent) {
-                    super::offloop::bury(worker);
-                }
-                Ok(())
-            }
-            None => Err(worker),
-        },
-        None => Err(worker),
+    match kill_quietly(&worker) {
+        QuietKill::Finished => Ok(()),
+        QuietKill::Killed => {
+            super::offloop::bury(worker);
+            Ok(())
+        }
+        QuietKill::Refused => Err(worker),
     }
 }
 
@@ -160,10 +150,91 @@ where
 {
     match tomb_of(worker) {
         Some((tomb, _)) => {
-            let callback: DoneCallback = Box::new(callback);
-            tomb.on_done_supervised(callback);
+            tomb.on_done_supervised(Box::new(callback));
             None
         }
         None => watch_named(worker, thread_name, callback),
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::{Error, Worker, spawn};
+
+    /// A worker of the user's: its kill is user code.
+    #[derive(Debug)]
+    struct Users(Tomb);
+
+    impl Worker for Users {
+        fn kill(&self) {
+            self.0.kill(None);
+            self.0.done(Ok(()));
+        }
+        crate::delegate_worker!(0, except kill);
+    }
+
+    #[test]
+    fn a_quiet_kill_kills_only_where_no_user_code_runs() {
+        let passive: SharedWorker = Arc::new(Passive::new());
+        assert!(can_kill_quietly(&passive));
+        assert_eq!(kill_quietly(&passive), QuietKill::Finished);
+        assert!(passive.wait().is_ok());
+
+        let thread: SharedWorker = Arc::new(spawn("quiet-kill-test", |tomb| {
+            let _ = tomb.dying().recv();
+            Ok(())
+        }));
+        assert_eq!(kill_quietly(&thread), QuietKill::Killed);
+        assert!(thread.wait().is_ok());
+
+        let own = Arc::new(Users(Tomb::new()));
+        let users: SharedWorker = own.clone();
+        assert!(!can_kill_quietly(&users));
+        assert_eq!(kill_quietly(&users), QuietKill::Refused);
+        assert!(own.0.is_alive());
+
+        // The user's own hook or callback would run: refused, untouched.
+        let hooked = Arc::new(Passive::new());
+        hooked.tomb().on_dying(|| {});
+        let hooked_shared: SharedWorker = hooked.clone();
+        assert_eq!(kill_quietly(&hooked_shared), QuietKill::Refused);
+        assert!(hooked.tomb().is_alive());
+        let called = Arc::new(Passive::new());
+        called.tomb().on_done(|_| {});
+        let called_shared: SharedWorker = called.clone();
+        assert_eq!(kill_quietly(&called_shared), QuietKill::Refused);
+        assert!(called.tomb().is_alive());
+        let (hooked, called) = (hooked_shared, called_shared);
+        for worker in [&users, &hooked, &called] {
+            worker.kill();
+            assert!(worker.wait().is_ok());
+        }
+    }
+
+    #[test]
+    fn a_quiet_callback_runs_inside_the_quiet_kill() {
+        let passive: SharedWorker = Arc::new(Passive::new());
+        let told = Arc::new(AtomicBool::new(false));
+        let flag = told.clone();
+        let callback: DoneCallback = Box::new(move |outcome: &Outcome| {
+            flag.store(outcome.is_ok(), Ordering::SeqCst);
+        });
+        assert!(on_done_quietly(&passive, callback).is_ok());
+        assert_eq!(kill_quietly(&passive), QuietKill::Finished);
+        assert!(
+            told.load(Ordering::SeqCst),
+            "ran before kill_quietly returned"
+        );
+
+        // Any other worker gives the callback back.
+        let users: SharedWorker = Arc::new(Users(Tomb::new()));
+        let callback: DoneCallback = Box::new(|_: &Outcome| {});
+        assert!(on_done_quietly(&users, callback).is_err());
+        users.kill();
+        let _: Result<(), Error> = users.wait();
     }
 }
