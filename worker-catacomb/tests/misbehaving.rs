@@ -382,8 +382,13 @@ fn completion_callbacks_of_bound_workers_may_call_add_kill_and_err() {
     let late = Arc::new(Passive::new());
     c.add(late.clone()).unwrap();
     let second = call_back_into(&c, &late, "from the second callback");
+    // Killed by the first callback's kill, on this thread, inside that
+    // callback (it has no code of the user's: no thread hop for it).
+    let plain = Arc::new(Passive::new());
+    c.add(plain.clone()).unwrap();
 
     early.kill();
+    assert_eq!(plain.tomb().state(), TombState::Dead);
     let first = first.recv_timeout(TIMEOUT).unwrap();
     assert!(first.added.is_ok(), "{first:?}");
     assert_eq!(first.err, None);
